@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build stage: install Dyad and its dependencies into a virtual environment.
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN python -m venv /opt/dyad
+ENV PATH="/opt/dyad/bin:$PATH"
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY schedules ./schedules
+COPY db ./db
+RUN pip install --no-cache-dir .
+
+# Runtime stage: the virtual environment only, run by an unprivileged user.
+FROM python:3.11-slim
+RUN groupadd --system --gid 10001 dyad \
+    && useradd --system --uid 10001 --gid dyad --home-dir /var/lib/dyad --create-home dyad
+COPY --from=build /opt/dyad /opt/dyad
+ENV PATH="/opt/dyad/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    DYAD_LOG_FORMAT=json
+WORKDIR /var/lib/dyad
+USER 10001:10001
+EXPOSE 8443 9090
+ENTRYPOINT ["dyad"]
+CMD ["run"]

@@ -1,0 +1,132 @@
+"""Settings from ``DYAD_*`` environment variables and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+
+
+class Settings(BaseSettings):
+    """Everything Dyad reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DYAD_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    bot_token: SecretStr | None = None
+    database_url: str = "sqlite+aiosqlite:///dyad.db"
+    telegram_api_url: str = TELEGRAM_API_URL
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    encryption_keys: SecretStr | None = None
+    invite_ttl_days: int = Field(default=7, ge=1, le=90)
+    send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
+    worker_share: float = Field(default=1.0, gt=0, le=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; use for example sqlite+aiosqlite:///dyad.db "
+                "or postgresql+asyncpg://user@host/dbname"
+            ) from None
+        driver = _DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ValueError(
+                f"unsupported database {url.drivername!r}; Dyad runs on SQLite "
+                "(sqlite+aiosqlite://) or PostgreSQL (postgresql+asyncpg://)"
+            )
+        return url.set(drivername=driver).render_as_string(hide_password=False)
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must be an https:// URL that Telegram can reach")
+        return value or None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN.match(value.get_secret_value()):
+            raise ValueError("must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _BOT_TOKEN.match(value.get_secret_value()):
+            raise ValueError("does not look like a bot token from BotFather (digits:letters)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                "DYAD_WEBHOOK_SECRET: required when DYAD_WEBHOOK_URL is set, so that only "
+                "Telegram can post updates"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite default."""
+        return self.database_url.startswith("sqlite")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it and says what is wrong."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One clear line naming the first bad setting and what is wrong with it."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "__root__"]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc:
+        return f"DYAD_{loc[0].upper()}: {message}"
+    return message
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation error into a :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None

@@ -1,0 +1,1 @@
+"""The pure domain: values in, values out, no I/O."""

@@ -1,0 +1,99 @@
+"""Engine, session factory and migrations, the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from db.uow import UnitOfWork
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_LOCK = 716_205_113  # any constant: serialises concurrent `dyad migrate` on PostgreSQL
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """One database: its engine, its session factory, and its migrations."""
+
+    def __init__(self, url: str, *, search_path: str | None = None, pool_size: int = 5) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"timeout": 10}
+            if parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+            if search_path:
+                kwargs["connect_args"] = {"server_settings": {"search_path": search_path}}
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether this is PostgreSQL (row locks with SKIP LOCKED are available)."""
+        return self.dialect == "postgresql"
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work (use as ``async with db.uow() as uow``)."""
+        return UnitOfWork(self.sessionmaker)
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration; harmless when it is already there."""
+        async with self.engine.begin() as conn:
+            if self.is_postgres:
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
+            await conn.run_sync(_upgrade)
+
+    async def ping(self) -> bool:
+        """Whether the database answers."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, pointed at our migrations (and a live connection)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")

@@ -1,0 +1,216 @@
+"""SQLAlchemy 2 typed models: the tables Dyad keeps.
+
+Times are stored as aware UTC datetimes (``UtcDateTime``) on both SQLite and PostgreSQL.
+Partner free text is stored only as ciphertext (``*_ciphertext`` columns).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime, stored naive-UTC on SQLite and timestamptz on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        bytes: LargeBinary(),
+    }
+
+
+class Practice(Base):
+    __tablename__ = "practices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    config_toml: Mapped[str | None] = mapped_column(Text)
+    next_couple_number: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+
+
+class Therapist(Base):
+    __tablename__ = "therapists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    joined_at: Mapped[datetime | None]
+
+    practice: Mapped[Practice] = relationship(lazy="raise")
+
+
+class Couple(Base):
+    __tablename__ = "couples"
+    __table_args__ = (UniqueConstraint("practice_id", "handle"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    handle: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(200))
+    shared_goal: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | closed
+    safety_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    schedule_template: Mapped[str | None] = mapped_column(String(64))
+    schedule_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    space_ready_at: Mapped[datetime | None]
+    digests_sent: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    practice: Mapped[Practice] = relationship(lazy="raise")
+    therapist: Mapped[Therapist] = relationship(lazy="raise")
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+    __table_args__ = (UniqueConstraint("couple_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    slot: Mapped[str] = mapped_column(String(1))  # "A" | "B"
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    window: Mapped[str | None] = mapped_column(String(16))  # morning | afternoon | evening
+    discreet: Mapped[bool] = mapped_column(Boolean, default=False)
+    onboarding_step: Mapped[str] = mapped_column(String(16), default="invited")
+    paused_until: Mapped[datetime | None]
+    reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    unreachable_since: Mapped[datetime | None]
+    consented_at: Mapped[datetime | None]
+    joined_at: Mapped[datetime | None]
+    left_at: Mapped[datetime | None]
+
+    couple: Mapped[Couple] = relationship(lazy="raise")
+
+    @property
+    def active(self) -> bool:
+        """Joined, consented and not gone."""
+        return self.onboarding_step == "done" and self.left_at is None
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # therapist | partner
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
+    couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    slot: Mapped[str | None] = mapped_column(String(1))
+    therapist_name: Mapped[str | None] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class TherapySession(Base):
+    """A couple's therapy session (the table is ``sessions``)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("couple_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime]
+    digest_due_at: Mapped[datetime]
+    digest_sent_at: Mapped[datetime | None]
+    digest_lease_until: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    recurring: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConversationState(Base):
+    """What the bot is waiting for from one Telegram user (kept here, not in memory)."""
+
+    __tablename__ = "conversation_states"
+
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class UpdateSeen(Base):
+    """Telegram update ids already taken, so a retried webhook is handled once."""
+
+    __tablename__ = "updates_seen"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditEntry(Base):
+    """Who read or changed what about which couple, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_couple_at", "couple_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))  # e.g. therapist:3, cli, system
+    action: Mapped[str] = mapped_column(String(64))
+    couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime]

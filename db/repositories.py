@@ -1,0 +1,254 @@
+"""Repositories: the queries Dyad's services need, one class per aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    AuditEntry,
+    ConversationState,
+    Couple,
+    Invite,
+    Partner,
+    Practice,
+    Therapist,
+    TherapySession,
+    UpdateSeen,
+)
+
+
+class _Repository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+
+class PracticeRepository(_Repository):
+    async def add(self, practice: Practice) -> Practice:
+        self.session.add(practice)
+        await self.session.flush()
+        return practice
+
+    async def by_slug(self, slug: str) -> Practice | None:
+        return await self.session.scalar(select(Practice).where(Practice.slug == slug))
+
+    async def get(self, practice_id: int) -> Practice | None:
+        return await self.session.get(Practice, practice_id)
+
+    async def all(self) -> Sequence[Practice]:
+        return (await self.session.scalars(select(Practice).order_by(Practice.slug))).all()
+
+    async def slugs_like(self, prefix: str) -> set[str]:
+        rows = await self.session.scalars(
+            select(Practice.slug).where(Practice.slug.like(f"{prefix}%"))
+        )
+        return set(rows)
+
+    async def take_couple_number(self, practice_id: int) -> int:
+        """Reserve the practice's next couple number (atomic on both databases)."""
+        number = await self.session.scalar(
+            update(Practice)
+            .where(Practice.id == practice_id)
+            .values(next_couple_number=Practice.next_couple_number + 1)
+            .returning(Practice.next_couple_number)
+        )
+        assert number is not None
+        return int(number) - 1
+
+
+class TherapistRepository(_Repository):
+    async def add(self, therapist: Therapist) -> Therapist:
+        self.session.add(therapist)
+        await self.session.flush()
+        return therapist
+
+    async def get(self, therapist_id: int) -> Therapist | None:
+        return await self.session.get(Therapist, therapist_id)
+
+    async def by_user(self, telegram_user_id: int) -> Therapist | None:
+        return await self.session.scalar(
+            select(Therapist).where(Therapist.telegram_user_id == telegram_user_id)
+        )
+
+    async def of_practice(self, practice_id: int) -> Sequence[Therapist]:
+        return (
+            await self.session.scalars(
+                select(Therapist).where(Therapist.practice_id == practice_id).order_by(Therapist.id)
+            )
+        ).all()
+
+
+class CoupleRepository(_Repository):
+    async def add(self, couple: Couple) -> Couple:
+        self.session.add(couple)
+        await self.session.flush()
+        return couple
+
+    async def get(self, couple_id: int) -> Couple | None:
+        return await self.session.get(Couple, couple_id)
+
+    async def of_therapist(
+        self, therapist_id: int, *, include_closed: bool = False
+    ) -> Sequence[Couple]:
+        query = select(Couple).where(Couple.therapist_id == therapist_id)
+        if not include_closed:
+            query = query.where(Couple.status == "active")
+        return (await self.session.scalars(query.order_by(Couple.id))).all()
+
+    async def by_handle(self, practice_id: int, handle: str) -> Couple | None:
+        return await self.session.scalar(
+            select(Couple).where(Couple.practice_id == practice_id, Couple.handle == handle)
+        )
+
+    async def active(self) -> Sequence[Couple]:
+        return (await self.session.scalars(select(Couple).where(Couple.status == "active"))).all()
+
+
+class PartnerRepository(_Repository):
+    async def add(self, partner: Partner) -> Partner:
+        self.session.add(partner)
+        await self.session.flush()
+        return partner
+
+    async def get(self, partner_id: int) -> Partner | None:
+        return await self.session.get(Partner, partner_id)
+
+    async def by_user(self, telegram_user_id: int) -> Partner | None:
+        return await self.session.scalar(
+            select(Partner).where(Partner.telegram_user_id == telegram_user_id)
+        )
+
+    async def of_couple(self, couple_id: int) -> list[Partner]:
+        rows = await self.session.scalars(
+            select(Partner).where(Partner.couple_id == couple_id).order_by(Partner.slot)
+        )
+        return list(rows)
+
+    async def of_couples(self, couple_ids: Sequence[int]) -> dict[int, list[Partner]]:
+        out: dict[int, list[Partner]] = {couple_id: [] for couple_id in couple_ids}
+        if couple_ids:
+            rows = await self.session.scalars(
+                select(Partner).where(Partner.couple_id.in_(couple_ids)).order_by(Partner.slot)
+            )
+            for partner in rows:
+                out[partner.couple_id].append(partner)
+        return out
+
+
+class InviteRepository(_Repository):
+    async def add(self, invite: Invite) -> Invite:
+        self.session.add(invite)
+        await self.session.flush()
+        return invite
+
+    async def by_hash(self, token_hash: str) -> Invite | None:
+        return await self.session.scalar(select(Invite).where(Invite.token_hash == token_hash))
+
+    async def claim(self, invite_id: int, now: datetime) -> bool:
+        """Mark an invite used, only if it still is usable (a second claimer gets False)."""
+        result = await self.session.execute(
+            update(Invite)
+            .where(
+                Invite.id == invite_id,
+                Invite.used_at.is_(None),
+                Invite.revoked_at.is_(None),
+                Invite.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def revoke_open(self, couple_id: int, slot: str, now: datetime) -> int:
+        result = await self.session.execute(
+            update(Invite)
+            .where(
+                Invite.couple_id == couple_id,
+                Invite.slot == slot,
+                Invite.used_at.is_(None),
+                Invite.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class SessionRepository(_Repository):
+    async def next_for(self, couple_id: int, now: datetime) -> TherapySession | None:
+        return await self.session.scalar(
+            select(TherapySession)
+            .where(
+                TherapySession.couple_id == couple_id,
+                TherapySession.starts_at > now,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .order_by(TherapySession.starts_at)
+            .limit(1)
+        )
+
+
+class ConversationRepository(_Repository):
+    async def get(self, telegram_user_id: int) -> ConversationState | None:
+        return await self.session.get(ConversationState, telegram_user_id)
+
+    async def set(
+        self, telegram_user_id: int, kind: str, data: dict[str, Any], now: datetime
+    ) -> None:
+        state = await self.session.get(ConversationState, telegram_user_id)
+        if state is None:
+            self.session.add(
+                ConversationState(
+                    telegram_user_id=telegram_user_id, kind=kind, data=data, updated_at=now
+                )
+            )
+        else:
+            state.kind, state.data, state.updated_at = kind, dict(data), now
+
+    async def clear(self, telegram_user_id: int) -> None:
+        state = await self.session.get(ConversationState, telegram_user_id)
+        if state is not None:
+            await self.session.delete(state)
+
+
+class UpdateRepository(_Repository):
+    async def first_sighting(self, update_id: int, now: datetime) -> bool:
+        """Record an update id; False when it was already recorded (a retried webhook)."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(UpdateSeen(update_id=update_id, seen_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(UpdateSeen)) or 0)
+
+
+class AuditRepository(_Repository):
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        couple_id: int | None,
+        at: datetime,
+        detail: str | None = None,
+    ) -> None:
+        self.session.add(
+            AuditEntry(actor=actor, action=action, couple_id=couple_id, at=at, detail=detail)
+        )
+
+    async def of_couple(self, couple_id: int) -> Sequence[AuditEntry]:
+        return (
+            await self.session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.couple_id == couple_id)
+                .order_by(AuditEntry.at, AuditEntry.id)
+            )
+        ).all()

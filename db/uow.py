@@ -1,0 +1,61 @@
+"""The unit of work: one transaction, with the repositories that work inside it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.repositories import (
+    AuditRepository,
+    ConversationRepository,
+    CoupleRepository,
+    InviteRepository,
+    PartnerRepository,
+    PracticeRepository,
+    SessionRepository,
+    TherapistRepository,
+    UpdateRepository,
+)
+
+
+class UnitOfWork:
+    """One transaction: ``async with db.uow() as uow``; leaving without commit rolls back."""
+
+    session: AsyncSession
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessionmaker()
+        self.practices = PracticeRepository(self.session)
+        self.therapists = TherapistRepository(self.session)
+        self.couples = CoupleRepository(self.session)
+        self.partners = PartnerRepository(self.session)
+        self.invites = InviteRepository(self.session)
+        self.sessions = SessionRepository(self.session)
+        self.conversations = ConversationRepository(self.session)
+        self.updates = UpdateRepository(self.session)
+        self.audit = AuditRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.session.in_transaction():
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    async def commit(self) -> None:
+        """Make everything done in this unit of work durable."""
+        await self.session.commit()
+
+    async def flush(self) -> None:
+        """Send pending changes (to get ids) without committing."""
+        await self.session.flush()

@@ -1,0 +1,90 @@
+"""Commands everyone has: /start without an invitation, /help, and the fallbacks."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop
+
+from bot.channels.base import Outgoing
+from bot.locales import t
+from handlers._base import Context, current_actor, deps, reply
+
+log = logging.getLogger(__name__)
+
+
+def help_text(role: str, language: str) -> str:
+    """The command list for one role, in the user's language."""
+    return t(language, f"common.help_{role}")
+
+
+async def start_without_invite(update: Update, context: Context) -> None:
+    """``/start`` with no invitation: explain Dyad, or show the known user their commands."""
+    actor = await current_actor(update, context)
+    if actor.role == "stranger":
+        await reply(update, context, Outgoing(t(actor.language, "common.start_stranger")))
+    else:
+        await reply(update, context, Outgoing(help_text(actor.role, actor.language)))
+
+
+async def help_command(update: Update, context: Context) -> None:
+    """``/help``: the commands for the user's role."""
+    actor = await current_actor(update, context)
+    await reply(update, context, Outgoing(help_text(actor.role, actor.language)))
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Any command Dyad does not know."""
+    actor = await current_actor(update, context)
+    await reply(update, context, Outgoing(t(actor.language, "common.unknown_command")))
+
+
+async def stray_text(update: Update, context: Context) -> None:
+    """Text nobody is waiting for."""
+    actor = await current_actor(update, context)
+    await reply(update, context, Outgoing(t(actor.language, "common.stray_text")))
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """A button press that no handler recognised (old, forged or foreign)."""
+    query = update.callback_query
+    if query is None:
+        return
+    actor = await current_actor(update, context)
+    await query.answer(t(actor.language, "common.stale_button"), show_alert=True)
+
+
+async def record_update(update: Update, context: Context) -> None:
+    """Record the update id before anything handles it; a repeat stops here."""
+    d = deps(context)
+    async with d.db.uow() as uow:
+        first = await uow.updates.first_sighting(update.update_id, d.clock.now())
+        await uow.commit()
+    if not first:
+        log.info("update already handled", extra={"update_id": update.update_id})
+        raise ApplicationHandlerStop
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the failure without message text or personal data; tell the user kindly."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    # The traceback's frames, never the exception's message: it may quote what a user wrote.
+    trace = "".join(traceback.format_tb(error.__traceback__)) if error is not None else ""
+    log.error(
+        "handler failed: %s",
+        type(error).__name__,
+        extra={"update_id": update_id, "error_type": type(error).__name__, "trace": trace},
+    )
+    if isinstance(update, Update) and update.effective_chat is not None:
+        language = "en"
+        try:
+            language = (await current_actor(update, context)).language
+        except Exception:  # the database may be what failed; reply in English then
+            log.warning("could not identify the user after an error")
+        try:
+            await reply(update, context, Outgoing(t(language, "common.error")))
+        except Exception:
+            log.warning("could not tell the user about an error")

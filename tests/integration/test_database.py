@@ -1,0 +1,107 @@
+"""The schema and repositories behave the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from bot.core.clock import ManualClock
+from db.engine import Database
+from db.models import Invite, Practice
+
+
+async def _practice(db: Database, now: datetime) -> int:
+    async with db.uow() as uow:
+        practice = await uow.practices.add(
+            Practice(slug="north", name="North Practice", created_at=now)
+        )
+        await uow.commit()
+        return practice.id
+
+
+async def test_migrating_twice_changes_nothing(db: Database) -> None:
+    await db.migrate()
+    await db.migrate()
+    assert await db.ping()
+
+
+async def test_times_come_back_aware_and_in_utc(db: Database, clock: ManualClock) -> None:
+    noon = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
+    practice_id = await _practice(db, noon)
+    async with db.uow() as uow:
+        practice = await uow.practices.get(practice_id)
+        assert practice is not None
+        assert practice.created_at == noon
+        assert practice.created_at.tzinfo is not None
+
+
+async def test_couple_numbers_are_never_given_twice(db: Database, clock: ManualClock) -> None:
+    practice_id = await _practice(db, clock.now())
+
+    async def take() -> int:
+        async with db.uow() as uow:
+            number = await uow.practices.take_couple_number(practice_id)
+            await uow.commit()
+            return number
+
+    numbers = await asyncio.gather(*(take() for _ in range(10)))
+    assert sorted(numbers) == list(range(1, 11))
+
+
+async def test_an_invite_can_be_claimed_once(db: Database, clock: ManualClock) -> None:
+    practice_id = await _practice(db, clock.now())
+    async with db.uow() as uow:
+        invite = await uow.invites.add(
+            Invite(
+                token_hash="h" * 64,
+                kind="therapist",
+                practice_id=practice_id,
+                created_at=clock.now(),
+                expires_at=clock.now() + timedelta(days=7),
+            )
+        )
+        await uow.commit()
+        invite_id = invite.id
+
+    async def claim() -> bool:
+        async with db.uow() as uow:
+            ok = await uow.invites.claim(invite_id, clock.now())
+            await uow.commit()
+            return ok
+
+    results = await asyncio.gather(*(claim() for _ in range(5)))
+    assert results.count(True) == 1
+
+
+async def test_an_expired_invite_cannot_be_claimed(db: Database, clock: ManualClock) -> None:
+    practice_id = await _practice(db, clock.now())
+    async with db.uow() as uow:
+        invite = await uow.invites.add(
+            Invite(
+                token_hash="e" * 64,
+                kind="therapist",
+                practice_id=practice_id,
+                created_at=clock.now() - timedelta(days=8),
+                expires_at=clock.now() - timedelta(days=1),
+            )
+        )
+        await uow.commit()
+        assert not await uow.invites.claim(invite.id, clock.now())
+
+
+async def test_an_update_id_is_taken_once(db: Database, clock: ManualClock) -> None:
+    async with db.uow() as uow:
+        assert await uow.updates.first_sighting(42, clock.now())
+        await uow.commit()
+    async with db.uow() as uow:
+        assert not await uow.updates.first_sighting(42, clock.now())
+        assert await uow.updates.first_sighting(43, clock.now())
+        await uow.commit()
+        assert await uow.updates.count() == 2
+
+
+async def test_leaving_a_unit_of_work_without_commit_rolls_back(db: Database, clock: ManualClock) -> None:
+    async with db.uow() as uow:
+        await uow.practices.add(Practice(slug="gone", name="Gone", created_at=clock.now()))
+    async with db.uow() as uow:
+        assert await uow.practices.by_slug("gone") is None
