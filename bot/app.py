@@ -1,65 +1,32 @@
-"""The composition root: builds the PTB Application with its database and services."""
+"""The composition root: builds the PTB Application with its database, services and dispatcher."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from dataclasses import dataclass
 
-from telegram import BotCommand, BotCommandScopeDefault
+from telegram import BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
 
 import handlers
+from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
-from bot.locales import SUPPORTED_LANGUAGES, t
+from bot.locales import SUPPORTED_LANGUAGES
+from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
+from handlers.menus import PARTNER_COMMANDS, bot_commands
+from schedules.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
-PARTNER_COMMANDS = (
-    "checkin",
-    "settings",
-    "pause",
-    "resume",
-    "privacy",
-    "export",
-    "deleteme",
-    "stop",
-    "help",
-)
-THERAPIST_COMMANDS = (
-    "newcouple",
-    "couples",
-    "invite",
-    "goal",
-    "schedule",
-    "session",
-    "sessions",
-    "digest",
-    "alerts",
-    "clearhold",
-    "close",
-    "help",
-)
-
-
-def bot_commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
-    """The command menu for one role, in one language."""
-    return [BotCommand(name, t(language, f"common.commands.{name}")) for name in names]
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member", "chat_member"]
 
 
 def file_url_for(api_url: str) -> str:
     """Telegram's file URL beside a Bot API URL (``…/bot`` -> ``…/file/bot``)."""
     return api_url[: -len("bot")] + "file/bot" if api_url.endswith("/bot") else api_url
-
-
-async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    deps: Deps = application.bot_data["deps"]
-    deps.bot_username = application.bot.username
-    for language in SUPPORTED_LANGUAGES:
-        await application.bot.set_my_commands(
-            bot_commands(PARTNER_COMMANDS, language),
-            scope=BotCommandScopeDefault(),
-            language_code=None if language == "en" else language,
-        )
 
 
 def build_application(deps: Deps, token: str) -> Application:  # type: ignore[type-arg]
@@ -71,10 +38,91 @@ def build_application(deps: Deps, token: str) -> Application:  # type: ignore[ty
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
         .rate_limiter(AIORateLimiter(max_retries=3))
-        .post_init(_post_init)
         .build()
     )
     application.bot_data["deps"] = deps
     application.bot_data["messenger"] = TelegramMessenger(application.bot)
     handlers.register(application)
     return application
+
+
+@dataclass
+class DispatchOptions:
+    """How fast the dispatcher may send from this process."""
+
+    rate_per_second: float = 30.0
+    per_chat_interval: float = 1.0
+    idle_seconds: float = 2.0
+
+
+class DyadBot:
+    """One running bot: the Application, its update intake and its dispatcher."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        token: str,
+        *,
+        dispatch: DispatchOptions | None = None,
+        background_dispatch: bool = True,
+    ) -> None:
+        self.deps = deps
+        self.application = build_application(deps, token)
+        options = dispatch or DispatchOptions(
+            rate_per_second=deps.settings.send_rate_per_second * deps.settings.worker_share
+        )
+        self.options = options
+        self.renderer = DyadRenderer()
+        self.channels: dict[str, Messenger] = {"telegram": self.application.bot_data["messenger"]}
+        self.dispatcher = Dispatcher(
+            db=deps.db,
+            clock=deps.clock,
+            channels=self.channels,
+            renderer=self.renderer,
+            rate_per_second=options.rate_per_second,
+            per_chat_interval=options.per_chat_interval,
+        )
+        self.background_dispatch = background_dispatch
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.application.bot_data["dispatch_wake"] = self._wake
+        self.application.bot_data["dyad"] = self
+
+    async def start(self, *, poll: bool = True) -> None:
+        """Initialise, register the command menus, start intake and the dispatcher."""
+        app = self.application
+        await app.initialize()
+        self.deps.bot_username = app.bot.username
+        for language in SUPPORTED_LANGUAGES:
+            await app.bot.set_my_commands(
+                bot_commands(PARTNER_COMMANDS, language),
+                scope=BotCommandScopeDefault(),
+                language_code=None if language == "en" else language,
+            )
+        await app.start()
+        if poll:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=5)
+        if self.background_dispatch:
+            self._task = asyncio.create_task(
+                self.dispatcher.run_forever(self._stop, self._wake, self.options.idle_seconds)
+            )
+
+    def wake_dispatcher(self) -> None:
+        """Send queued messages now rather than at the next idle tick."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop intake and the dispatcher, then shut the Application down."""
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from db.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -57,7 +63,9 @@ def migrate() -> None:
 
 
 @cli.command()
-@click.option("--keep", "keep", type=click.Path(dir_okay=False), help="Keep the demo database here.")
+@click.option(
+    "--keep", "keep", type=click.Path(dir_okay=False), help="Keep the demo database here."
+)
 @click.option("--seed", default=1, show_default=True, help="Varies the partners' behaviour.")
 def demo(keep: str | None, seed: int) -> None:
     """Run Dyad end to end against a local fake Telegram, with no token and no network."""
@@ -65,6 +73,121 @@ def demo(keep: str | None, seed: int) -> None:
 
     configure_logging("WARNING")
     _run(lambda: run_demo(keep=keep, seed=seed, out=sys.stdout))
+
+
+def _admin(work: Callable[[UnitOfWork, datetime], Awaitable[T]]) -> T:
+    """Run one admin action in a unit of work; an :class:`AdminError` is one line, exit 1."""
+    from bot.services.practices import AdminError
+    from db.engine import Database
+
+    settings = _settings()
+
+    async def _go() -> T:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            async with db.uow() as uow:
+                result = await work(uow, datetime.now(UTC))
+                await uow.commit()
+                return result
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(_go())
+    except AdminError as error:
+        raise click.ClickException(str(error)) from None
+
+
+async def _bot_username(settings: Settings) -> str:
+    """The bot's username, from getMe on the configured Bot API."""
+    from telegram import Bot
+
+    if settings.bot_token is None:
+        raise ConfigError("DYAD_BOT_TOKEN: required to make invite links (ask @BotFather)")
+    bot = Bot(settings.bot_token.get_secret_value(), base_url=settings.telegram_api_url)
+    async with bot:
+        me = await bot.get_me()
+    if not me.username:
+        raise click.ClickException("the Bot API did not tell the bot's username (getMe)")
+    return me.username
+
+
+@cli.group()
+def practice() -> None:
+    """Create and list practices."""
+
+
+@practice.command("create")
+@click.option("--name", required=True, help="The practice's name.")
+@click.option("--timezone", "timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option("--language", default="en", show_default=True, help="Default language (en, es).")
+def practice_create(name: str, timezone: str, language: str) -> None:
+    """Create a practice and print its slug."""
+    from bot.services.practices import create_practice
+
+    async def work(uow: UnitOfWork, now: datetime) -> str:
+        created = await create_practice(uow, name, timezone=timezone, language=language, now=now)
+        return created.slug
+
+    click.echo(_admin(work))
+
+
+@practice.command("list")
+def practice_list() -> None:
+    """List practices: slug, time zone, language, name."""
+
+    async def work(uow: UnitOfWork, now: datetime) -> list[str]:
+        return [
+            f"{p.slug}\t{p.timezone}\t{p.language}\t{p.name}" for p in await uow.practices.all()
+        ]
+
+    for line in _admin(work):
+        click.echo(line)
+
+
+@cli.group()
+def therapist() -> None:
+    """Invite and list therapists."""
+
+
+@therapist.command("invite")
+@click.option("--practice", "slug", required=True, help="The practice's slug.")
+@click.option("--name", required=True, help="The therapist's name as couples will see it.")
+@click.option("--admin", is_flag=True, help="The therapist also administers the practice.")
+def therapist_invite(slug: str, name: str, admin: bool) -> None:
+    """Create a one-time therapist invite; the link is the last line printed."""
+    from bot.services.practices import invite_therapist
+
+    settings = _settings()
+    username = asyncio.run(_bot_username(settings))
+    ttl = timedelta(days=settings.invite_ttl_days)
+
+    async def work(uow: UnitOfWork, now: datetime) -> str:
+        issued = await invite_therapist(uow, slug, name, is_admin=admin, now=now, ttl=ttl)
+        return issued.link(username)
+
+    link = _admin(work)
+    click.echo(f"One-time invite for {name}; it expires in {settings.invite_ttl_days} days:")
+    click.echo(link)
+
+
+@therapist.command("list")
+@click.option("--practice", "slug", required=True, help="The practice's slug.")
+def therapist_list(slug: str) -> None:
+    """List a practice's therapists."""
+    from bot.services.practices import therapists_of
+
+    async def work(uow: UnitOfWork, now: datetime) -> list[str]:
+        rows = await therapists_of(uow, slug)
+        return [
+            f"{t.id}\t{'admin' if t.is_admin else 'therapist'}\t"
+            f"{'joined' if t.joined_at else 'invited'}\t{t.display_name}"
+            for t in rows
+        ]
+
+    for line in _admin(work):
+        click.echo(line)
 
 
 def main() -> None:

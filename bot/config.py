@@ -19,7 +19,7 @@ _DRIVERS = {
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
+_BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{8,}$")
 
 
 class Settings(BaseSettings):

@@ -26,7 +26,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = value if isinstance(value, (int, float, bool, type(None))) else str(value)
+                payload[key] = (
+                    value if isinstance(value, (int, float, bool, type(None))) else str(value)
+                )
         return json.dumps(payload, ensure_ascii=False)
 
 

@@ -1,4 +1,4 @@
-"""``dyad run``: the bot process (polling for now), with its database migrated first."""
+"""``dyad run``: the bot process, with its database migrated first."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 
-from bot.app import build_application
+from bot.app import DyadBot
 from bot.config import ConfigError, Settings
 from bot.core.clock import SystemClock
 from bot.services.deps import Deps
@@ -16,23 +16,21 @@ log = logging.getLogger(__name__)
 
 
 async def run_bot(settings: Settings) -> None:
-    """Migrate, then poll Telegram until SIGINT or SIGTERM."""
+    """Migrate, then serve Telegram until SIGINT or SIGTERM."""
     if settings.bot_token is None:
         raise ConfigError("DYAD_BOT_TOKEN: required to run the bot (ask @BotFather for one)")
     db = Database(settings.database_url)
     await db.migrate()
     deps = Deps(settings=settings, db=db, clock=SystemClock())
-    application = build_application(deps, settings.bot_token.get_secret_value())
+    bot = DyadBot(deps, settings.bot_token.get_secret_value())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with application:
-        await application.start()
-        assert application.updater is not None
-        await application.updater.start_polling(allowed_updates=["message", "callback_query", "my_chat_member"])
-        log.info("dyad is running (polling)")
+    await bot.start()
+    log.info("dyad is running (polling)")
+    try:
         await stop.wait()
-        await application.updater.stop()
-        await application.stop()
-    await db.dispose()
+    finally:
+        await bot.stop()
+        await db.dispose()

@@ -214,3 +214,41 @@ class AuditEntry(Base):
     couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="SET NULL"))
     detail: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """The outbox: every message Dyad sends on its own initiative, sent exactly from here.
+
+    A row is unique per (recipient, dedupe_key), so a prompt or notice can never be
+    queued twice; the dispatcher claims due rows with a lease and marks them sent.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("recipient", "dedupe_key"),
+        Index("ix_deliveries_status_due", "status", "due_at"),
+        Index("ix_deliveries_partner", "partner_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(32))  # partner:12 | therapist:3
+    couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    therapist_id: Mapped[int | None] = mapped_column(
+        ForeignKey("therapists.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str] = mapped_column(String(16), default="telegram")
+    kind: Mapped[str] = mapped_column(String(24))  # notice | prompt | checkin | followup | digest
+    key: Mapped[str] = mapped_column(String(80))  # catalog key or prompt key
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    local_date: Mapped[str | None] = mapped_column(String(10))
+    due_at: Mapped[datetime]
+    not_after: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]

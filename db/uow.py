@@ -46,11 +46,11 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            if self.session.in_transaction():
-                await self.session.rollback()
-        finally:
-            await self.session.close()
+        # Objects read here stay usable afterwards (detached, not expired); anything not
+        # committed is rolled back when the session closes.
+        if exc_type is None:
+            self.session.expunge_all()
+        await self.session.close()
 
     async def commit(self) -> None:
         """Make everything done in this unit of work durable."""

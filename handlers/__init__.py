@@ -6,22 +6,42 @@ from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
-from handlers import common
+from handlers import common, onboarding, partner, text, therapist
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
     """Attach every handler, in the order Telegram updates should meet them."""
     private = filters.ChatType.PRIVATE
-    application.add_handler(TypeHandler(Update, common.record_update), group=-1)
-    application.add_handler(CommandHandler("start", common.start_without_invite, filters=private))
-    application.add_handler(CommandHandler("help", common.help_command, filters=private))
-    application.add_handler(MessageHandler(filters.COMMAND & private, common.unknown_command))
-    application.add_handler(MessageHandler(filters.TEXT & private, common.stray_text))
-    application.add_handler(CallbackQueryHandler(common.stale_button))
+    add = application.add_handler
+    add(TypeHandler(Update, common.record_update), group=-1)
+    add(CommandHandler("start", onboarding.start, filters=private))
+    add(CommandHandler("help", common.help_command, filters=private))
+    for name, callback in (
+        ("newcouple", therapist.newcouple),
+        ("couples", therapist.couples_command),
+        ("invite", therapist.invite),
+        ("goal", therapist.goal),
+        ("close", therapist.close),
+        ("settings", partner.settings),
+        ("pause", partner.pause),
+        ("resume", partner.resume),
+        ("privacy", partner.privacy),
+        ("stop", partner.stop),
+    ):
+        add(CommandHandler(name, callback, filters=private))
+    add(MessageHandler(filters.COMMAND & private, common.unknown_command))
+    add(MessageHandler(filters.TEXT & private, text.on_text))
+    add(CallbackQueryHandler(onboarding.onboarding_button, pattern=r"^1\|ob\|"))
+    add(CallbackQueryHandler(partner.settings_button, pattern=r"^1\|setv?\|"))
+    add(CallbackQueryHandler(partner.stop_button, pattern=r"^1\|stop\|"))
+    add(CallbackQueryHandler(therapist.therapist_button, pattern=r"^1\|(pick|slot|close)\|"))
+    add(CallbackQueryHandler(common.stale_button))
+    add(ChatMemberHandler(onboarding.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     application.add_error_handler(common.on_error)

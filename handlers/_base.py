@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.channels.base import Messenger, Outgoing, Sent
+from bot.core.callbacks import ForgedCallback
+from bot.locales import t
 from bot.services.deps import Deps
 from bot.services.identity import Actor, identify
+from bot.services.onboarding import Person
+from bot.services.texts import UserError
 
 Context = ContextTypes.DEFAULT_TYPE
 MAX_TEXT = 4000  # longest partner text accepted in one message
@@ -44,3 +50,49 @@ async def reply(update: Update, context: Context, message: Outgoing) -> Sent | N
 def command_args(context: Context) -> list[str]:
     """The words after the command (``/goal c3 be kind`` -> ``["c3", "be", "kind"]``)."""
     return list(cast(list[Any], context.args or []))
+
+
+HandlerFn = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+
+def kindly(handler: HandlerFn) -> HandlerFn:
+    """Turn a refusal (:class:`UserError`, forged button) into a kind reply that changes nothing."""
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: Context) -> None:
+        try:
+            await handler(update, context)
+        except (UserError, ForgedCallback) as error:
+            actor = await current_actor(update, context)
+            text = (
+                error.text(actor.language)
+                if isinstance(error, UserError)
+                else t(actor.language, "common.stale_button")
+            )
+            query = update.callback_query
+            if query is not None:
+                await query.answer(text[:200], show_alert=True)
+            else:
+                await reply(update, context, Outgoing(text))
+
+    return wrapper
+
+
+def person_of(update: Update) -> Person:
+    """The sender, without Telegram's types."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return Person(user.id, chat.id, user.first_name or "", user.language_code)
+
+
+async def send_all(update: Update, context: Context, messages: list[Outgoing]) -> None:
+    """Reply with several messages, in order."""
+    for message in messages:
+        await reply(update, context, message)
+
+
+def kick_dispatcher(context: Context) -> None:
+    """Wake the dispatcher so queued notices go out now rather than on its next round."""
+    wake = context.application.bot_data.get("dispatch_wake")
+    if wake is not None:
+        wake.set()

@@ -100,7 +100,9 @@ async def test_an_update_id_is_taken_once(db: Database, clock: ManualClock) -> N
         assert await uow.updates.count() == 2
 
 
-async def test_leaving_a_unit_of_work_without_commit_rolls_back(db: Database, clock: ManualClock) -> None:
+async def test_leaving_a_unit_of_work_without_commit_rolls_back(
+    db: Database, clock: ManualClock
+) -> None:
     async with db.uow() as uow:
         await uow.practices.add(Practice(slug="gone", name="Gone", created_at=clock.now()))
     async with db.uow() as uow:

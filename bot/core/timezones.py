@@ -1,0 +1,44 @@
+"""Time zone names: validation and the short lists offered as buttons."""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import cache
+
+COMMON_TIMEZONES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Los_Angeles",
+        "Europe/London",
+        "Europe/Madrid",
+    ),
+    "es": (
+        "Europe/Madrid",
+        "America/Mexico_City",
+        "America/Bogota",
+        "America/Argentina/Buenos_Aires",
+        "America/New_York",
+        "America/Los_Angeles",
+    ),
+}
+
+
+@cache
+def _by_folded_name() -> dict[str, str]:
+    return {name.casefold(): name for name in zoneinfo.available_timezones()}
+
+
+def canonical_timezone(text: str) -> str | None:
+    """The IANA name a person typed (any case, spaces for underscores), or None."""
+    cleaned = text.strip().replace(" ", "_")
+    if not cleaned or len(cleaned) > 64:
+        return None
+    return _by_folded_name().get(cleaned.casefold())
+
+
+def offered_timezones(language: str, practice_default: str) -> list[str]:
+    """The practice's default first, then the common ones for the language."""
+    names = [practice_default, *COMMON_TIMEZONES.get(language, COMMON_TIMEZONES["en"])]
+    return list(dict.fromkeys(names))[:6]

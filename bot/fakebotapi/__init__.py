@@ -1,0 +1,46 @@
+"""A strict fake Telegram Bot API over real HTTP, for end-to-end tests and the offline demo."""
+
+from bot.fakebotapi.faults import DEFAULT_FAULTY_METHODS, FaultKind, Faults, FiredFault
+from bot.fakebotapi.formatting import EntityParseError, parse_html, utf16_length
+from bot.fakebotapi.models import (
+    ApiCall,
+    Button,
+    FakeCallbackQuery,
+    FakeDocument,
+    FakeMessage,
+    Keyboard,
+    MessageVersion,
+    UploadedFile,
+    WebhookDelivery,
+)
+from bot.fakebotapi.ratelimits import RATE_LIMITED_METHODS, RateLimits, RateLimitViolations
+from bot.fakebotapi.server import CONFIGURED_SECRET, DEFAULT_TOKEN, FakeBotAPI
+from bot.fakebotapi.users import FakeGroup, FakeUser, FakeUserError
+
+__all__ = [
+    "CONFIGURED_SECRET",
+    "DEFAULT_FAULTY_METHODS",
+    "DEFAULT_TOKEN",
+    "RATE_LIMITED_METHODS",
+    "ApiCall",
+    "Button",
+    "EntityParseError",
+    "FakeBotAPI",
+    "FakeCallbackQuery",
+    "FakeDocument",
+    "FakeGroup",
+    "FakeMessage",
+    "FakeUser",
+    "FakeUserError",
+    "FaultKind",
+    "Faults",
+    "FiredFault",
+    "Keyboard",
+    "MessageVersion",
+    "RateLimitViolations",
+    "RateLimits",
+    "UploadedFile",
+    "WebhookDelivery",
+    "parse_html",
+    "utf16_length",
+]

@@ -1,0 +1,183 @@
+"""What a therapist does with their couples: enrol, list, re-invite, set the goal, close.
+
+Every function takes the acting therapist and looks couples up within that therapist's
+own couples only, so a handle that belongs to someone else reads as unknown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.services.outbox import notify
+from bot.services.practices import IssuedInvite, issue_invite
+from bot.services.texts import UserError
+from db.models import Couple, Partner, Therapist
+from db.uow import UnitOfWork
+
+MAX_LABEL = 60
+MAX_GOAL = 500
+
+
+async def own_couple(uow: UnitOfWork, therapist: Therapist, handle: str) -> Couple:
+    """The therapist's own active couple with this handle, or a refusal that reveals nothing."""
+    couple = await uow.couples.by_handle(therapist.practice_id, handle.strip().lower())
+    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
+        raise UserError("couple.unknown_handle", handle=handle[:16])
+    return couple
+
+
+async def own_couple_by_id(uow: UnitOfWork, therapist: Therapist, couple_id: int) -> Couple:
+    """The same check for a couple id from a button."""
+    couple = await uow.couples.get(couple_id)
+    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
+        raise UserError("common.stale_button")
+    return couple
+
+
+@dataclass(frozen=True)
+class NewCouple:
+    """A freshly enrolled couple and its two invites."""
+
+    couple: Couple
+    invite_a: IssuedInvite
+    invite_b: IssuedInvite
+
+
+async def new_couple(
+    uow: UnitOfWork, therapist: Therapist, label: str, *, now: datetime, ttl: timedelta
+) -> NewCouple:
+    """Enrol a couple: two empty partner places and one invite for each."""
+    label = " ".join(label.split())
+    if not label:
+        raise UserError("couple.label_missing")
+    if len(label) > MAX_LABEL:
+        raise UserError("couple.label_too_long", limit=MAX_LABEL)
+    number = await uow.practices.take_couple_number(therapist.practice_id)
+    couple = await uow.couples.add(
+        Couple(
+            practice_id=therapist.practice_id,
+            therapist_id=therapist.id,
+            handle=f"c{number}",
+            label=label,
+            created_at=now,
+        )
+    )
+    practice = await uow.practices.get(therapist.practice_id)
+    assert practice is not None
+    for slot in ("A", "B"):
+        await uow.partners.add(Partner(couple_id=couple.id, slot=slot, language=practice.language))
+    invites = [
+        await issue_invite(
+            uow, practice_id=therapist.practice_id, now=now, ttl=ttl, couple_id=couple.id, slot=s
+        )
+        for s in ("A", "B")
+    ]
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}", action="couple.create", couple_id=couple.id, at=now
+    )
+    await uow.commit()
+    return NewCouple(couple, invites[0], invites[1])
+
+
+@dataclass(frozen=True)
+class CoupleStatus:
+    """One line of ``/couples``."""
+
+    couple: Couple
+    partners: list[Partner]
+    next_session: datetime | None
+
+
+async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> list[CoupleStatus]:
+    """The therapist's active couples with their partners and next session."""
+    couples = await uow.couples.of_therapist(therapist.id)
+    partners = await uow.partners.of_couples([c.id for c in couples])
+    out = []
+    for couple in couples:
+        upcoming = await uow.sessions.next_for(couple.id, now)
+        out.append(
+            CoupleStatus(couple, partners[couple.id], upcoming.starts_at if upcoming else None)
+        )
+    return out
+
+
+async def reinvite(
+    uow: UnitOfWork,
+    therapist: Therapist,
+    couple: Couple,
+    slot: str,
+    *,
+    now: datetime,
+    ttl: timedelta,
+) -> IssuedInvite:
+    """A fresh link for one partner place; the old, unused one stops working."""
+    slot = slot.strip().upper()
+    if slot not in ("A", "B"):
+        raise UserError("couple.slot_invalid")
+    partner = next(p for p in await uow.partners.of_couple(couple.id) if p.slot == slot)
+    if partner.telegram_user_id is not None:
+        raise UserError("couple.slot_joined", handle=couple.handle, slot=slot)
+    await uow.invites.revoke_open(couple.id, slot, now)
+    issued = await issue_invite(
+        uow, practice_id=couple.practice_id, now=now, ttl=ttl, couple_id=couple.id, slot=slot
+    )
+    partner.onboarding_step = "invited"
+    await uow.commit()
+    return issued
+
+
+async def set_goal(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, goal: str, now: datetime
+) -> None:
+    """Set the shared goal; both joined partners see it in the same words."""
+    goal = " ".join(goal.split())
+    if not goal:
+        raise UserError("couple.goal_missing")
+    if len(goal) > MAX_GOAL:
+        raise UserError("couple.goal_too_long", limit=MAX_GOAL)
+    couple.shared_goal = goal
+    if couple.space_ready_at is not None:
+        for partner in await uow.partners.of_couple(couple.id):
+            if partner.active:
+                await notify(
+                    uow,
+                    partner,
+                    "couple.goal_set",
+                    dedupe_key=f"goal:{couple.id}:{now.isoformat()}",
+                    now=now,
+                    couple_id=couple.id,
+                    goal=goal,
+                )
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}", action="couple.goal", couple_id=couple.id, at=now
+    )
+    await uow.commit()
+
+
+async def close_couple(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime
+) -> None:
+    """End the couple's use of Dyad; both partners are told in the same words."""
+    couple.status = "closed"
+    couple.closed_at = now
+    for partner in await uow.partners.of_couple(couple.id):
+        if partner.telegram_user_id is not None and partner.left_at is None:
+            await notify(
+                uow,
+                partner,
+                "couple.closed",
+                dedupe_key=f"closed:{couple.id}",
+                now=now,
+                couple_id=couple.id,
+            )
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}", action="couple.close", couple_id=couple.id, at=now
+    )
+    await uow.commit()
+
+
+def local_time(when: datetime, zone: str) -> str:
+    """``2026-10-21 18:00`` in a time zone, for lists."""
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

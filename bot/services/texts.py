@@ -1,0 +1,26 @@
+"""The one place that renders a Telegram-facing text: catalog message, HTML-safe params."""
+
+from __future__ import annotations
+
+import html
+
+from bot.locales import t
+
+
+def msg(language: str, key: str, /, **params: object) -> str:
+    """Catalog message ``key`` with every text parameter HTML-escaped (Telegram HTML)."""
+    safe = {k: html.escape(v, quote=False) if isinstance(v, str) else v for k, v in params.items()}
+    return t(language, key, **safe)
+
+
+class UserError(Exception):
+    """Something the user can act on: a catalog key and its parameters, said kindly."""
+
+    def __init__(self, key: str, /, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+    def text(self, language: str) -> str:
+        """The message in the user's language."""
+        return msg(language, self.key, **self.params)

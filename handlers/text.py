@@ -1,0 +1,52 @@
+"""Free text: routed to whatever this user's stored conversation state is waiting for."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.channels.base import Outgoing
+from bot.services import onboarding
+from bot.services.texts import UserError, msg
+from handlers import partner as partner_handlers
+from handlers import therapist as therapist_handlers
+from handlers._base import (
+    MAX_TEXT,
+    Context,
+    current_actor,
+    deps,
+    kindly,
+    person_of,
+    reply,
+    send_all,
+)
+from handlers.common import stray_text
+
+
+@kindly
+async def on_text(update: Update, context: Context) -> None:
+    """Plain text in a private chat."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    text = message.text
+    actor = await current_actor(update, context)
+    if len(text) > MAX_TEXT:
+        raise UserError("common.too_long", limit=MAX_TEXT)
+    d = deps(context)
+    user_id = person_of(update).user_id
+    async with d.db.uow() as uow:
+        state = await uow.conversations.get(user_id)
+        kind, data = (state.kind, dict(state.data)) if state is not None else (None, {})
+        partner = await uow.partners.get(actor.partner.id) if actor.partner else None
+        if partner is not None and partner.onboarding_step == "timezone":
+            messages = await onboarding.typed_timezone(uow, partner, text, d.clock.now())
+            await send_all(update, context, messages)
+            return
+    if kind == "goal" and actor.therapist is not None:
+        await therapist_handlers.typed_goal(update, context, int(data["couple_id"]), text)
+    elif kind == "settings_tz" and actor.partner is not None:
+        await partner_handlers.typed_timezone(update, context, text)
+    elif actor.partner is not None and actor.partner.onboarding_step not in ("done", "left"):
+        await reply(update, context, Outgoing(msg(actor.language, "partner.not_joined")))
+    else:
+        await stray_text(update, context)

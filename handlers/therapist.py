@@ -1,0 +1,280 @@
+"""Therapist commands: /newcouple, /couples, /invite, /goal, /close, and the couple picker."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram import Update
+
+from bot.channels.base import Button, Outgoing
+from bot.core import callbacks
+from bot.services import couples
+from bot.services.texts import UserError, msg
+from db.models import Couple, Therapist
+from db.uow import UnitOfWork
+from handlers._base import (
+    Context,
+    command_args,
+    deps,
+    kick_dispatcher,
+    kindly,
+    person_of,
+    reply,
+)
+
+PICKABLE = ("invite", "goal", "close")
+
+
+async def _therapist(uow: UnitOfWork, user_id: int) -> Therapist:
+    therapist = await uow.therapists.by_user(user_id)
+    if therapist is None:
+        raise UserError("common.not_for_you")
+    return therapist
+
+
+def _ttl(context: Context) -> timedelta:
+    return timedelta(days=deps(context).settings.invite_ttl_days)
+
+
+async def _picker(uow: UnitOfWork, therapist: Therapist, command: str) -> Outgoing:
+    own = await uow.couples.of_therapist(therapist.id)
+    if not own:
+        return Outgoing(msg(therapist.language, "couple.list_empty"))
+    rows = tuple(
+        (Button(f"{c.handle} · {c.label}"[:60], callbacks.encode("pick", command, c.id)),)
+        for c in own
+    )
+    return Outgoing(msg(therapist.language, "couple.pick"), rows)
+
+
+@kindly
+async def newcouple(update: Update, context: Context) -> None:
+    """``/newcouple LABEL``: enrol a couple and reply with one invite link per partner."""
+    d = deps(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        created = await couples.new_couple(
+            uow, therapist, " ".join(command_args(context)), now=d.clock.now(), ttl=_ttl(context)
+        )
+        text = msg(
+            therapist.language,
+            "couple.created",
+            handle=created.couple.handle,
+            label=created.couple.label,
+            days=d.settings.invite_ttl_days,
+            link_a=created.invite_a.link(d.bot_username),
+            link_b=created.invite_b.link(d.bot_username),
+        )
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def couples_command(update: Update, context: Context) -> None:
+    """``/couples``: handle, label, partners' state and next session of each couple."""
+    d = deps(context)
+    now = d.clock.now()
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        rows = await couples.couples_of(uow, therapist, now)
+    lang = therapist.language
+    if not rows:
+        await reply(update, context, Outgoing(msg(lang, "couple.list_empty")))
+        return
+    lines = [msg(lang, "couple.list_header")]
+    for row in rows:
+        states = []
+        for p in row.partners:
+            if p.left_at is not None:
+                state = "left"
+            elif p.onboarding_step == "done":
+                state = "joined"
+                if not p.reachable:
+                    state = "unreachable"
+                elif p.paused_until is not None and p.paused_until > now:
+                    state = "paused"
+            elif p.telegram_user_id is not None:
+                state = "onboarding"
+            else:
+                state = "invited"
+            states.append(msg(lang, f"couple.list_partner_{state}", slot=p.slot))
+        when = (
+            msg(
+                lang,
+                "couple.list_next_session",
+                when=couples.local_time(row.next_session, therapist.timezone),
+            )
+            if row.next_session
+            else ""
+        )
+        lines.append(
+            msg(
+                lang,
+                "couple.list_line",
+                handle=row.couple.handle,
+                label=row.couple.label,
+                partners=", ".join(states),
+                next_session=when,
+            )
+        )
+    await reply(update, context, Outgoing("\n".join(lines)))
+
+
+@kindly
+async def invite(update: Update, context: Context) -> None:
+    """``/invite HANDLE A|B``: a fresh link for one partner place."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "invite"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        if len(args) < 2:
+            await reply(update, context, _slot_picker(therapist, couple))
+            return
+        await _send_new_link(update, context, uow, therapist, couple, args[1])
+
+
+def _slot_picker(therapist: Therapist, couple: Couple) -> Outgoing:
+    row = tuple(Button(s, callbacks.encode("slot", couple.id, s)) for s in ("A", "B"))
+    return Outgoing(msg(therapist.language, "couple.pick_slot", handle=couple.handle), (row,))
+
+
+async def _send_new_link(
+    update: Update,
+    context: Context,
+    uow: UnitOfWork,
+    therapist: Therapist,
+    couple: Couple,
+    slot: str,
+) -> None:
+    d = deps(context)
+    issued = await couples.reinvite(
+        uow, therapist, couple, slot, now=d.clock.now(), ttl=_ttl(context)
+    )
+    text = msg(
+        therapist.language,
+        "couple.new_link",
+        slot=slot.upper(),
+        handle=couple.handle,
+        link=issued.link(d.bot_username),
+    )
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def goal(update: Update, context: Context) -> None:
+    """``/goal HANDLE TEXT``: set the shared goal both partners see."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "goal"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        if len(args) < 2:
+            await _ask_goal(update, context, uow, therapist, couple)
+            return
+        await couples.set_goal(uow, therapist, couple, " ".join(args[1:]), d.clock.now())
+        text = msg(therapist.language, "couple.goal_saved", handle=couple.handle)
+    await reply(update, context, Outgoing(text))
+    kick_dispatcher(context)
+
+
+async def _ask_goal(
+    update: Update, context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple
+) -> None:
+    d = deps(context)
+    assert therapist.telegram_user_id is not None
+    await uow.conversations.set(
+        therapist.telegram_user_id, "goal", {"couple_id": couple.id}, d.clock.now()
+    )
+    await uow.commit()
+    await reply(
+        update,
+        context,
+        Outgoing(msg(therapist.language, "couple.goal_prompt", handle=couple.handle)),
+    )
+
+
+async def typed_goal(update: Update, context: Context, couple_id: int, text: str) -> None:
+    """The goal text a therapist sends after ``/goal HANDLE``."""
+    d = deps(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        couple = await couples.own_couple_by_id(uow, therapist, couple_id)
+        await uow.conversations.clear(person_of(update).user_id)
+        await couples.set_goal(uow, therapist, couple, text, d.clock.now())
+        reply_text = msg(therapist.language, "couple.goal_saved", handle=couple.handle)
+    await reply(update, context, Outgoing(reply_text))
+    kick_dispatcher(context)
+
+
+@kindly
+async def close(update: Update, context: Context) -> None:
+    """``/close HANDLE``: asks first, then ends the couple's use of Dyad."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "close"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+    await reply(update, context, _close_confirmation(therapist, couple))
+
+
+def _close_confirmation(therapist: Therapist, couple: Couple) -> Outgoing:
+    lang = therapist.language
+    row = (
+        Button(msg(lang, "couple.close_yes"), callbacks.encode("close", couple.id, "yes")),
+        Button(msg(lang, "couple.close_no"), callbacks.encode("close", couple.id, "no")),
+    )
+    return Outgoing(
+        msg(lang, "couple.close_confirm", handle=couple.handle, label=couple.label), (row,)
+    )
+
+
+@kindly
+async def therapist_button(update: Update, context: Context) -> None:
+    """Picker, slot and close-confirmation buttons; each re-checks the couple is the therapist's."""
+    query = update.callback_query
+    assert query is not None
+    data = callbacks.decode(query.data)
+    d = deps(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if data.action == "pick":
+            command = data.arg(0)
+            if command not in PICKABLE:
+                raise UserError("common.stale_button")
+            couple = await couples.own_couple_by_id(uow, therapist, data.int_arg(1))
+            await query.answer()
+            if command == "invite":
+                await reply(update, context, _slot_picker(therapist, couple))
+            elif command == "goal":
+                await _ask_goal(update, context, uow, therapist, couple)
+            else:
+                await reply(update, context, _close_confirmation(therapist, couple))
+            return
+        couple = await couples.own_couple_by_id(uow, therapist, data.int_arg(0))
+        if data.action == "slot":
+            await query.answer()
+            await _send_new_link(update, context, uow, therapist, couple, data.arg(1))
+            return
+        if data.action == "close":
+            choice = data.arg(1)
+            if choice == "yes":
+                await couples.close_couple(uow, therapist, couple, d.clock.now())
+                text = msg(therapist.language, "couple.close_done", handle=couple.handle)
+            elif choice == "no":
+                text = msg(therapist.language, "couple.close_kept")
+            else:
+                raise UserError("common.stale_button")
+            await query.answer()
+            await reply(update, context, Outgoing(text))
+            kick_dispatcher(context)
+            return
+    raise UserError("common.stale_button")

@@ -1,0 +1,157 @@
+"""End-to-end harness: the real Application over real HTTP against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from bot.app import DispatchOptions, DyadBot
+from bot.config import load_settings
+from bot.core.clock import ManualClock
+from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
+from bot.services.deps import Deps
+from bot.services.practices import create_practice, invite_therapist
+from db.engine import Database
+
+LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
+
+
+def links_in(message: FakeMessage) -> list[str]:
+    """The start tokens of every invite link in a message."""
+    return [token for _, token in LINK.findall(message.text)]
+
+
+@dataclass
+class Harness:
+    """A running Dyad, its fake Telegram, its database and its clock."""
+
+    bot: DyadBot
+    fake: FakeBotAPI
+    db: Database
+    clock: ManualClock
+    practice_slug: str = ""
+    _next_user: int = field(default=1000)
+
+    def user(self, first_name: str, language_code: str = "en") -> FakeUser:
+        """A new Telegram user."""
+        self._next_user += 1
+        return self.fake.add_user(self._next_user, first_name, language_code=language_code)
+
+    async def practice(self, name: str = "North Practice", timezone: str = "Europe/Madrid") -> str:
+        """Create a practice as the admin's command line does; returns its slug."""
+        async with self.db.uow() as uow:
+            practice = await create_practice(
+                uow, name, timezone=timezone, language="en", now=self.clock.now()
+            )
+            await uow.commit()
+        self.practice_slug = practice.slug
+        return practice.slug
+
+    async def therapist_link(self, name: str = "Dr Rivera") -> str:
+        """A one-time therapist invite token, as `dyad therapist invite` makes."""
+        if not self.practice_slug:
+            await self.practice()
+        async with self.db.uow() as uow:
+            issued = await invite_therapist(
+                uow,
+                self.practice_slug,
+                name,
+                is_admin=False,
+                now=self.clock.now(),
+                ttl=timedelta(days=7),
+            )
+            await uow.commit()
+        return issued.token
+
+    async def therapist(self, first_name: str = "Ana", language: str = "en") -> FakeUser:
+        """A therapist who has joined through their invite link."""
+        user = self.user(first_name, language)
+        await user.send_command("start", await self.therapist_link(first_name))
+        await user.wait_for_message(lambda m: "Dyad" in m.text)
+        return user
+
+    async def new_couple(self, therapist: FakeUser, label: str = "A & J") -> tuple[str, str, str]:
+        """``/newcouple``: returns (handle, token for A, token for B)."""
+        await therapist.send_command("newcouple", label)
+        reply = await therapist.wait_for_message(lambda m: bool(links_in(m)))
+        handle = re.search(r"\b(c\d+)\b", reply.text)
+        assert handle is not None
+        token_a, token_b = links_in(reply)
+        return handle.group(1), token_a, token_b
+
+    async def join(
+        self,
+        partner: FakeUser,
+        token: str,
+        *,
+        language: str = "English",
+        timezone_index: int = 0,
+        typed_timezone: str | None = None,
+        window: str = "Evening",
+        discreet: bool = False,
+    ) -> None:
+        """A partner opens their link and goes through every onboarding step."""
+        await partner.send_command("start", token)
+        await partner.wait_for_message(lambda m: bool(m.buttons))
+        await partner.press(partner.last_message, partner.last_message.buttons[0][1])  # type: ignore[union-attr]
+        await partner.wait_for_message(lambda m: bool(m.buttons))
+        await partner.press_button(language)
+        zones = await partner.wait_for_message(lambda m: bool(m.buttons))
+        if typed_timezone is not None:
+            await partner.send_text(typed_timezone)
+        else:
+            await partner.press(zones, zones.buttons[timezone_index][1])
+        await partner.wait_for_message(lambda m: bool(m.buttons))
+        await partner.press_button(window if language == "English" else _WINDOWS_ES[window])
+        await partner.wait_for_message(lambda m: bool(m.buttons))
+        await partner.press(
+            partner.last_message, partner.last_message.buttons[0 if discreet else 1][1]
+        )  # type: ignore[union-attr]
+        await partner.wait_for_message(lambda m: "/help" in m.text)
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait until everything due in the outbox has been sent (or given up)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while await self.bot.dispatcher.outstanding():
+            await self.bot.dispatcher.run_until_idle()
+            if loop.time() > deadline:
+                raise AssertionError("the outbox did not drain")
+            await asyncio.sleep(0.02)
+
+
+_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Tarde", "Evening": "Noche"}
+
+
+@pytest.fixture
+async def fake(clock: ManualClock) -> AsyncIterator[FakeBotAPI]:
+    """The fake Bot API on a random loopback port."""
+    async with FakeBotAPI(clock=clock) as api:
+        yield api
+
+
+@pytest.fixture
+async def harness(fake: FakeBotAPI, db: Database, clock: ManualClock) -> AsyncIterator[Harness]:
+    """Dyad running against the fake, on each database."""
+    settings = load_settings(
+        _env_file=None,
+        telegram_api_url=fake.base_url,
+        bot_token=fake.token,
+        database_url=db.url,
+    )
+    deps = Deps(settings=settings, db=db, clock=clock)
+    bot = DyadBot(
+        deps,
+        fake.token,
+        dispatch=DispatchOptions(rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05),
+    )
+    await bot.start()
+    try:
+        yield Harness(bot, fake, db, clock)
+    finally:
+        await bot.stop()
