@@ -14,6 +14,7 @@ import handlers
 from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
 from handlers.menus import PARTNER_COMMANDS, bot_commands
@@ -73,6 +74,7 @@ class DyadBot:
         )
         self.options = options
         self.renderer = DyadRenderer()
+        self.renderer.kinds["checkin"] = CheckinInvitation()
         self.channels: dict[str, Messenger] = {"telegram": self.application.bot_data["messenger"]}
         self.dispatcher = Dispatcher(
             db=deps.db,

@@ -19,7 +19,10 @@ from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
+from bot.locales import t
+from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
+from bot.services.onboarding import LANGUAGE_NAMES
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
 
@@ -46,15 +49,15 @@ class Demo:
         """A partner opens their link and answers every onboarding question."""
         await partner.send_command("start", token)
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press(partner.last_message, partner.last_message.buttons[0][1])  # type: ignore[union-attr]
+        await partner.press_button(t(partner.language_code or "en", "onboarding.accept"))
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press_button(language)
+        await partner.press_button(LANGUAGE_NAMES[language])
         await partner.wait_for_message(lambda m: bool(m.buttons))
         await partner.send_text(zone)
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press_button(window)
+        await partner.press_button(t(language, f"onboarding.window_{window}"))
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press(partner.last_message, partner.last_message.buttons[1][1])  # type: ignore[union-attr]
+        await partner.press_button(t(language, "onboarding.discreet_no"))
         await partner.wait_for_message(lambda m: "/help" in m.text)
 
 
@@ -89,7 +92,7 @@ async def run_demo(*, keep: str | None, seed: int, out: TextIO) -> None:
                 database_url=db.url,
             )
             bot = DyadBot(
-                Deps(settings=settings, db=db, clock=clock),
+                Deps(settings=settings, db=db, clock=clock, cipher=Cipher([new_key()])),
                 fake.token,
                 dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
             )
@@ -137,8 +140,8 @@ async def _play(demo: Demo, db: Database, clock: ManualClock, out: TextIO) -> No
 
     jordan = fake.add_user(201, "Jordan", language_code="en")
     marta = fake.add_user(202, "Marta", language_code="es")
-    await demo.join(jordan, token_a, "English", "America/New_York", "Evening")
-    await demo.join(marta, token_b, "Español", "Europe/Madrid", "Mañana")
+    await demo.join(jordan, token_a, "en", "America/New_York", "evening")
+    await demo.join(marta, token_b, "es", "Europe/Madrid", "morning")
     await demo.settle()
     await ana.send_command("goal", "c1 Notice the good moments and talk through the hard ones")
     await ana.wait_for_message(lambda m: "saved" in m.text)

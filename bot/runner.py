@@ -9,6 +9,7 @@ import signal
 from bot.app import DyadBot
 from bot.config import ConfigError, Settings
 from bot.core.clock import SystemClock
+from bot.services.crypto import load_cipher
 from bot.services.deps import Deps
 from db.engine import Database
 
@@ -21,7 +22,7 @@ async def run_bot(settings: Settings) -> None:
         raise ConfigError("DYAD_BOT_TOKEN: required to run the bot (ask @BotFather for one)")
     db = Database(settings.database_url)
     await db.migrate()
-    deps = Deps(settings=settings, db=db, clock=SystemClock())
+    deps = Deps(settings=settings, db=db, clock=SystemClock(), cipher=load_cipher(settings))
     bot = DyadBot(deps, settings.bot_token.get_secret_value())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -252,3 +252,70 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+
+
+class CheckIn(Base):
+    """One private check-in of one partner: item ids and answers, the note only encrypted."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (Index("ix_checkins_partner_started", "partner_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    instrument: Mapped[str] = mapped_column(String(40))
+    with_safety: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | complete | partial
+    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note_ciphertext: Mapped[bytes | None]
+    ok_to_raise: Mapped[bool | None] = mapped_column(Boolean)
+    risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+    started_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class Response(Base):
+    """A partner's reply to a prompt: private, encrypted, screened like notes."""
+
+    __tablename__ = "responses"
+    __table_args__ = (Index("ix_responses_partner_created", "partner_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    prompt_key: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(24))
+    choice: Mapped[str | None] = mapped_column(String(16))  # a follow-up's tried: yes|partly|no
+    text_ciphertext: Mapped[bytes | None]
+    share: Mapped[bool | None] = mapped_column(Boolean)  # couple-space answers only
+    ok_to_raise: Mapped[bool] = mapped_column(Boolean, default=False)
+    risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """A safety alert for the therapist: kind and time; the words only on request."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"))
+    slot: Mapped[str] = mapped_column(String(1))
+    kind: Mapped[str] = mapped_column(
+        String(24)
+    )  # self_harm | suicide | violence | safety_question
+    source: Mapped[str] = mapped_column(String(16))  # checkin | response
+    source_id: Mapped[int | None]
+    phrase_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime | None]
+    cleared_at: Mapped[datetime | None]

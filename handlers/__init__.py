@@ -13,7 +13,7 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import common, onboarding, partner, text, therapist
+from handlers import checkin, common, onboarding, partner, text, therapist
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -29,6 +29,9 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         ("invite", therapist.invite),
         ("goal", therapist.goal),
         ("close", therapist.close),
+        ("alerts", therapist.alerts),
+        ("clearhold", therapist.clearhold),
+        ("checkin", checkin.checkin_command),
         ("settings", partner.settings),
         ("pause", partner.pause),
         ("resume", partner.resume),
@@ -41,6 +44,8 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     add(CallbackQueryHandler(onboarding.onboarding_button, pattern=r"^1\|ob\|"))
     add(CallbackQueryHandler(partner.settings_button, pattern=r"^1\|setv?\|"))
     add(CallbackQueryHandler(partner.stop_button, pattern=r"^1\|stop\|"))
+    add(CallbackQueryHandler(checkin.item_button, pattern=r"^1\|ci\|"))
+    add(CallbackQueryHandler(checkin.start_button, pattern=r"^1\|cis\|"))
     add(CallbackQueryHandler(therapist.therapist_button, pattern=r"^1\|(pick|slot|close)\|"))
     add(CallbackQueryHandler(common.stale_button))
     add(ChatMemberHandler(onboarding.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))

@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
-from bot.services import couples
+from bot.services import couples, safety_flow
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist
 from db.uow import UnitOfWork
@@ -22,7 +22,7 @@ from handlers._base import (
     reply,
 )
 
-PICKABLE = ("invite", "goal", "close")
+PICKABLE = ("invite", "goal", "close", "alerts", "clearhold")
 
 
 async def _therapist(uow: UnitOfWork, user_id: int) -> Therapist:
@@ -256,6 +256,14 @@ async def therapist_button(update: Update, context: Context) -> None:
                 await reply(update, context, _slot_picker(therapist, couple))
             elif command == "goal":
                 await _ask_goal(update, context, uow, therapist, couple)
+            elif command == "alerts":
+                text = await safety_flow.alerts_view(
+                    uow, therapist, couple, d.clock.now(), d.cipher
+                )
+                await reply(update, context, Outgoing(text))
+            elif command == "clearhold":
+                text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
+                await reply(update, context, Outgoing(text))
             else:
                 await reply(update, context, _close_confirmation(therapist, couple))
             return
@@ -278,3 +286,33 @@ async def therapist_button(update: Update, context: Context) -> None:
             kick_dispatcher(context)
             return
     raise UserError("common.stale_button")
+
+
+@kindly
+async def alerts(update: Update, context: Context) -> None:
+    """``/alerts HANDLE``: the couple's safety alerts with the words; the read is audited."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "alerts"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        text = await safety_flow.alerts_view(uow, therapist, couple, d.clock.now(), d.cipher)
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def clearhold(update: Update, context: Context) -> None:
+    """``/clearhold HANDLE``: lift the couple's safety hold."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "clearhold"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
+    await reply(update, context, Outgoing(text))

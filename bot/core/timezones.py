@@ -42,3 +42,27 @@ def offered_timezones(language: str, practice_default: str) -> list[str]:
     """The practice's default first, then the common ones for the language."""
     names = [practice_default, *COMMON_TIMEZONES.get(language, COMMON_TIMEZONES["en"])]
     return list(dict.fromkeys(names))[:6]
+
+
+@cache
+def _zone_countries() -> dict[str, str]:
+    from importlib.resources import files
+
+    table = files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    out: dict[str, str] = {}
+    for line in table.splitlines():
+        if line and not line.startswith("#"):
+            country, _, zone, *_ = line.split("\t")
+            out[zone] = country
+    return out
+
+
+def country_of(zone: str | None) -> str | None:
+    """The ISO country code a time zone belongs to (``Europe/Madrid`` -> ``ES``), if any."""
+    return _zone_countries().get(zone or "")
+
+
+def locale_for(language: str, zone: str | None) -> str:
+    """``es-ES`` from a language and a time zone; the bare language when the zone says nothing."""
+    country = country_of(zone)
+    return f"{language}-{country}" if country else language

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.channels.base import Outgoing, Sent
+from bot.locales import t
 from bot.services.outbox import notify
 from bot.services.texts import msg
 from db.models import Delivery, Partner, Therapist
@@ -41,7 +42,9 @@ class DyadRenderer(Renderer):
         if person is None or person.chat_id is None:
             return None
         if delivery.kind == "notice":
-            text = msg(person.language, delivery.key, **delivery.params)
+            text = msg(
+                person.language, delivery.key, **notice_params(person.language, delivery.params)
+            )
             return Rendered(person.chat_id, Outgoing(text))
         kind = self.kinds.get(delivery.kind)
         if kind is None:
@@ -76,6 +79,17 @@ class DyadRenderer(Renderer):
             handle=couple.handle,
             slot=partner.slot,
         )
+
+
+def notice_params(language: str, params: dict[str, object]) -> dict[str, object]:
+    """A notice's parameters; ``x_key`` ones are catalog keys, given as ``x`` in the language."""
+    out: dict[str, object] = {}
+    for name, value in params.items():
+        if name.endswith("_key") and isinstance(value, str):
+            out[name.removesuffix("_key")] = t(language, value)
+        else:
+            out[name] = value
+    return out
 
 
 class KindRenderer:

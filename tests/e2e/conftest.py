@@ -14,6 +14,7 @@ from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
+from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
@@ -144,7 +145,7 @@ async def harness(fake: FakeBotAPI, db: Database, clock: ManualClock) -> AsyncIt
         bot_token=fake.token,
         database_url=db.url,
     )
-    deps = Deps(settings=settings, db=db, clock=clock)
+    deps = Deps(settings=settings, db=db, clock=clock, cipher=Cipher([new_key()]))
     bot = DyadBot(
         deps,
         fake.token,

@@ -386,3 +386,18 @@ def test_ambiguous_everyday_phrases_still_flag_because_recall_comes_first(text: 
 def test_errors_name_the_section_the_practice_used() -> None:
     with pytest.raises(ValueError, match=r"crisis_resources\.es-ES\[0\]"):
         parse_crisis_overrides({"es-ES": [{"name": "x"}]}, section="crisis_resources")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("Me quiero hacer daño", "self_harm"),
+        ("me voy a hacer daño otra vez", "self_harm"),
+        ("me quiero matar", "suicide"),
+        ("a veces quiero desaparecer", "suicide"),
+        ("I feel like dying most mornings", "suicide"),
+        ("I want to cut myself", "self_harm"),
+    ],
+)
+def test_everyday_phrasings_are_caught(text: str, kind: str) -> None:
+    assert kind in screen_text(text).kinds

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 00:16:48.132072
+Create Date: 2026-11-28 00:24:21.996098
 """
 
 from __future__ import annotations
@@ -200,6 +200,33 @@ def upgrade() -> None:
         sa.UniqueConstraint("couple_id", "starts_at", name=op.f("uq_sessions_couple_id_starts_at")),
     )
     op.create_table(
+        "alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("couple_id", sa.Integer(), nullable=False),
+        sa.Column("partner_id", sa.Integer(), nullable=True),
+        sa.Column("slot", sa.String(length=1), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("source_id", sa.Integer(), nullable=True),
+        sa.Column("phrase_ids", sa.JSON(), nullable=False),
+        sa.Column("created_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("cleared_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["couple_id"],
+            ["couples.id"],
+            name=op.f("fk_alerts_couple_id_couples"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["partner_id"],
+            ["partners.id"],
+            name=op.f("fk_alerts_partner_id_partners"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
+    )
+    op.create_table(
         "deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("recipient", sa.String(length=32), nullable=False),
@@ -248,16 +275,106 @@ def upgrade() -> None:
         batch_op.create_index("ix_deliveries_partner", ["partner_id", "kind"], unique=False)
         batch_op.create_index("ix_deliveries_status_due", ["status", "due_at"], unique=False)
 
+    op.create_table(
+        "checkins",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("partner_id", sa.Integer(), nullable=False),
+        sa.Column("couple_id", sa.Integer(), nullable=False),
+        sa.Column("instrument", sa.String(length=40), nullable=False),
+        sa.Column("with_safety", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("answers", sa.JSON(), nullable=False),
+        sa.Column("skipped", sa.JSON(), nullable=False),
+        sa.Column("note_ciphertext", sa.LargeBinary(), nullable=True),
+        sa.Column("ok_to_raise", sa.Boolean(), nullable=True),
+        sa.Column("risk", sa.Boolean(), nullable=False),
+        sa.Column("message_ids", sa.JSON(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("started_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["couple_id"],
+            ["couples.id"],
+            name=op.f("fk_checkins_couple_id_couples"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+            name=op.f("fk_checkins_delivery_id_deliveries"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["partner_id"],
+            ["partners.id"],
+            name=op.f("fk_checkins_partner_id_partners"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_checkins")),
+    )
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_checkins_partner_started", ["partner_id", "started_at"], unique=False
+        )
+
+    op.create_table(
+        "responses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sa.Integer(), nullable=True),
+        sa.Column("partner_id", sa.Integer(), nullable=False),
+        sa.Column("couple_id", sa.Integer(), nullable=False),
+        sa.Column("prompt_key", sa.String(length=80), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("choice", sa.String(length=16), nullable=True),
+        sa.Column("text_ciphertext", sa.LargeBinary(), nullable=True),
+        sa.Column("share", sa.Boolean(), nullable=True),
+        sa.Column("ok_to_raise", sa.Boolean(), nullable=False),
+        sa.Column("risk", sa.Boolean(), nullable=False),
+        sa.Column("created_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["couple_id"],
+            ["couples.id"],
+            name=op.f("fk_responses_couple_id_couples"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+            name=op.f("fk_responses_delivery_id_deliveries"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["partner_id"],
+            ["partners.id"],
+            name=op.f("fk_responses_partner_id_partners"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
+    )
+    with op.batch_alter_table("responses", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_responses_partner_created", ["partner_id", "created_at"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("responses", schema=None) as batch_op:
+        batch_op.drop_index("ix_responses_partner_created")
+
+    op.drop_table("responses")
+    with op.batch_alter_table("checkins", schema=None) as batch_op:
+        batch_op.drop_index("ix_checkins_partner_started")
+
+    op.drop_table("checkins")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_status_due")
         batch_op.drop_index("ix_deliveries_partner")
 
     op.drop_table("deliveries")
+    op.drop_table("alerts")
     op.drop_table("sessions")
     op.drop_table("partners")
     op.drop_table("invites")

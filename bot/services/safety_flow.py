@@ -1,0 +1,154 @@
+"""Risk: crisis resources for the partner at once, a private alert, a safety hold.
+
+Nothing here ever reaches the other partner: the alert goes to the couple's therapist
+only, and the hold changes which exercises are planned, never how many.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.channels.base import Outgoing
+from bot.core.safety import render_crisis_message
+from bot.services.outbox import notify
+from bot.services.practice_config import parse_practice_config
+from bot.services.texts import msg
+from db.models import Alert, CheckIn, Couple, Partner, Response, Therapist
+from db.uow import UnitOfWork
+
+# The most serious kind names the alert when one message holds several.
+_PRIORITY = ("suicide", "self_harm", "violence", "safety_question")
+
+
+async def raise_alert(
+    uow: UnitOfWork,
+    partner: Partner,
+    *,
+    kinds: frozenset[str],
+    source: str,
+    source_id: int | None,
+    phrase_ids: frozenset[str],
+    now: datetime,
+) -> Outgoing:
+    """Record one alert, hold the couple, tell the therapist; returns the partner's resources."""
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    practice = await uow.practices.get(couple.practice_id)
+    therapist = await uow.therapists.get(couple.therapist_id)
+    assert practice is not None and therapist is not None
+    kind = next(k for k in _PRIORITY if k in kinds)
+    alert = Alert(
+        couple_id=couple.id,
+        partner_id=partner.id,
+        slot=partner.slot,
+        kind=kind,
+        source=source,
+        source_id=source_id,
+        phrase_ids={"kinds": sorted(kinds), "phrases": sorted(phrase_ids)},
+        created_at=now,
+    )
+    uow.session.add(alert)
+    await uow.flush()
+    couple.safety_hold = True
+    await notify(
+        uow,
+        therapist,
+        "alerts.notice",
+        dedupe_key=f"alert:{alert.id}",
+        now=now,
+        couple_id=couple.id,
+        handle=couple.handle,
+        slot=partner.slot,
+        kind_key=f"safety.kind.{kind}",
+        when=_local(now, therapist.timezone),
+    )
+    config = parse_practice_config(practice.config_toml)
+    resources = config.crisis_for(partner.language, partner.timezone)
+    return Outgoing(render_crisis_message(partner.language, resources))
+
+
+def _local(when: datetime, zone: str) -> str:
+    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+async def alerts_view(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime, decrypt: object
+) -> str:
+    """The couple's alerts with the words that raised them; marks them seen and audits the read."""
+    from bot.services.crypto import Cipher
+
+    assert isinstance(decrypt, Cipher)
+    lang = therapist.language
+    alerts = list(
+        await uow.session.scalars(
+            select(Alert).where(Alert.couple_id == couple.id).order_by(Alert.created_at)
+        )
+    )
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}", action="alerts.read", couple_id=couple.id, at=now
+    )
+    if not alerts:
+        await uow.commit()
+        return msg(lang, "alerts.none", handle=couple.handle)
+    lines = [msg(lang, "alerts.header", handle=couple.handle)]
+    for alert in alerts:
+        state = "cleared" if alert.cleared_at else ("seen" if alert.seen_at else "new")
+        lines.append(
+            msg(
+                lang,
+                "alerts.line",
+                when=_local(alert.created_at, therapist.timezone),
+                slot=alert.slot,
+                kind=msg(lang, f"safety.kind.{alert.kind}"),
+                state=msg(lang, f"alerts.state_{state}"),
+            )
+        )
+        words = await _words(uow, alert, decrypt)
+        if words:
+            lines.append(msg(lang, "alerts.words", words=words[:500]))
+        if alert.seen_at is None:
+            alert.seen_at = now
+    lines.append(
+        msg(
+            lang,
+            "alerts.hold_on" if couple.safety_hold else "alerts.hold_off",
+            handle=couple.handle,
+        )
+    )
+    await uow.commit()
+    return "\n".join(lines)
+
+
+async def _words(uow: UnitOfWork, alert: Alert, cipher: object) -> str | None:
+    from bot.services.crypto import Cipher
+
+    assert isinstance(cipher, Cipher)
+    if alert.source_id is None:
+        return None
+    row: CheckIn | Response | None
+    if alert.source == "checkin":
+        row = await uow.session.get(CheckIn, alert.source_id)
+        token = row.note_ciphertext if row is not None else None
+    else:
+        row = await uow.session.get(Response, alert.source_id)
+        token = row.text_ciphertext if row is not None else None
+    return cipher.decrypt(token) if token else None
+
+
+async def clear_hold(uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime) -> str:
+    """Lift the couple's safety hold; its alerts are marked cleared."""
+    if not couple.safety_hold:
+        return msg(therapist.language, "alerts.not_held", handle=couple.handle)
+    couple.safety_hold = False
+    for alert in await uow.session.scalars(
+        select(Alert).where(Alert.couple_id == couple.id, Alert.cleared_at.is_(None))
+    ):
+        alert.cleared_at = now
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}", action="hold.clear", couple_id=couple.id, at=now
+    )
+    await uow.commit()
+    return msg(therapist.language, "alerts.cleared", handle=couple.handle)
