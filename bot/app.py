@@ -14,11 +14,14 @@ import handlers
 from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.services import checkins
 from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
+from bot.services.prompts import PromptRenderer, RevealRenderer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher
+from schedules.planner import Planner
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,12 @@ def build_application(deps: Deps, token: str) -> Application:  # type: ignore[ty
 
 @dataclass
 class DispatchOptions:
-    """How fast the dispatcher may send from this process."""
+    """How fast the dispatcher may send from this process, and how often to plan."""
 
     rate_per_second: float = 30.0
     per_chat_interval: float = 1.0
     idle_seconds: float = 2.0
+    plan_every_seconds: float = 300.0
 
 
 class DyadBot:
@@ -75,6 +79,10 @@ class DyadBot:
         self.options = options
         self.renderer = DyadRenderer()
         self.renderer.kinds["checkin"] = CheckinInvitation()
+        for kind in ("hope", "skill", "skill_followup", "couple_space"):
+            self.renderer.kinds[kind] = PromptRenderer()
+        self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
+        self.planner = Planner(deps.db, deps.clock)
         self.channels: dict[str, Messenger] = {"telegram": self.application.bot_data["messenger"]}
         self.dispatcher = Dispatcher(
             db=deps.db,
@@ -110,6 +118,27 @@ class DyadBot:
             self._task = asyncio.create_task(
                 self.dispatcher.run_forever(self._stop, self._wake, self.options.idle_seconds)
             )
+            assert app.job_queue is not None
+            app.job_queue.run_repeating(
+                self._maintain,
+                interval=self.options.plan_every_seconds,
+                first=0.0,
+                name="planner",
+                job_kwargs={"max_instances": 1, "coalesce": True},
+            )
+
+    async def maintain(self) -> None:
+        """One round of the periodic work: plan ahead, close stale check-ins."""
+        await self.planner.run()
+        async with self.deps.db.uow() as uow:
+            await checkins.expire_stale(uow, self.deps.clock.now())
+        self._wake.set()
+
+    async def _maintain(self, _context: object) -> None:
+        try:
+            await self.maintain()
+        except Exception:
+            log.exception("periodic planning failed; it runs again at the next interval")
 
     def wake_dispatcher(self) -> None:
         """Send queued messages now rather than at the next idle tick."""

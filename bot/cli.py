@@ -190,6 +190,80 @@ def therapist_list(slug: str) -> None:
         click.echo(line)
 
 
+@practice.command("configure")
+@click.argument("slug")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def practice_configure(slug: str, file: str) -> None:
+    """Check a practice.toml and store it as the practice's configuration."""
+    from pathlib import Path
+
+    from bot.services.practice_config import parse_practice_config
+    from bot.services.practices import practice_by_slug
+    from schedules.check import check_practice_file, format_problems
+
+    result = check_practice_file(file)
+    if not result.ok:
+        for line in format_problems(result):
+            click.echo(line, err=True)
+        sys.exit(1)
+    text = Path(file).read_text(encoding="utf-8")
+    try:
+        parse_practice_config(text)
+    except ValueError as error:
+        raise click.ClickException(f"{file}: {error}") from None
+
+    async def work(uow: UnitOfWork, now: datetime) -> str:
+        practice = await practice_by_slug(uow, slug)
+        practice.config_toml = text
+        return practice.slug
+
+    click.echo(f"{_admin(work)}: {result.summary}")
+
+
+@cli.group()
+def schedules() -> None:
+    """Check practice schedules and preview what a couple will receive."""
+
+
+@schedules.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def schedules_check(file: str) -> None:
+    """Validate a practice.toml: each problem with its line, or a one-line summary."""
+    from schedules.check import check_practice_file, format_problems
+
+    result = check_practice_file(file)
+    if not result.ok:
+        for line in format_problems(result):
+            click.echo(line)
+        sys.exit(1)
+    click.echo(result.summary)
+
+
+@schedules.command("preview")
+@click.option("--couple", "handle", required=True, help="The couple's handle, such as c3.")
+@click.option("--practice", "slug", default=None, help="The practice (needed if several).")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 60))
+def schedules_preview(handle: str, slug: str | None, days: int) -> None:
+    """What each partner will receive and when, side by side, in their own local time."""
+    from bot.services.schedule_preview import preview_lines
+
+    async def work(uow: UnitOfWork, now: datetime) -> list[str]:
+        return await preview_lines(uow, handle, slug, now, days)
+
+    for line in _admin(work):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Plan and send what is due, then exit.")
+def worker(once: bool) -> None:
+    """Plan and send prompts without serving Telegram updates."""
+    from bot.runner import run_worker
+
+    settings = _settings()
+    _run(lambda: run_worker(settings, once=once))
+
+
 def main() -> None:
     """Entry point: configuration problems print one line and exit with status 2."""
     try:

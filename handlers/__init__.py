@@ -13,7 +13,7 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import checkin, common, onboarding, partner, text, therapist
+from handlers import checkin, common, onboarding, partner, prompts, text, therapist
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -31,6 +31,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         ("close", therapist.close),
         ("alerts", therapist.alerts),
         ("clearhold", therapist.clearhold),
+        ("schedule", therapist.schedule),
         ("checkin", checkin.checkin_command),
         ("settings", partner.settings),
         ("pause", partner.pause),
@@ -46,6 +47,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     add(CallbackQueryHandler(partner.stop_button, pattern=r"^1\|stop\|"))
     add(CallbackQueryHandler(checkin.item_button, pattern=r"^1\|ci\|"))
     add(CallbackQueryHandler(checkin.start_button, pattern=r"^1\|cis\|"))
+    add(CallbackQueryHandler(prompts.button, pattern=r"^1\|(po|pr|rr|sh)\|"))
     add(CallbackQueryHandler(therapist.therapist_button, pattern=r"^1\|(pick|slot|close)\|"))
     add(CallbackQueryHandler(common.stale_button))
     add(ChatMemberHandler(onboarding.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))

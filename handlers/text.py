@@ -9,6 +9,7 @@ from bot.services import onboarding
 from bot.services.texts import UserError, msg
 from handlers import checkin as checkin_handlers
 from handlers import partner as partner_handlers
+from handlers import prompts as prompt_handlers
 from handlers import therapist as therapist_handlers
 from handlers._base import (
     MAX_TEXT,
@@ -47,7 +48,12 @@ async def on_text(update: Update, context: Context) -> None:
         await therapist_handlers.typed_goal(update, context, int(data["couple_id"]), text)
     elif kind == "settings_tz" and actor.partner is not None:
         await partner_handlers.typed_timezone(update, context, text)
-    elif actor.role == "partner" and await checkin_handlers.note_text(update, context, text):
+    elif kind == "followup_words" and actor.partner is not None:
+        await prompt_handlers.followup_words(update, context, int(data["response_id"]), text)
+    elif actor.role == "partner" and (
+        await checkin_handlers.note_text(update, context, text)
+        or await prompt_handlers.reply_text(update, context, text)
+    ):
         return
     elif actor.partner is not None and actor.partner.onboarding_step not in ("done", "left"):
         await reply(update, context, Outgoing(msg(actor.language, "partner.not_joined")))

@@ -22,7 +22,7 @@ from handlers._base import (
     reply,
 )
 
-PICKABLE = ("invite", "goal", "close", "alerts", "clearhold")
+PICKABLE = ("invite", "goal", "close", "alerts", "clearhold", "schedule")
 
 
 async def _therapist(uow: UnitOfWork, user_id: int) -> Therapist:
@@ -261,6 +261,9 @@ async def therapist_button(update: Update, context: Context) -> None:
                     uow, therapist, couple, d.clock.now(), d.cipher
                 )
                 await reply(update, context, Outgoing(text))
+            elif command == "schedule":
+                text = await couples.schedule(uow, therapist, couple, None, d.clock.now())
+                await reply(update, context, Outgoing(text))
             elif command == "clearhold":
                 text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
                 await reply(update, context, Outgoing(text))
@@ -315,4 +318,21 @@ async def clearhold(update: Update, context: Context) -> None:
             return
         couple = await couples.own_couple(uow, therapist, args[0])
         text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def schedule(update: Update, context: Context) -> None:
+    """``/schedule HANDLE [TEMPLATE|pause|resume]``."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "schedule"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        text = await couples.schedule(
+            uow, therapist, couple, args[1] if len(args) > 1 else None, d.clock.now()
+        )
     await reply(update, context, Outgoing(text))

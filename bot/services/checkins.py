@@ -348,7 +348,7 @@ class CheckinInvitation(KindRenderer):
     async def render(
         self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
     ) -> Outgoing | None:
-        if not isinstance(person, Partner) or not await _deliverable(uow, person, delivery):
+        if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
             return None
         lang = person.language
         if person.discreet:
@@ -359,7 +359,7 @@ class CheckinInvitation(KindRenderer):
         return Outgoing(text, ((button,),))
 
 
-async def _deliverable(uow: UnitOfWork, partner: Partner, delivery: Delivery) -> bool:
+async def deliverable(uow: UnitOfWork, partner: Partner, delivery: Delivery) -> bool:
     """A scheduled message goes only to an active partner of an active, unpaused couple."""
     if not partner.active:
         return False

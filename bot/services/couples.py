@@ -181,3 +181,61 @@ async def close_couple(
 def local_time(when: datetime, zone: str) -> str:
     """``2026-10-21 18:00`` in a time zone, for lists."""
     return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+
+async def schedule(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, choice: str | None, now: datetime
+) -> str:
+    """Show, switch, pause or resume the couple's prompt schedule (both partners alike)."""
+    from bot.services.practice_config import parse_practice_config
+    from bot.services.texts import msg
+
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    schedules = parse_practice_config(practice.config_toml).schedules
+    names = sorted(schedules.schedules)
+    current = couple.schedule_template or schedules.delivery.default_template
+    lang, handle = therapist.language, couple.handle
+    if choice is None:
+        return msg(
+            lang,
+            "schedule.status",
+            handle=handle,
+            template=current,
+            paused=msg(lang, "schedule.paused_mark") if couple.schedule_paused else "",
+            templates=", ".join(names),
+        )
+    actor = f"therapist:{therapist.id}"
+    if choice == "pause":
+        couple.schedule_paused = True
+        await _drop_pending_prompts(uow, couple)
+        text = msg(lang, "schedule.paused", handle=handle)
+    elif choice == "resume":
+        couple.schedule_paused = False
+        text = msg(lang, "schedule.resumed", handle=handle)
+    elif choice in schedules.schedules:
+        couple.schedule_template = choice
+        await _drop_pending_prompts(uow, couple)
+        text = msg(lang, "schedule.switched", handle=handle, template=choice)
+    else:
+        raise UserError(
+            "schedule.unknown_template", template=choice[:40], templates=", ".join(names)
+        )
+    uow.audit.record(actor=actor, action=f"schedule.{choice}"[:64], couple_id=couple.id, at=now)
+    await uow.commit()
+    return text
+
+
+async def _drop_pending_prompts(uow: UnitOfWork, couple: Couple) -> None:
+    """Planned prompts not yet sent give way to the new plan (for both partners alike)."""
+    from sqlalchemy import delete
+
+    from db.models import Delivery
+
+    await uow.session.execute(
+        delete(Delivery).where(
+            Delivery.couple_id == couple.id,
+            Delivery.status == "pending",
+            Delivery.kind.in_(("checkin", "hope", "skill", "skill_followup", "couple_space")),
+        )
+    )

@@ -18,6 +18,7 @@ from bot.services.practice_config import parse_practice_config
 from bot.services.texts import msg
 from db.models import Alert, CheckIn, Couple, Partner, Response, Therapist
 from db.uow import UnitOfWork
+from schedules.planner import substitute_pending_for_hold
 
 # The most serious kind names the alert when one message holds several.
 _PRIORITY = ("suicide", "self_harm", "violence", "safety_question")
@@ -52,7 +53,9 @@ async def raise_alert(
     )
     uow.session.add(alert)
     await uow.flush()
-    couple.safety_hold = True
+    if not couple.safety_hold:
+        couple.safety_hold = True
+        await substitute_pending_for_hold(uow, couple)
     await notify(
         uow,
         therapist,

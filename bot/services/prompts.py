@@ -1,0 +1,343 @@
+"""Scheduled prompts (hope, skill, follow-up, couple space) and the partners' replies.
+
+A reply is private: stored encrypted, screened for crisis language like a note. A
+couple-space answer is revealed to the other partner only when both have answered and
+both chose to share; otherwise neither sees the other's, and both are told so in the
+same words.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.channels.base import Button, Outgoing
+from bot.core import callbacks
+from bot.core.instruments import TEXT_ANSWER_LIMIT
+from bot.core.safety import screen_text
+from bot.services.checkins import deliverable
+from bot.services.crypto import Cipher
+from bot.services.delivery_render import KindRenderer
+from bot.services.outbox import enqueue
+from bot.services.practice_config import parse_practice_config
+from bot.services.safety_flow import raise_alert
+from bot.services.texts import UserError, msg
+from db.models import Delivery, Partner, Response, Therapist
+from db.uow import UnitOfWork
+from schedules.library import PromptLibrary
+
+TEXT_KINDS = ("hope", "skill", "couple_space")
+REPLY_WINDOW = timedelta(hours=72)
+SHARE_WINDOW = timedelta(days=7)
+
+
+async def library_for(uow: UnitOfWork, partner: Partner) -> PromptLibrary:
+    """The prompt library of the partner's practice."""
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    return parse_practice_config(practice.config_toml).library
+
+
+def prompt_message(library: PromptLibrary, delivery: Delivery, partner: Partner) -> Outgoing:
+    """A prompt in the partner's language, with its buttons or a reply hint."""
+    lang = partner.language
+    prompt = library.get(delivery.key)
+    text = html.escape(library.text(prompt.key, lang, name=partner.display_name or ""), False)
+    if prompt.answer == "buttons":
+        row = tuple(
+            Button(msg(lang, f"schedules.choice.{c}"), callbacks.encode("pr", delivery.id, c))
+            for c in prompt.choices
+        )
+        return Outgoing(text, (row,))
+    hint = "prompts.space_hint" if prompt.kind == "couple_space" else "prompts.reply_hint"
+    return Outgoing(f"{text}\n\n{msg(lang, hint)}")
+
+
+class PromptRenderer(KindRenderer):
+    """Renders a scheduled prompt; in discreet mode a neutral note with an Open button."""
+
+    async def render(
+        self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
+    ) -> Outgoing | None:
+        if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
+            return None
+        if person.discreet:
+            button = Button(
+                msg(person.language, "prompts.open"), callbacks.encode("po", delivery.id)
+            )
+            return Outgoing(msg(person.language, "prompts.discreet_ready"), ((button,),))
+        return prompt_message(await library_for(uow, person), delivery, person)
+
+
+class RevealRenderer(KindRenderer):
+    """The outcome of a couple-space prompt: the other's answer, or that both stay private."""
+
+    def __init__(self, cipher: Cipher) -> None:
+        self.cipher = cipher
+
+    async def render(
+        self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
+    ) -> Outgoing | None:
+        if not isinstance(person, Partner) or not person.active:
+            return None
+        library = await library_for(uow, person)
+        title = library.text(delivery.key, person.language, name="").strip()
+        if delivery.params.get("outcome") != "shared":
+            return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
+        other = await uow.session.get(Response, int(delivery.params["response_id"]))
+        if other is None or other.text_ciphertext is None or other.share is not True:
+            return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
+        answer = self.cipher.decrypt(other.text_ciphertext)
+        return Outgoing(msg(person.language, "prompts.revealed", prompt=title, answer=answer))
+
+
+async def _owned_delivery(uow: UnitOfWork, partner: Partner, delivery_id: int) -> Delivery:
+    delivery = await uow.session.get(Delivery, delivery_id)
+    if (
+        delivery is None
+        or delivery.partner_id != partner.id
+        or delivery.status != "sent"
+        or delivery.kind not in (*TEXT_KINDS, "skill_followup")
+    ):
+        raise UserError("common.stale_button")
+    return delivery
+
+
+async def reveal_discreet(uow: UnitOfWork, partner: Partner, delivery_id: int) -> Outgoing:
+    """The Open button of a discreet prompt: the prompt itself, to edit into the message."""
+    delivery = await _owned_delivery(uow, partner, delivery_id)
+    return prompt_message(await library_for(uow, partner), delivery, partner)
+
+
+async def _answered(uow: UnitOfWork, delivery: Delivery) -> bool:
+    found = await uow.session.scalar(
+        select(Response.id).where(Response.delivery_id == delivery.id).limit(1)
+    )
+    return found is not None
+
+
+async def open_prompt(
+    uow: UnitOfWork, partner: Partner, now: datetime, reply_to: int | None
+) -> Delivery | None:
+    """The prompt a text answers: the one replied to, else the latest unanswered one."""
+    query = select(Delivery).where(
+        Delivery.partner_id == partner.id,
+        Delivery.status == "sent",
+        Delivery.kind.in_(TEXT_KINDS),
+    )
+    if reply_to is not None:
+        replied = await uow.session.scalar(query.where(Delivery.message_id == reply_to))
+        if replied is not None and not await _answered(uow, replied):
+            return replied
+    latest = await uow.session.scalar(
+        query.where(Delivery.sent_at >= now - REPLY_WINDOW).order_by(Delivery.sent_at.desc())
+    )
+    if latest is None or await _answered(uow, latest):
+        return None
+    return latest
+
+
+@dataclass
+class Replied:
+    """What storing a reply produced."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    delete: list[int] = field(default_factory=list)
+
+
+async def _screen(
+    uow: UnitOfWork, partner: Partner, response: Response, text: str, now: datetime
+) -> Outgoing | None:
+    result = screen_text(text, partner.language)
+    if not result.flagged:
+        return None
+    response.risk = True
+    return await raise_alert(
+        uow,
+        partner,
+        kinds=result.kinds,
+        source="response",
+        source_id=response.id,
+        phrase_ids=result.phrase_ids,
+        now=now,
+    )
+
+
+def _clean(text: str) -> str:
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    if not cleaned:
+        raise UserError("instruments.answer_empty")
+    if len(cleaned) > TEXT_ANSWER_LIMIT:
+        raise UserError("instruments.answer_too_long", limit=TEXT_ANSWER_LIMIT)
+    return cleaned
+
+
+async def reply_text(
+    uow: UnitOfWork,
+    partner: Partner,
+    cipher: Cipher,
+    delivery: Delivery,
+    text: str,
+    now: datetime,
+    *,
+    message_id: int | None,
+) -> Replied:
+    """Store a text answer to a prompt; couple-space answers then ask about sharing."""
+    text = _clean(text)
+    response = Response(
+        delivery_id=delivery.id,
+        partner_id=partner.id,
+        couple_id=partner.couple_id,
+        prompt_key=delivery.key,
+        kind=delivery.kind,
+        text_ciphertext=cipher.encrypt(text),
+        created_at=now,
+    )
+    uow.session.add(response)
+    await uow.flush()
+    out = Replied()
+    crisis = await _screen(uow, partner, response, text, now)
+    if crisis is not None:
+        out.messages.append(crisis)
+    lang = partner.language
+    if delivery.kind == "couple_space":
+        row = (
+            Button(msg(lang, "prompts.share_yes"), callbacks.encode("sh", response.id, "yes")),
+            Button(msg(lang, "prompts.share_no"), callbacks.encode("sh", response.id, "no")),
+        )
+        out.messages.append(Outgoing(msg(lang, "prompts.share_question"), (row,)))
+    else:
+        out.messages.append(_raise_question(lang, response))
+    if partner.discreet:
+        out.delete = [m for m in (message_id, delivery.message_id) if m]
+    await uow.commit()
+    return out
+
+
+def _raise_question(lang: str, response: Response) -> Outgoing:
+    row = (
+        Button(msg(lang, "prompts.raise_yes"), callbacks.encode("rr", response.id, "yes")),
+        Button(msg(lang, "prompts.raise_no"), callbacks.encode("rr", response.id, "no")),
+    )
+    return Outgoing(msg(lang, "prompts.saved_raise"), (row,))
+
+
+async def choose(
+    uow: UnitOfWork, partner: Partner, delivery_id: int, choice: str, now: datetime
+) -> Outgoing:
+    """A button answer (a follow-up's Yes / Partly / Not yet): stored, then optional words."""
+    delivery = await _owned_delivery(uow, partner, delivery_id)
+    library = await library_for(uow, partner)
+    prompt = library.get(delivery.key)
+    if choice not in prompt.choices or await _answered(uow, delivery):
+        raise UserError("common.stale_button")
+    response = Response(
+        delivery_id=delivery.id,
+        partner_id=partner.id,
+        couple_id=partner.couple_id,
+        prompt_key=delivery.key,
+        kind=delivery.kind,
+        choice=choice,
+        created_at=now,
+    )
+    uow.session.add(response)
+    await uow.flush()
+    if prompt.optional_text and partner.telegram_user_id is not None:
+        await uow.conversations.set(
+            partner.telegram_user_id, "followup_words", {"response_id": response.id}, now
+        )
+        await uow.commit()
+        return Outgoing(msg(partner.language, "schedules.optional_text"))
+    await uow.commit()
+    return Outgoing(msg(partner.language, "prompts.noted"))
+
+
+async def followup_words(
+    uow: UnitOfWork, partner: Partner, cipher: Cipher, response_id: int, text: str, now: datetime
+) -> Replied:
+    """The optional words after a follow-up's button."""
+    response = await uow.session.get(Response, response_id)
+    assert partner.telegram_user_id is not None
+    await uow.conversations.clear(partner.telegram_user_id)
+    if response is None or response.partner_id != partner.id or response.text_ciphertext:
+        await uow.commit()
+        raise UserError("prompts.no_open")
+    text = _clean(text)
+    response.text_ciphertext = cipher.encrypt(text)
+    out = Replied()
+    crisis = await _screen(uow, partner, response, text, now)
+    if crisis is not None:
+        out.messages.append(crisis)
+    out.messages.append(_raise_question(partner.language, response))
+    await uow.commit()
+    return out
+
+
+async def _own_response(uow: UnitOfWork, partner: Partner, response_id: int) -> Response:
+    response = await uow.session.get(Response, response_id)
+    if response is None or response.partner_id != partner.id:
+        raise UserError("common.stale_button")
+    return response
+
+
+async def set_ok_to_raise(
+    uow: UnitOfWork, partner: Partner, response_id: int, choice: str
+) -> Outgoing:
+    """Whether the therapist may bring a reply up in session."""
+    response = await _own_response(uow, partner, response_id)
+    if choice not in ("yes", "no"):
+        raise UserError("common.stale_button")
+    response.ok_to_raise = choice == "yes"
+    await uow.commit()
+    return Outgoing(msg(partner.language, "prompts.noted"))
+
+
+async def set_share(
+    uow: UnitOfWork, partner: Partner, response_id: int, choice: str, now: datetime
+) -> Outgoing:
+    """A couple-space answer's share choice; once both partners decided, both hear the outcome."""
+    response = await _own_response(uow, partner, response_id)
+    if response.kind != "couple_space" or response.share is not None or choice not in ("yes", "no"):
+        raise UserError("common.stale_button")
+    response.share = choice == "yes"
+    response.ok_to_raise = True  # the therapist sees both couple-space answers
+    other = await uow.session.scalar(
+        select(Response)
+        .where(
+            Response.couple_id == partner.couple_id,
+            Response.partner_id != partner.id,
+            Response.kind == "couple_space",
+            Response.prompt_key == response.prompt_key,
+            Response.created_at >= now - SHARE_WINDOW,
+        )
+        .order_by(Response.created_at.desc())
+        .limit(1)
+    )
+    if other is not None and other.share is not None:
+        await _conclude(uow, response, other, now)
+    await uow.commit()
+    return Outgoing(msg(partner.language, "prompts.share_noted"))
+
+
+async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: datetime) -> None:
+    """Tell both partners the outcome, in the same words; reveal only if both shared."""
+    outcome = "shared" if first.share and second.share else "private"
+    pair = sorted((first.id, second.id))
+    for mine, theirs in ((first, second), (second, first)):
+        partner = await uow.partners.get(mine.partner_id)
+        assert partner is not None
+        await enqueue(
+            uow,
+            partner,
+            kind="reveal",
+            key=mine.prompt_key,
+            dedupe_key=f"reveal:{pair[0]}:{pair[1]}",
+            due_at=now,
+            couple_id=partner.couple_id,
+            params={"outcome": outcome, "response_id": theirs.id},
+        )
