@@ -14,7 +14,7 @@ import handlers
 from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
 from bot.locales import SUPPORTED_LANGUAGES
-from bot.services import checkins
+from bot.services import checkins, digests, sessions
 from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
@@ -82,6 +82,7 @@ class DyadBot:
         for kind in ("hope", "skill", "skill_followup", "couple_space"):
             self.renderer.kinds[kind] = PromptRenderer()
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
+        self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)
         self.planner = Planner(deps.db, deps.clock)
         self.channels: dict[str, Messenger] = {"telegram": self.application.bot_data["messenger"]}
         self.dispatcher = Dispatcher(
@@ -128,10 +129,14 @@ class DyadBot:
             )
 
     async def maintain(self) -> None:
-        """One round of the periodic work: plan ahead, close stale check-ins."""
+        """One round of the periodic work: sessions, digests, planning, stale check-ins."""
+        now = self.deps.clock.now()
+        async with self.deps.db.uow() as uow:
+            await sessions.ensure_all_weekly(uow, now)
+        await digests.send_due_digests(self.deps.db, self.deps.cipher, now)
         await self.planner.run()
         async with self.deps.db.uow() as uow:
-            await checkins.expire_stale(uow, self.deps.clock.now())
+            await checkins.expire_stale(uow, now)
         self._wake.set()
 
     async def _maintain(self, _context: object) -> None:

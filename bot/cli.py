@@ -254,6 +254,40 @@ def schedules_preview(handle: str, slug: str | None, days: int) -> None:
         click.echo(line)
 
 
+@cli.command("digest")
+@click.argument("handle")
+@click.option("--practice", "slug", default=None, help="The practice (needed if several).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "html", "json"]),
+    default="text",
+    show_default=True,
+)
+def digest_command(handle: str, slug: str | None, fmt: str) -> None:
+    """Print a couple's digest now (since the last session, or the last 14 days); audited."""
+    from bot.core.digest_render import render_html_page, render_json, render_text
+    from bot.services.crypto import load_cipher
+    from bot.services.digests import compose_for
+    from bot.services.schedule_preview import find_couple
+
+    settings = _settings()
+    cipher = load_cipher(settings)
+
+    async def work(uow: UnitOfWork, now: datetime) -> str:
+        couple = await find_couple(uow, handle, slug)
+        therapist = await uow.therapists.get(couple.therapist_id)
+        assert therapist is not None
+        digest = await compose_for(uow, couple, cipher, now, actor="cli")
+        if fmt == "json":
+            return render_json(digest)
+        if fmt == "html":
+            return render_html_page(digest, therapist.language)
+        return render_text(digest, therapist.language)
+
+    click.echo(_admin(work))
+
+
 @cli.command()
 @click.option("--once", is_flag=True, help="Plan and send what is due, then exit.")
 def worker(once: bool) -> None:

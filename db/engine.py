@@ -36,6 +36,7 @@ class Database:
     def __init__(self, url: str, *, search_path: str | None = None, pool_size: int = 5) -> None:
         parsed = make_url(url)
         self.url = url
+        self.search_path = search_path
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.dialect == "sqlite":

@@ -111,6 +111,7 @@ class Couple(Base):
     schedule_template: Mapped[str | None] = mapped_column(String(64))
     schedule_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     space_ready_at: Mapped[datetime | None]
+    weekly_session: Mapped[str | None] = mapped_column(String(16))  # "mon 18:00", therapist's tz
     digests_sent: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
@@ -135,6 +136,7 @@ class Partner(Base):
     discreet: Mapped[bool] = mapped_column(Boolean, default=False)
     onboarding_step: Mapped[str] = mapped_column(String(16), default="invited")
     paused_until: Mapped[datetime | None]
+    paused_since: Mapped[datetime | None]
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     unreachable_since: Mapped[datetime | None]
     consented_at: Mapped[datetime | None]

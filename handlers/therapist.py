@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
-from bot.services import couples, safety_flow
+from bot.services import couples, digests, safety_flow, sessions
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist
 from db.uow import UnitOfWork
@@ -22,7 +22,7 @@ from handlers._base import (
     reply,
 )
 
-PICKABLE = ("invite", "goal", "close", "alerts", "clearhold", "schedule")
+PICKABLE = ("invite", "goal", "close", "alerts", "clearhold", "schedule", "digest")
 
 
 async def _therapist(uow: UnitOfWork, user_id: int) -> Therapist:
@@ -261,6 +261,8 @@ async def therapist_button(update: Update, context: Context) -> None:
                     uow, therapist, couple, d.clock.now(), d.cipher
                 )
                 await reply(update, context, Outgoing(text))
+            elif command == "digest":
+                await _queue_digest(context, uow, therapist, couple)
             elif command == "schedule":
                 text = await couples.schedule(uow, therapist, couple, None, d.clock.now())
                 await reply(update, context, Outgoing(text))
@@ -336,3 +338,58 @@ async def schedule(update: Update, context: Context) -> None:
             uow, therapist, couple, args[1] if len(args) > 1 else None, d.clock.now()
         )
     await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def session(update: Update, context: Context) -> None:
+    """``/session HANDLE YYYY-MM-DD HH:MM`` | ``weekly WEEKDAY HH:MM`` | ``cancel``."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            raise UserError("sessions.usage")
+        couple = await couples.own_couple(uow, therapist, args[0])
+        text = await sessions.command(uow, therapist, couple, args[1:], d.clock.now())
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def sessions_command(update: Update, context: Context) -> None:
+    """``/sessions``: upcoming sessions across the therapist's couples."""
+    d = deps(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        text = await sessions.upcoming(uow, therapist, d.clock.now())
+    await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def digest(update: Update, context: Context) -> None:
+    """``/digest HANDLE``: the digest now (since the last session, or the last 14 days)."""
+    d = deps(context)
+    args = command_args(context)
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if not args:
+            await reply(update, context, await _picker(uow, therapist, "digest"))
+            return
+        couple = await couples.own_couple(uow, therapist, args[0])
+        await _queue_digest(context, uow, therapist, couple)
+
+
+async def _queue_digest(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple
+) -> None:
+    d = deps(context)
+    now = d.clock.now()
+    await digests.queue_digest(
+        uow,
+        couple,
+        d.cipher,
+        now,
+        key=None,
+        actor=f"therapist:{therapist.id}",
+    )
+    await uow.commit()
+    kick_dispatcher(context)

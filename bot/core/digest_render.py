@@ -410,7 +410,7 @@ def _together(digest: Digest, language: str) -> Part:
 
 
 def _alert_kind(kind: str, language: str) -> str:
-    known = {"safety_question", "crisis_words"}
+    known = {"safety_question", "crisis_words", "suicide", "self_harm", "violence"}
     return _k(language, f"safety.kind.{kind if kind in known else 'other'}")
 
 

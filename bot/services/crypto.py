@@ -25,6 +25,7 @@ class Cipher:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one key is needed")
+        self.keys = [key.strip() for key in keys]
         try:
             self._fernets = [Fernet(key.strip().encode("ascii")) for key in keys]
         except (ValueError, TypeError):

@@ -125,6 +125,8 @@ async def pause(
         if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_PAUSE_DAYS:
             raise UserError("partner.pause_invalid", limit=MAX_PAUSE_DAYS)
         days = int(days_text)
+    if partner.paused_until is None or partner.paused_until <= now:
+        partner.paused_since = now  # a new pause; the digest counts paused days from here
     partner.paused_until = now + timedelta(days=days)
     await uow.commit()
     zone = ZoneInfo(partner.timezone or "UTC")
@@ -135,10 +137,8 @@ async def pause(
 async def resume(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
     """Start this partner's prompts again."""
     if partner.paused_until is None or partner.paused_until <= now:
-        partner.paused_until = None
-        await uow.commit()
         return Outgoing(msg(partner.language, "partner.not_paused"))
-    partner.paused_until = None
+    partner.paused_until = now  # ended now: the pause's span stays known to the digest
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.resumed"))
 

@@ -20,10 +20,8 @@ def _cell(partner: Partner, when: datetime, kind: str, key: str) -> str:
     return f"{local:%a %d %b %H:%M}  {kind:<14} {key}"[:_WIDTH]
 
 
-async def preview_lines(
-    uow: UnitOfWork, handle: str, slug: str | None, now: datetime, days: int
-) -> list[str]:
-    """The preview table as lines of text."""
+async def find_couple(uow: UnitOfWork, handle: str, slug: str | None) -> Couple:
+    """The active couple with this handle (in this practice, if given), or an AdminError."""
     query = select(Couple).where(Couple.handle == handle.lower(), Couple.status == "active")
     if slug is not None:
         practice = await uow.practices.by_slug(slug)
@@ -35,7 +33,14 @@ async def preview_lines(
         raise AdminError(f"no active couple {handle!r}")
     if len(found) > 1:
         raise AdminError(f"several practices have a couple {handle!r}; add --practice SLUG")
-    couple = found[0]
+    return found[0]
+
+
+async def preview_lines(
+    uow: UnitOfWork, handle: str, slug: str | None, now: datetime, days: int
+) -> list[str]:
+    """The preview table as lines of text."""
+    couple = await find_couple(uow, handle, slug)
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
     partners = [p for p in await uow.partners.of_couple(couple.id) if p.timezone]

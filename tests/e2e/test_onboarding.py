@@ -263,7 +263,7 @@ async def test_pause_resume_and_settings_change_only_that_partner(harness: Harne
     assert (await blanca.wait_for_message()).text == t("en", "partner.saved")
     async with harness.db.uow() as uow:
         partners = {p.slot: p for p in await uow.session.scalars(select(Partner))}
-    assert partners["A"].paused_until is None and partners["A"].language == "en"
+    assert partners["A"].paused_until == harness.clock.now() and partners["A"].language == "en"
     assert partners["B"].language == "en"
 
 

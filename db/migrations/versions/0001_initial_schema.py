@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 00:24:21.996098
+Create Date: 2026-11-28 00:34:01.787903
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("schedule_template", sa.String(length=64), nullable=True),
         sa.Column("schedule_paused", sa.Boolean(), nullable=False),
         sa.Column("space_ready_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("weekly_session", sa.String(length=16), nullable=True),
         sa.Column("digests_sent", sa.Integer(), nullable=False),
         sa.Column("created_at", db.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column("closed_at", db.models.UtcDateTime(timezone=True), nullable=True),
@@ -165,6 +166,7 @@ def upgrade() -> None:
         sa.Column("discreet", sa.Boolean(), nullable=False),
         sa.Column("onboarding_step", sa.String(length=16), nullable=False),
         sa.Column("paused_until", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("paused_since", db.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("reachable", sa.Boolean(), nullable=False),
         sa.Column("unreachable_since", db.models.UtcDateTime(timezone=True), nullable=True),
         sa.Column("consented_at", db.models.UtcDateTime(timezone=True), nullable=True),

@@ -1,0 +1,372 @@
+"""The pre-session digest: read the period from the database, compose it, deliver it.
+
+The composition is the pure ``bot.core.digest``; this module only gathers its input.
+Private words never enter it: a note or reply the partner did not mark OK to raise is
+passed on as a placeholder, so the composer can count it but has nothing to leak. The
+digest reaches the couple's therapist only, through the outbox, encrypted at rest, and
+exactly once per session even with several workers.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+
+from bot.channels.base import Outgoing
+from bot.core.digest import (
+    AlertData,
+    CheckinData,
+    CoupleAnswerData,
+    CoupleSpaceData,
+    Digest,
+    DigestInput,
+    DigestSettings,
+    PartnerData,
+    ReplyData,
+    SkillPracticeData,
+    compose_digest,
+)
+from bot.core.digest_render import render_telegram_html
+from bot.core.instruments import score_summary
+from bot.services.crypto import Cipher
+from bot.services.delivery_render import KindRenderer
+from bot.services.outbox import enqueue
+from bot.services.practice_config import PracticeConfig, parse_practice_config
+from db.engine import Database
+from db.models import (
+    Alert,
+    CheckIn,
+    Couple,
+    Delivery,
+    Partner,
+    Response,
+    Therapist,
+    TherapySession,
+)
+from db.uow import UnitOfWork
+
+DEFAULT_PERIOD = timedelta(days=14)
+PRIVATE = "·"  # stands in for words the partner kept private: counted, never shown
+PROMPT_KINDS = ("hope", "skill", "skill_followup", "couple_space")
+_TRIED = {"yes": "yes", "partly": "partly", "not_yet": "no", "no": "no"}
+DIGEST_LEASE = timedelta(minutes=5)
+
+
+def _overlap_days(start: datetime | None, end: datetime | None, lo: datetime, hi: datetime) -> int:
+    if start is None:
+        return 0
+    span = min(end or hi, hi) - max(start, lo)
+    return max(0, round(span.total_seconds() / 86400))
+
+
+async def _partner_data(
+    uow: UnitOfWork,
+    partner: Partner,
+    config: PracticeConfig,
+    cipher: Cipher,
+    start: datetime,
+    end: datetime,
+    language: str,
+) -> PartnerData:
+    rows = list(
+        await uow.session.scalars(
+            select(CheckIn)
+            .where(
+                CheckIn.partner_id == partner.id,
+                CheckIn.status != "open",
+                CheckIn.started_at >= start - (end - start),
+                CheckIn.started_at < end,
+            )
+            .order_by(CheckIn.started_at)
+        )
+    )
+    checkins: list[CheckinData] = []
+    previous: dict[str, list[float]] = {}
+    for row in rows:
+        instrument = config.instruments.get(row.instrument) or config.checkin_instrument()
+        scores = score_summary(instrument, row.answers)
+        if row.started_at < start:
+            for role, value in scores.items():
+                previous.setdefault(role, []).append(value)
+            continue
+        note: str | None = None
+        if row.note_ciphertext is not None:
+            note = cipher.decrypt(row.note_ciphertext) if row.ok_to_raise else PRIVATE
+        skill = row.answers.get("skill")
+        checkins.append(
+            CheckinData(
+                at=row.started_at,
+                scores=scores,
+                skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,  # type: ignore[arg-type]
+                note=note,
+                ok_to_raise=bool(row.ok_to_raise) if note is not None else None,
+                partial=row.status == "partial",
+            )
+        )
+    delivered = list(
+        await uow.session.scalars(
+            select(Delivery).where(
+                Delivery.partner_id == partner.id,
+                Delivery.status == "sent",
+                Delivery.kind.in_(PROMPT_KINDS),
+                Delivery.sent_at >= start,
+                Delivery.sent_at < end,
+            )
+        )
+    )
+    responses = list(
+        await uow.session.scalars(
+            select(Response)
+            .where(
+                Response.partner_id == partner.id,
+                Response.created_at >= start,
+                Response.created_at < end,
+            )
+            .order_by(Response.created_at)
+        )
+    )
+    replies: list[ReplyData] = []
+    skills: list[SkillPracticeData] = []
+    for response in responses:
+        if response.kind == "skill_followup":
+            title = config.library.text(response.prompt_key, language, name="").split(".")[0]
+            skills.append(SkillPracticeData(title[:80], _TRIED.get(response.choice or "")))  # type: ignore[arg-type]
+        if response.kind == "couple_space" or response.text_ciphertext is None:
+            continue
+        text = cipher.decrypt(response.text_ciphertext) if response.ok_to_raise else PRIVATE
+        replies.append(ReplyData(response.created_at, text, response.ok_to_raise))
+    return PartnerData(
+        slot=partner.slot,  # type: ignore[arg-type]
+        display_name=partner.display_name or f"Partner {partner.slot}",
+        language=partner.language,
+        checkins=tuple(checkins),
+        previous_scores={r: sum(v) / len(v) for r, v in previous.items()},
+        prompts_delivered=len(delivered),
+        prompts_answered=len({r.delivery_id for r in responses if r.delivery_id}),
+        skill_prompts=tuple(skills),
+        paused_days=_overlap_days(partner.paused_since, partner.paused_until, start, end),
+        unreachable_days=_overlap_days(
+            partner.unreachable_since if not partner.reachable else None, None, start, end
+        ),
+        replies=tuple(replies),
+    )
+
+
+async def _couple_space(
+    uow: UnitOfWork,
+    couple: Couple,
+    partners: list[Partner],
+    config: PracticeConfig,
+    cipher: Cipher,
+    start: datetime,
+    end: datetime,
+    language: str,
+) -> CoupleSpaceData:
+    slot_of = {p.id: p.slot for p in partners}
+    sent = await uow.session.scalars(
+        select(Delivery.key).where(
+            Delivery.couple_id == couple.id,
+            Delivery.kind == "couple_space",
+            Delivery.status == "sent",
+            Delivery.sent_at >= start,
+            Delivery.sent_at < end,
+        )
+    )
+    keys = sorted(set(sent))
+    rows = list(
+        await uow.session.scalars(
+            select(Response).where(
+                Response.couple_id == couple.id,
+                Response.kind == "couple_space",
+                Response.created_at >= start,
+                Response.created_at < end,
+            )
+        )
+    )
+    answers = []
+    both_answered = both_shared = 0
+    for key in keys:
+        by_slot = {slot_of.get(r.partner_id): r for r in rows if r.prompt_key == key}
+        a, b = by_slot.get("A"), by_slot.get("B")
+        if a is not None and b is not None:
+            both_answered += 1
+            both_shared += bool(a.share and b.share)
+
+        def text(row: Response | None) -> str | None:
+            if row is None or row.text_ciphertext is None:
+                return None
+            return cipher.decrypt(row.text_ciphertext)
+
+        title = config.library.text(key, language, name="").strip()
+        answers.append(CoupleAnswerData(title, text(a), text(b)))
+    return CoupleSpaceData(len(keys), both_answered, both_shared, tuple(answers))
+
+
+async def build_input(
+    uow: UnitOfWork,
+    couple: Couple,
+    therapist: Therapist,
+    cipher: Cipher,
+    *,
+    period_end: datetime,
+    previous_session_at: datetime | None,
+) -> DigestInput:
+    """Everything the composer needs for one couple's period."""
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    config = parse_practice_config(practice.config_toml)
+    start = previous_session_at or period_end - DEFAULT_PERIOD
+    language = therapist.language
+    partners = await uow.partners.of_couple(couple.id)
+    data = [
+        await _partner_data(uow, p, config, cipher, start, period_end, language) for p in partners
+    ]
+    alerts = await uow.session.scalars(
+        select(Alert).where(
+            Alert.couple_id == couple.id,
+            or_(Alert.cleared_at.is_(None), Alert.created_at >= start),
+        )
+    )
+    digest = config.digest
+    return DigestInput(
+        couple_handle=couple.handle,
+        couple_label=couple.label,
+        therapist_language=language,
+        period_start=start,
+        period_end=period_end,
+        previous_session_at=previous_session_at,
+        first_slot="A" if couple.digests_sent % 2 == 0 else "B",
+        partners=(data[0], data[1]),
+        couple_space=await _couple_space(
+            uow, couple, partners, config, cipher, start, period_end, language
+        ),
+        alerts=tuple(
+            AlertData(a.slot, a.kind, a.created_at, a.seen_at is not None, a.cleared_at is None)  # type: ignore[arg-type]
+            for a in alerts
+        ),
+        settings=DigestSettings(
+            quote_budget_chars=digest.quote_budget_chars,
+            split_alliance_threshold=digest.split_alliance_threshold,
+            split_alliance_widening=digest.split_alliance_widening,
+        ),
+        therapist_tz=ZoneInfo(therapist.timezone),
+    )
+
+
+async def _previous_session(uow: UnitOfWork, couple: Couple, before: datetime) -> datetime | None:
+    return await uow.session.scalar(
+        select(TherapySession.starts_at)
+        .where(
+            TherapySession.couple_id == couple.id,
+            TherapySession.starts_at < before,
+            TherapySession.cancelled_at.is_(None),
+        )
+        .order_by(TherapySession.starts_at.desc())
+        .limit(1)
+    )
+
+
+async def compose_for(
+    uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime, *, actor: str
+) -> Digest:
+    """The digest of the period up to now (since the last session, else 14 days); audited."""
+    therapist = await uow.therapists.get(couple.therapist_id)
+    assert therapist is not None
+    previous = await _previous_session(uow, couple, now)
+    data = await build_input(
+        uow, couple, therapist, cipher, period_end=now, previous_session_at=previous
+    )
+    couple.digests_sent += 1
+    uow.audit.record(actor=actor, action="digest.read", couple_id=couple.id, at=now)
+    return compose_digest(data)
+
+
+async def queue_digest(
+    uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime, *, key: str | None, actor: str
+) -> int:
+    """Compose and queue the digest for the therapist (encrypted in the outbox); chunk count.
+
+    ``key`` makes the queueing idempotent (one per session); None queues a fresh digest.
+    """
+    therapist = await uow.therapists.get(couple.therapist_id)
+    assert therapist is not None
+    digest = await compose_for(uow, couple, cipher, now, actor=actor)
+    key = key or f"digest:demand:{couple.id}:{couple.digests_sent}"
+    chunks = render_telegram_html(digest, therapist.language)
+    for index, chunk in enumerate(chunks):
+        await enqueue(
+            uow,
+            therapist,
+            kind="digest",
+            key="digest",
+            dedupe_key=f"{key}:{index}",
+            due_at=now,
+            couple_id=couple.id,
+            params={"text": base64.b64encode(cipher.encrypt(chunk)).decode("ascii")},
+        )
+    return len(chunks)
+
+
+class DigestRenderer(KindRenderer):
+    """A digest message: decrypted at send time, to the couple's therapist only."""
+
+    def __init__(self, cipher: Cipher) -> None:
+        self.cipher = cipher
+
+    async def render(
+        self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
+    ) -> Outgoing | None:
+        if not isinstance(person, Therapist):
+            return None
+        couple = await uow.couples.get(delivery.couple_id or 0)
+        if couple is None or couple.therapist_id != person.id:
+            return None
+        token = base64.b64decode(str(delivery.params["text"]))
+        return Outgoing(self.cipher.decrypt(token))
+
+
+async def send_due_digests(db: Database, cipher: Cipher, now: datetime) -> int:
+    """Queue the digest of every session whose lead time has come, once per session."""
+    due = (
+        (TherapySession.digest_due_at <= now)
+        & (TherapySession.starts_at > now - timedelta(hours=12))
+        & TherapySession.digest_sent_at.is_(None)
+        & TherapySession.cancelled_at.is_(None)
+        & or_(
+            TherapySession.digest_lease_until.is_(None),
+            TherapySession.digest_lease_until < now,
+        )
+    )
+    candidates = select(TherapySession.id).where(due).limit(50)
+    if db.is_postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    claim = (
+        update(TherapySession)
+        .where(TherapySession.id.in_(candidates.scalar_subquery()), due)
+        .values(digest_lease_until=now + DIGEST_LEASE)
+        .returning(TherapySession.id)
+        .execution_options(synchronize_session=False)
+    )
+    async with db.uow() as uow:
+        claimed = list((await uow.session.scalars(claim)).all())
+        await uow.commit()
+    sent = 0
+    for session_id in claimed:
+        async with db.uow() as uow:
+            session = await uow.session.get(TherapySession, session_id)
+            assert session is not None
+            couple = await uow.couples.get(session.couple_id)
+            if couple is None or couple.status != "active":
+                session.digest_sent_at = now
+                await uow.commit()
+                continue
+            await queue_digest(
+                uow, couple, cipher, now, key=f"digest:session:{session.id}", actor="system"
+            )
+            session.digest_sent_at = now
+            await uow.commit()
+            sent += 1
+    return sent
