@@ -31,6 +31,7 @@ from bot.core.digest import (
 )
 from bot.core.digest_render import render_telegram_html
 from bot.core.instruments import score_summary
+from bot.locales import catalog, t
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
@@ -53,6 +54,14 @@ PRIVATE = "·"  # stands in for words the partner kept private: counted, never s
 PROMPT_KINDS = ("hope", "skill", "skill_followup", "couple_space")
 _TRIED = {"yes": "yes", "partly": "partly", "not_yet": "no", "no": "no"}
 DIGEST_LEASE = timedelta(minutes=5)
+
+
+def skill_name(config: PracticeConfig, prompt_key: str, language: str) -> str:
+    """The exercise a skill prompt practises, named in the therapist's language."""
+    names = catalog(language)
+    tags = config.library.get(prompt_key).tags if prompt_key in config.library else ()
+    tag = next((tag for tag in tags if f"skills.{tag}" in names), "other")
+    return t(language, f"skills.{tag}")
 
 
 def _overlap_days(start: datetime | None, end: datetime | None, lo: datetime, hi: datetime) -> int:
@@ -132,8 +141,12 @@ async def _partner_data(
     skills: list[SkillPracticeData] = []
     for response in responses:
         if response.kind == "skill_followup":
-            title = config.library.text(response.prompt_key, language, name="").split(".")[0]
-            skills.append(SkillPracticeData(title[:80], _TRIED.get(response.choice or "")))  # type: ignore[arg-type]
+            skills.append(
+                SkillPracticeData(
+                    skill_name(config, response.prompt_key, language),
+                    _TRIED.get(response.choice or ""),  # type: ignore[arg-type]
+                )
+            )
         if response.kind == "couple_space" or response.text_ciphertext is None:
             continue
         text = cipher.decrypt(response.text_ciphertext) if response.ok_to_raise else PRIVATE

@@ -1,4 +1,4 @@
-"""`dyad demo` runs the real product offline and prints what each person saw."""
+"""`dyad demo` plays a fortnight of the real product offline and prints what each person saw."""
 
 from __future__ import annotations
 
@@ -6,16 +6,26 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from bot.demo import run_demo
 
 
-async def test_demo_prints_every_chat_and_equal_counts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", [1, 7])
+async def test_demo_prints_chats_the_digest_and_equal_scheduled_counts(
+    tmp_path: Path, seed: int
+) -> None:
     out = io.StringIO()
     kept = tmp_path / "kept.db"
-    await run_demo(keep=str(kept), seed=3, out=out)
+    await run_demo(keep=str(kept), seed=seed, out=out)
     text = out.getvalue()
-    for heading in ("Therapist: Dr Ana Rivera", "Partner A: Jordan", "Partner B: Marta"):
-        assert f"=== {heading}" in text
-    counts = re.search(r"Messages received: Jordan (\d+), Marta (\d+)", text)
-    assert counts is not None and counts.group(1) == counts.group(2)
+    assert "=== Partner A: Jordan" in text and "=== Partner B: Marta" in text
+    digest = text.split("exactly as Dr Ana Rivera received it ===")[1]
+    assert "Pre-session digest" in digest and "Jordan (A)" in digest and "Marta (B)" in digest
+    # The note Jordan kept private is in his chat, never in the digest.
+    assert "replaying Sunday's argument" in text.split("=== Partner B")[0]
+    assert "replaying Sunday's argument" not in digest
+    counts = re.findall(r"^(Jordan|Marta): (\d+) \((.*)\)$", text, re.MULTILINE)
+    assert len(counts) == 2 and counts[0][1:] == counts[1][1:]
+    assert int(counts[0][1]) >= 12
     assert kept.exists()
