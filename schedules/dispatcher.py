@@ -5,6 +5,11 @@ or ``skipped`` (too late for its window, or its recipient left). A worker that d
 after claiming leaves rows whose lease runs out; any worker then claims them again, so
 a crash between sending and marking can duplicate at most the rows in flight.
 
+A claim's ``lease_until`` doubles as a fencing token: every later change to a claimed row
+is an ``UPDATE ... WHERE lease_until = <our token>``, so a worker that stalled past its
+lease (and whose rows another worker has taken) can neither send them nor overwrite
+what the other worker recorded.
+
 Telegram's limits are kept here, per process: an overall rate (the process's share of
 the global budget) and at least ``per_chat_interval`` seconds between two messages to
 one chat. A 429 pauses every send for its ``retry_after``.
@@ -17,9 +22,10 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
@@ -29,6 +35,7 @@ from bot.channels.base import (
     Outgoing,
     PermanentFailure,
     RateLimited,
+    SendError,
     Sent,
     TransientFailure,
 )
@@ -38,6 +45,10 @@ from db.models import Delivery
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+_REASON_LENGTH = 200  # Delivery.last_error's column size
+_MAX_BACKOFF = 300.0
+_MAX_OUTAGE_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class Pacer:
         self._chat_next: dict[int, float] = {}
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
+        self._gates: dict[int, asyncio.Lock] = {}
+        self._gate_users: dict[int, int] = {}
 
     def pause(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (after a 429)."""
@@ -100,16 +113,54 @@ class Pacer:
 
     async def wait_turn(self, chat: int) -> None:
         """Wait until both the overall budget and this chat allow one more message."""
-        async with self._lock:
-            now = self._monotonic()
-            at = max(now, self._next_slot, self._paused_until, self._chat_next.get(chat, 0.0))
-            self._next_slot = at + self.interval
-            self._chat_next[chat] = at + self.per_chat_interval
-            if len(self._chat_next) > 10_000:
-                self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
-        delay = at - self._monotonic()
-        if delay > 0:
-            await self._sleep(delay)
+        while True:
+            async with self._lock:
+                now = self._monotonic()
+                at = max(now, self._next_slot, self._paused_until, self._chat_next.get(chat, 0.0))
+                self._next_slot = at + self.interval
+                self._chat_next[chat] = at + self.per_chat_interval
+                if len(self._chat_next) > 10_000:
+                    self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+            delay = at - self._monotonic()
+            if delay > 0:
+                await self._sleep(delay)
+            # A 429 that arrived while we slept holds this send back too.
+            if self._paused_until <= self._monotonic():
+                return
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: int) -> AsyncIterator[None]:
+        """Wait for a turn, and hold ``chat`` until the send made in it has been answered."""
+        gate = self._gates.get(chat)
+        if gate is None:
+            gate = self._gates[chat] = asyncio.Lock()
+        self._gate_users[chat] = self._gate_users.get(chat, 0) + 1
+        try:
+            async with gate:
+                await self.wait_turn(chat)
+                try:
+                    yield
+                finally:
+                    # Telegram counts a message when it arrives: spacing the next one from
+                    # this answer (not from this start) keeps network jitter from bunching
+                    # two messages to one chat inside a second.
+                    self._chat_next[chat] = max(
+                        self._chat_next.get(chat, 0.0), self._monotonic() + self.per_chat_interval
+                    )
+        finally:
+            users = self._gate_users[chat] - 1
+            if users:
+                self._gate_users[chat] = users
+            else:
+                del self._gate_users[chat]
+                del self._gates[chat]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    delivery: Delivery
+    rendered: Rendered
+    messenger: Messenger
 
 
 @dataclass
@@ -129,6 +180,7 @@ class Dispatcher:
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     pacer: Pacer | None = None
     alive_at: float = 0.0
+    _leases: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pacer is None:
@@ -137,6 +189,7 @@ class Dispatcher:
     async def claim_due(self, limit: int) -> list[int]:
         """Claim up to ``limit`` due rows (and rows whose lease ran out) for this worker."""
         now = self.clock.now()
+        token = now + self.lease  # each claim's lease ends later than the one it replaces
         due = or_(
             (Delivery.status == "pending") & (Delivery.due_at <= now),
             (Delivery.status == "claimed") & (Delivery.lease_until < now),
@@ -145,21 +198,26 @@ class Dispatcher:
         candidates = candidates.limit(limit)
         if self.db.is_postgres:
             candidates = candidates.with_for_update(skip_locked=True)
+        # One statement: on SQLite it holds the write lock from the choice to the change, so
+        # two processes cannot take the same row; on PostgreSQL the row locks do that and
+        # the repeated `due` condition is re-checked on the newest row version.
         statement = (
             update(Delivery)
             .where(Delivery.id.in_(candidates.scalar_subquery()), due)
             .values(
                 status="claimed",
-                lease_until=now + self.lease,
+                lease_until=token,
                 attempts=Delivery.attempts + 1,
             )
             .returning(Delivery.id)
             .execution_options(synchronize_session=False)
         )
         async with self.db.uow() as uow:
-            ids = list((await uow.session.scalars(statement)).all())
+            ids = sorted((await uow.session.scalars(statement)).all())
             await uow.commit()
-        return sorted(ids)
+        for delivery_id in ids:
+            self._leases[delivery_id] = token
+        return ids
 
     async def outstanding(self) -> int:
         """How many rows are due now or in flight (pending and due, or claimed)."""
@@ -191,9 +249,21 @@ class Dispatcher:
                     delivery_id = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                await self._deliver(delivery_id, stats)
+                token = self._leases.pop(delivery_id, None)
+                if token is None:
+                    continue
+                try:
+                    await self._deliver(delivery_id, token, stats)
+                except Exception:
+                    # Whatever went wrong (the database went away), the row keeps its lease
+                    # and is claimed again once it runs out: nothing is lost.
+                    log.exception("delivery %s left to its lease", delivery_id)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(ids)))))
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(ids)))))
+        finally:
+            for delivery_id in ids:
+                self._leases.pop(delivery_id, None)
         return stats
 
     async def run_until_idle(self, max_rounds: int = 1000) -> DispatchStats:
@@ -211,102 +281,260 @@ class Dispatcher:
         self, stop: asyncio.Event, wake: asyncio.Event, idle: float = 2.0
     ) -> None:
         """Dispatch until ``stop`` is set; ``wake`` cuts the idle wait short."""
+        failures = 0
         while not stop.is_set():
             try:
                 stats = await self.run_once()
             except Exception:
-                log.exception("dispatch pass failed; trying again")
-                stats = DispatchStats()
-                await asyncio.sleep(idle)
+                # The database (or something else) is down: wait longer each time, and
+                # keep trying; rows stay in the outbox meanwhile.
+                failures += 1
+                log.exception("dispatch pass failed (%d in a row); trying again", failures)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        stop.wait(), timeout=min(idle * 2 ** (failures - 1), _MAX_OUTAGE_WAIT)
+                    )
+                continue
+            failures = 0
             if stats.claimed:
                 continue
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=idle)
 
-    async def _deliver(self, delivery_id: int, stats: DispatchStats) -> None:
-        assert self.pacer is not None
-        async with self.db.uow() as uow:
-            delivery = await uow.session.get(Delivery, delivery_id)
-            if delivery is None or delivery.status != "claimed":
-                return
-            now = self.clock.now()
-            if delivery.not_after is not None and now > delivery.not_after:
-                await self._finish(uow, delivery, "skipped", "too late for its window")
-                stats.skipped += 1
-                return
-            rendered = await self.renderer.render(uow, delivery)
-            if rendered is None:
-                await self._finish(uow, delivery, "skipped", "recipient gone or paused")
-                stats.skipped += 1
-                return
-            messenger = self.channels[delivery.channel]
-        await self.pacer.wait_turn(rendered.address)
-        started = time.monotonic()
-        try:
-            sent = await messenger.send(rendered.address, rendered.message)
-        except RateLimited as error:
-            self.pacer.pause(error.retry_after)
-            stats.rate_limited += 1
-            await self._retry(delivery_id, error.retry_after, "rate limited", count=False)
-            return
-        except Blocked:
-            async with self.db.uow() as uow:
-                delivery = await uow.session.get(Delivery, delivery_id)
-                assert delivery is not None
-                await self.renderer.on_blocked(uow, delivery, self.clock.now())
-                await self._finish(uow, delivery, "failed", "recipient blocked the bot")
-            stats.failed += 1
-            return
-        except PermanentFailure as error:
-            async with self.db.uow() as uow:
-                delivery = await uow.session.get(Delivery, delivery_id)
-                assert delivery is not None
-                await self._finish(uow, delivery, "failed", error.reason[:200])
-            stats.failed += 1
-            log.warning("delivery refused", extra={"delivery_id": delivery_id})
-            return
-        except TransientFailure as error:
-            stats.retried += 1
-            await self._retry(delivery_id, None, error.reason, count=True)
-            return
-        self.metrics_send_latency(time.monotonic() - started)
-        async with self.db.uow() as uow:
-            delivery = await uow.session.get(Delivery, delivery_id)
-            assert delivery is not None
-            delivery.status = "sent"
-            delivery.sent_at = self.clock.now()
-            delivery.message_id = sent.message_id
-            delivery.lease_until = None
-            await self.renderer.on_sent(uow, delivery, sent)
-            await uow.commit()
-        stats.sent += 1
-
     def metrics_send_latency(self, seconds: float) -> None:
         """Hook for metrics (the health server replaces it)."""
 
+    async def _deliver(self, delivery_id: int, token: datetime, stats: DispatchStats) -> None:
+        assert self.pacer is not None
+        try:
+            prepared = await self._prepare(delivery_id, token, stats)
+        except Exception as error:
+            log.exception("delivery %s could not be prepared", delivery_id)
+            await self._retry_after_error(delivery_id, token, f"render failed: {error!r}", stats)
+            return
+        if prepared is None:
+            return
+        delivery, rendered = prepared.delivery, prepared.rendered
+        # The outcome is recorded before the chat's turn ends, so the next message to this
+        # chat sees it (a 403 marks the partner unreachable once, not once per message).
+        async with self.pacer.turn(rendered.address):
+            if delivery.not_after is not None and self.clock.now() > delivery.not_after:
+                # The wait for a turn (a 429 pause) outlasted the delivery's window.
+                ending = self._final("skipped", "too late for its window")
+                if await self._settle(delivery_id, token, ending):
+                    stats.skipped += 1
+                return
+            held = await self._keep_lease(delivery_id, token)
+            if held is None:
+                return
+            started = time.monotonic()
+            try:
+                sent = await prepared.messenger.send(rendered.address, rendered.message)
+            except SendError as error:
+                await self._after_refusal(delivery, held, error, stats)
+                return
+            except Exception as error:
+                # An error we do not know: the message may or may not have gone out.
+                log.exception("delivery %s: unexpected send error", delivery_id)
+                stats.retried += 1
+                await self._retry(delivery, held, None, repr(error), stats, count=True)
+                return
+            self.metrics_send_latency(time.monotonic() - started)
+            await self._mark_sent(delivery_id, sent, stats)
+
+    async def _after_refusal(
+        self, delivery: Delivery, token: datetime, error: SendError, stats: DispatchStats
+    ) -> None:
+        """Record what the channel's refusal means for the row (and its recipient)."""
+        assert self.pacer is not None
+        if isinstance(error, RateLimited):
+            self.pacer.pause(error.retry_after)
+            stats.rate_limited += 1
+            await self._retry(delivery, token, error.retry_after, "rate limited", stats)
+        elif isinstance(error, Blocked):
+            if await self._settle(
+                delivery.id,
+                token,
+                self._final("failed", "recipient blocked the bot"),
+                hook=lambda uow, row: self.renderer.on_blocked(uow, row, self.clock.now()),
+                fallback="recipient blocked the bot; marking them unreachable failed",
+            ):
+                stats.failed += 1
+        elif isinstance(error, PermanentFailure):
+            if await self._settle(delivery.id, token, self._final("failed", error.reason)):
+                stats.failed += 1
+            log.warning("delivery refused", extra={"delivery_id": delivery.id})
+        else:
+            reason = error.reason if isinstance(error, TransientFailure) else repr(error)
+            stats.retried += 1
+            await self._retry(delivery, token, None, reason, stats, count=True)
+
+    async def _prepare(
+        self, delivery_id: int, token: datetime, stats: DispatchStats
+    ) -> _Prepared | None:
+        """Load a claimed row we still hold and render it; None when there is nothing to send."""
+        ending: tuple[str, str] | None = None
+        rendered: Rendered | None = None
+        async with self.db.uow() as uow:
+            delivery = await uow.session.get(Delivery, delivery_id)
+            if delivery is None or delivery.status != "claimed" or delivery.lease_until != token:
+                return None  # erased with its recipient, or another worker holds it now
+            messenger = self.channels.get(delivery.channel)
+            if delivery.not_after is not None and self.clock.now() > delivery.not_after:
+                ending = ("skipped", "too late for its window")
+            elif delivery.attempts > self.max_attempts:
+                # Only reclaims after lost leases get here (counted retries stop earlier).
+                attempts = delivery.attempts - 1
+                ending = ("failed", f"gave up after {attempts} attempts: worker lost its lease")
+            elif messenger is None:
+                ending = ("failed", f"no messenger for channel {delivery.channel!r}")
+            else:
+                rendered = await self.renderer.render(uow, delivery)
+                if rendered is None:
+                    ending = ("skipped", "recipient gone or paused")
+        if ending is not None or rendered is None or messenger is None:
+            status, reason = ending or ("skipped", "recipient gone or paused")
+            if await self._settle(delivery_id, token, self._final(status, reason)):
+                setattr(stats, status, getattr(stats, status) + 1)
+            return None
+        return _Prepared(delivery, rendered, messenger)
+
+    async def _keep_lease(self, delivery_id: int, token: datetime) -> datetime | None:
+        """Our token, renewed when little of the lease is left; None when the row is lost."""
+        now = self.clock.now()
+        if now < token - self.lease / 4:
+            return token
+        renewed = now + self.lease
+        statement = (
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == "claimed",
+                Delivery.lease_until == token,
+            )
+            .values(lease_until=renewed)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.uow() as uow:
+            kept = (await uow.session.scalars(statement)).one_or_none()
+            await uow.commit()
+        if kept is None:
+            log.warning("delivery %s: lease lost before sending; not sent here", delivery_id)
+            return None
+        return renewed
+
+    async def _mark_sent(self, delivery_id: int, sent: Sent, stats: DispatchStats) -> None:
+        stats.sent += 1
+        values: dict[str, Any] = {
+            "status": "sent",
+            "sent_at": self.clock.now(),
+            "message_id": sent.message_id,
+            "lease_until": None,
+        }
+
+        async def on_sent(uow: UnitOfWork, delivery: Delivery) -> None:
+            await self.renderer.on_sent(uow, delivery, sent)
+
+        # The message is out: record it even if our lease lapsed meanwhile (a row another
+        # worker retried must not be sent a second time later).
+        marked = await self._settle(
+            delivery_id,
+            None,
+            values,
+            hook=on_sent,
+            fallback="sent; recording what it starts failed",
+            allowed=("claimed", "pending"),
+        )
+        if not marked:
+            log.warning("delivery %s was sent here and elsewhere", delivery_id)
+
     async def _retry(
-        self, delivery_id: int, after: float | None, reason: str, *, count: bool
+        self,
+        delivery: Delivery,
+        token: datetime,
+        after: float | None,
+        reason: str,
+        stats: DispatchStats,
+        *,
+        count: bool = False,
+    ) -> None:
+        """Put a row back for later, or end it when tries or its window are used up."""
+        if count and delivery.attempts >= self.max_attempts:
+            reason = f"gave up after {delivery.attempts} attempts: {reason}"
+            if await self._settle(delivery.id, token, self._final("failed", reason)):
+                stats.failed += 1
+            return
+        if after is None:
+            after = min(2.0**delivery.attempts, _MAX_BACKOFF)
+        due = self.clock.now() + timedelta(seconds=after)
+        if delivery.not_after is not None and due > delivery.not_after:
+            reason = f"too late for its window (last try: {reason})"
+            if await self._settle(delivery.id, token, self._final("skipped", reason)):
+                stats.skipped += 1
+            return
+        values: dict[str, Any] = {
+            "status": "pending",
+            "lease_until": None,
+            "last_error": reason[:_REASON_LENGTH],
+            "due_at": due,
+            # A rate limit is Telegram's doing, not a failed try: give the claim's count back.
+            "attempts": delivery.attempts if count else max(0, delivery.attempts - 1),
+        }
+        await self._settle(delivery.id, token, values)
+
+    async def _retry_after_error(
+        self, delivery_id: int, token: datetime, reason: str, stats: DispatchStats
     ) -> None:
         async with self.db.uow() as uow:
             delivery = await uow.session.get(Delivery, delivery_id)
-            assert delivery is not None
-            if count and delivery.attempts >= self.max_attempts:
-                await self._finish(uow, delivery, "failed", f"gave up: {reason}"[:200])
-                return
-            if after is None:
-                after = min(2.0**delivery.attempts, 300.0)
-            if not count:
-                delivery.attempts = max(0, delivery.attempts - 1)
-            delivery.status = "pending"
-            delivery.lease_until = None
-            delivery.last_error = reason[:200]
-            delivery.due_at = self.clock.now() + timedelta(seconds=after)
-            await uow.commit()
+        if delivery is None or delivery.lease_until != token:
+            return
+        stats.retried += 1
+        await self._retry(delivery, token, None, reason, stats, count=True)
 
     @staticmethod
-    async def _finish(uow: UnitOfWork, delivery: Delivery, status: str, reason: str) -> None:
-        delivery.status = status
-        delivery.last_error = reason
-        delivery.lease_until = None
-        await uow.commit()
+    def _final(status: str, reason: str) -> dict[str, Any]:
+        return {"status": status, "last_error": reason[:_REASON_LENGTH], "lease_until": None}
+
+    async def _settle(
+        self,
+        delivery_id: int,
+        token: datetime | None,
+        values: dict[str, Any],
+        *,
+        hook: Callable[[UnitOfWork, Delivery], Awaitable[None]] | None = None,
+        fallback: str | None = None,
+        allowed: tuple[str, ...] = ("claimed",),
+    ) -> bool:
+        """Change a row we hold (``token``) and run ``hook`` in the same transaction.
+
+        False when the row is no longer ours. With a ``fallback`` reason, a failing hook does
+        not keep the change from being recorded (what the channel did cannot be undone).
+        """
+        conditions = [Delivery.id == delivery_id, Delivery.status.in_(allowed)]
+        if token is not None:
+            conditions.append(Delivery.lease_until == token)
+        statement = (
+            update(Delivery)
+            .where(*conditions)
+            .values(**values)
+            .returning(Delivery)
+            .execution_options(synchronize_session=False)
+        )
+        try:
+            async with self.db.uow() as uow:
+                delivery = (await uow.session.scalars(statement)).one_or_none()
+                if delivery is None:
+                    return False
+                if hook is not None:
+                    await hook(uow, delivery)
+                await uow.commit()
+            return True
+        except Exception:
+            if hook is None or fallback is None:
+                raise
+            log.exception("delivery %s: follow-up failed; recording the outcome alone", delivery_id)
+        values = {**values, "last_error": fallback}
+        return await self._settle(delivery_id, token, values, allowed=allowed)
