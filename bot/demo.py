@@ -191,7 +191,7 @@ def _transcript(title: str, user: FakeUser, zone: str, out: TextIO, since: int) 
             continue
         when = datetime.fromtimestamp(message.date, tz).strftime("%a %d %b %H:%M")
         who = "Dyad" if id(message) in bot_ids else user.first_name
-        text = message.text or (message.document.file_name if message.document else "")
+        text = message.text or ((message.document.file_name or "") if message.document else "")
         buttons = f"  [{' | '.join(message.button_texts)}]" if message.buttons else ""
         out.write(f"{when}  {who:>6}: {_clip(text)}{_clip(buttons, 60)}\n")
 
