@@ -298,6 +298,16 @@ def worker(once: bool) -> None:
     _run(lambda: run_worker(settings, once=once))
 
 
+def _register_data_commands() -> None:
+    from bot.cli_data import audit, keys
+
+    cli.add_command(keys)
+    cli.add_command(audit)
+
+
+_register_data_commands()
+
+
 def main() -> None:
     """Entry point: configuration problems print one line and exit with status 2."""
     try:

@@ -13,7 +13,16 @@ from telegram.ext import (
     filters,
 )
 
-from handlers import checkin, common, onboarding, partner, prompts, text, therapist
+from handlers import (
+    checkin,
+    common,
+    data_rights,
+    onboarding,
+    partner,
+    prompts,
+    text,
+    therapist,
+)
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -36,6 +45,8 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         ("sessions", therapist.sessions_command),
         ("digest", therapist.digest),
         ("checkin", checkin.checkin_command),
+        ("export", data_rights.export),
+        ("deleteme", data_rights.deleteme),
         ("settings", partner.settings),
         ("pause", partner.pause),
         ("resume", partner.resume),
@@ -50,6 +61,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     add(CallbackQueryHandler(partner.stop_button, pattern=r"^1\|stop\|"))
     add(CallbackQueryHandler(checkin.item_button, pattern=r"^1\|ci\|"))
     add(CallbackQueryHandler(checkin.start_button, pattern=r"^1\|cis\|"))
+    add(CallbackQueryHandler(data_rights.delete_button, pattern=r"^1\|del\|"))
     add(CallbackQueryHandler(prompts.button, pattern=r"^1\|(po|pr|rr|sh)\|"))
     add(CallbackQueryHandler(therapist.therapist_button, pattern=r"^1\|(pick|slot|close)\|"))
     add(CallbackQueryHandler(common.stale_button))

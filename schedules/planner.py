@@ -146,5 +146,5 @@ class Planner:
                 await uow.commit()
             stats.couples += 1
         self.runs += 1
-        log.info("planner run", extra={"couples": stats.couples, "created": stats.created})
+        log.info("planner run", extra={"couples": stats.couples, "rows_created": stats.created})
         return stats

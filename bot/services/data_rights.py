@@ -1,0 +1,268 @@
+"""A partner's rights over their own data (a copy, erasure) and keeping it encrypted at rest.
+
+An export holds the asking partner's own rows only. A couple-space answer is exported
+by the partner who wrote it, never by the other one, even once both answers were
+revealed: what the other partner wrote is theirs to export or erase. Nothing the
+therapist writes, and no name or word of the other partner, is ever in an export.
+
+Erasing deletes the partner's check-ins and answers, clears their settings and
+unlinks their chat. Alerts stay in the therapist's safety record as kind, time and
+slot, without any link to the words that raised them.
+
+Also here: re-encrypting stored text under the newest key, and reading a couple's
+audit log (who read or changed what, for the practice admin).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from bot.channels.base import Button, Outgoing
+from bot.core import callbacks
+from bot.locales import DEFAULT_LANGUAGE, t
+from bot.services import partners
+from bot.services.crypto import Cipher
+from bot.services.practices import AdminError, practice_by_slug
+from bot.services.texts import msg
+from db.engine import Database
+from db.models import Alert, AuditEntry, CheckIn, Couple, Delivery, Partner, Response
+from db.uow import UnitOfWork
+
+EXPORT_FORMAT = "dyad-export/1"
+EXPORT_FILENAME = "dyad-export.json"
+ERASE_ACTION = "del"  # callback data: 1|del|<partner id>|yes|no
+
+
+def _when(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _open(cipher: Cipher, token: bytes | None, language: str) -> str | None:
+    if token is None:
+        return None
+    try:
+        return cipher.decrypt(token)
+    except ValueError:
+        # A note under a key that is no longer configured: say so rather than fail the export.
+        return t(language, "data.export_unreadable")
+
+
+async def collect_export(
+    uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime
+) -> dict[str, Any]:
+    """The partner's own data as plain values, ready for JSON."""
+    checkins = await uow.session.scalars(
+        select(CheckIn)
+        .where(CheckIn.partner_id == partner.id)
+        .order_by(CheckIn.started_at, CheckIn.id)
+    )
+    responses = await uow.session.scalars(
+        select(Response)
+        .where(Response.partner_id == partner.id)
+        .order_by(Response.created_at, Response.id)
+    )
+    alerts = await uow.session.scalars(
+        select(Alert).where(Alert.partner_id == partner.id).order_by(Alert.created_at, Alert.id)
+    )
+    return {
+        "format": EXPORT_FORMAT,
+        "about": t(partner.language, "data.export_about"),  # plain text, not Telegram HTML
+        "exported_at": _when(now),
+        "settings": {
+            "language": partner.language,
+            "timezone": partner.timezone,
+            "delivery_window": partner.window,
+            "discreet": partner.discreet,
+            "paused_until": _when(partner.paused_until),
+            "joined_at": _when(partner.joined_at),
+        },
+        "checkins": [
+            {
+                "instrument": c.instrument,
+                "status": c.status,
+                "answers": dict(c.answers),
+                "skipped_items": list(c.skipped.get("items", [])),
+                "note": _open(cipher, c.note_ciphertext, partner.language),
+                "ok_to_raise": c.ok_to_raise,
+                "started_at": _when(c.started_at),
+                "completed_at": _when(c.completed_at),
+            }
+            for c in checkins
+        ],
+        "responses": [
+            {
+                "prompt_key": r.prompt_key,
+                "kind": r.kind,
+                "choice": r.choice,
+                "text": _open(cipher, r.text_ciphertext, partner.language),
+                "shared_in_couple_space": r.share,
+                "ok_to_raise": r.ok_to_raise,
+                "created_at": _when(r.created_at),
+            }
+            for r in responses
+        ],
+        "safety_alerts": [{"kind": a.kind, "raised_at": _when(a.created_at)} for a in alerts],
+    }
+
+
+async def export(uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime) -> Outgoing:
+    """The partner's own data as one JSON document; the export is audit-logged."""
+    data = await collect_export(uow, partner, cipher, now)
+    uow.audit.record(
+        actor=f"partner:{partner.id}", action="export", couple_id=partner.couple_id, at=now
+    )
+    await uow.commit()
+    document = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+    return Outgoing(
+        msg(partner.language, "data.export_caption"), document=document, filename=EXPORT_FILENAME
+    )
+
+
+def erase_confirmation(partner: Partner) -> Outgoing:
+    """Ask before erasing anything."""
+    lang = partner.language
+    row = (
+        Button(msg(lang, "data.erase_yes"), callbacks.encode(ERASE_ACTION, partner.id, "yes")),
+        Button(msg(lang, "data.erase_no"), callbacks.encode(ERASE_ACTION, partner.id, "no")),
+    )
+    return Outgoing(msg(lang, "data.erase_confirm"), (row,))
+
+
+async def erase(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
+    """Erase the partner's private data and unlink them, in one transaction."""
+    language = partner.language
+    checkins = await _delete(uow, CheckIn, CheckIn.partner_id == partner.id)
+    responses = await _delete(uow, Response, Response.partner_id == partner.id)
+    alerts = await _unlink_alerts(uow, partner)
+    # Only rows no dispatcher holds: a claimed row is finished by its sender, which skips
+    # a recipient who has gone.
+    deliveries = await _delete(
+        uow, Delivery, (Delivery.partner_id == partner.id) & (Delivery.status == "pending")
+    )
+    partner.display_name = None
+    partner.language = DEFAULT_LANGUAGE
+    partner.timezone = None
+    partner.window = None
+    partner.discreet = False
+    partner.paused_until = None
+    partner.paused_since = None
+    partner.unreachable_since = None
+    uow.audit.record(
+        actor=f"partner:{partner.id}",
+        action="erase",
+        couple_id=partner.couple_id,
+        at=now,
+        detail=(
+            f"checkins={checkins} responses={responses} "
+            f"alerts_unlinked={alerts} deliveries={deliveries}"
+        ),
+    )
+    # leave() tells the therapist (without content) and commits everything above with it.
+    await partners.leave(uow, partner, now, erased=True)
+    return Outgoing(msg(language, "data.erased"))
+
+
+async def _delete(uow: UnitOfWork, model: type[Any], condition: Any) -> int:
+    result = await uow.session.execute(
+        delete(model).where(condition).execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
+    alerts = list(await uow.session.scalars(select(Alert).where(Alert.partner_id == partner.id)))
+    for alert in alerts:
+        alert.source_id = None
+        # Which crisis phrases matched says something of the words; the kinds are the record.
+        alert.phrase_ids = {"kinds": list(alert.phrase_ids.get("kinds", [alert.kind]))}
+    return len(alerts)
+
+
+# Encryption keys ------------------------------------------------------------------------
+
+CIPHERTEXT_COLUMNS: tuple[tuple[type[Any], str], ...] = (
+    (CheckIn, "note_ciphertext"),
+    (Response, "text_ciphertext"),
+)
+
+
+@dataclass
+class Rotation:
+    """What a key rotation did: rows re-encrypted, rows already current, rows no key opens."""
+
+    rotated: int = 0
+    current: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "checkins#12"
+
+
+async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 500) -> Rotation:
+    """Re-encrypt every stored ciphertext with the newest key (``keys[0]``); safe to re-run."""
+    everyone, newest = Cipher(list(keys)), Cipher(list(keys[:1]))
+    report = Rotation()
+    for model, column_name in CIPHERTEXT_COLUMNS:
+        column = getattr(model, column_name)
+        last_id = 0
+        while True:
+            async with db.uow() as uow:
+                rows = (
+                    await uow.session.execute(
+                        select(model.id, column)
+                        .where(model.id > last_id, column.is_not(None))
+                        .order_by(model.id)
+                        .limit(batch)
+                    )
+                ).all()
+                if not rows:
+                    break
+                for row_id, token in rows:
+                    last_id = row_id
+                    if _opens(newest, token):
+                        report.current += 1
+                    elif _opens(everyone, token):
+                        # Compare-and-set: a row rewritten meanwhile is left to the next run.
+                        await uow.session.execute(
+                            update(model)
+                            .where(model.id == row_id, column == token)
+                            .values({column_name: everyone.rotate(token)})
+                            .execution_options(synchronize_session=False)
+                        )
+                        report.rotated += 1
+                    else:
+                        report.unreadable.append(f"{model.__tablename__}#{row_id}")
+                await uow.commit()
+    return report
+
+
+def _opens(cipher: Cipher, token: bytes) -> bool:
+    try:
+        cipher.decrypt(token)
+    except ValueError:
+        return False
+    return True
+
+
+# The audit log -------------------------------------------------------------------------
+
+
+async def couple_audit(
+    uow: UnitOfWork, handle: str, practice_slug: str | None = None
+) -> Sequence[AuditEntry]:
+    """A couple's audit log, oldest first; an unknown or ambiguous handle is an AdminError."""
+    handle = handle.strip().lower()
+    query = select(Couple).where(Couple.handle == handle)
+    if practice_slug is not None:
+        practice = await practice_by_slug(uow, practice_slug)
+        query = query.where(Couple.practice_id == practice.id)
+    couples = list(await uow.session.scalars(query))
+    if not couples:
+        where = f" in practice {practice_slug!r}" if practice_slug is not None else ""
+        raise AdminError(f"no couple with handle {handle!r}{where}")
+    if len(couples) > 1:
+        raise AdminError(f"several practices have a couple {handle!r}; add --practice SLUG")
+    return await uow.audit.of_couple(couples[0].id)

@@ -1,0 +1,51 @@
+"""Partner commands over their own data: /export and /deleteme (with its confirmation)."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.channels.base import Outgoing
+from bot.core import callbacks
+from bot.services import data_rights
+from bot.services.texts import UserError, msg
+from handlers._base import Context, deps, kick_dispatcher, kindly, person_of, reply
+from handlers.partner import joined_partner
+
+
+@kindly
+async def export(update: Update, context: Context) -> None:
+    """``/export``: one JSON document of the partner's own data, nothing of the other's."""
+    d = deps(context)
+    async with d.db.uow() as uow:
+        partner = await joined_partner(uow, person_of(update).user_id)
+        message = await data_rights.export(uow, partner, d.cipher, d.clock.now())
+    await reply(update, context, message)
+
+
+@kindly
+async def deleteme(update: Update, context: Context) -> None:
+    """``/deleteme``: asks for confirmation before erasing anything."""
+    async with deps(context).db.uow() as uow:
+        partner = await joined_partner(uow, person_of(update).user_id)
+    await reply(update, context, data_rights.erase_confirmation(partner))
+
+
+@kindly
+async def delete_button(update: Update, context: Context) -> None:
+    """``1|del|partner|yes|no``: erase and leave, or keep everything."""
+    query = update.callback_query
+    assert query is not None
+    data = callbacks.decode(query.data)
+    d = deps(context)
+    async with d.db.uow() as uow:
+        partner = await joined_partner(uow, person_of(update).user_id)
+        # The pressing user must own the partner the button names; anything else is refused.
+        if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
+            raise UserError("common.stale_button")
+        if data.arg(1) == "yes":
+            message = await data_rights.erase(uow, partner, d.clock.now())
+        else:
+            message = Outgoing(msg(partner.language, "data.kept"))
+    await query.answer()
+    await reply(update, context, message)
+    kick_dispatcher(context)
