@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^https://[^/\s]+(/\S*)?$", value):
+        # Telegram posts only to https; plain http is accepted for a loopback Bot API server.
+        loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/\S*)?$", value or "")
+        if value and not loopback and not re.match(r"^https://[^/\s]+(/\S*)?$", value):
             raise ValueError("must be an https:// URL that Telegram can reach")
         return value or None
 
