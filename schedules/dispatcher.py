@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 _REASON_LENGTH = 200  # Delivery.last_error's column size
 _MAX_BACKOFF = 300.0
 _MAX_OUTAGE_WAIT = 30.0
+_MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible lease
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,6 @@ class Pacer:
 
 @dataclass(frozen=True)
 class _Prepared:
-    delivery: Delivery
     rendered: Rendered
     messenger: Messenger
 
@@ -180,7 +180,6 @@ class Dispatcher:
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     pacer: Pacer | None = None
     alive_at: float = 0.0
-    _leases: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pacer is None:
@@ -188,8 +187,11 @@ class Dispatcher:
 
     async def claim_due(self, limit: int) -> list[int]:
         """Claim up to ``limit`` due rows (and rows whose lease ran out) for this worker."""
+        return [delivery.id for delivery in await self._claim(limit)]
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        """Claim due rows; each comes back as claimed, its ``lease_until`` our fencing token."""
         now = self.clock.now()
-        token = now + self.lease  # each claim's lease ends later than the one it replaces
         due = or_(
             (Delivery.status == "pending") & (Delivery.due_at <= now),
             (Delivery.status == "claimed") & (Delivery.lease_until < now),
@@ -198,26 +200,28 @@ class Dispatcher:
         candidates = candidates.limit(limit)
         if self.db.is_postgres:
             candidates = candidates.with_for_update(skip_locked=True)
+        # A CTE, not `id IN (subquery)`: PostgreSQL may run an IN subquery again for every
+        # row it scans (a nested-loop semi join), re-sorting and re-locking each time.
+        claimable = candidates.cte("claimable")
         # One statement: on SQLite it holds the write lock from the choice to the change, so
         # two processes cannot take the same row; on PostgreSQL the row locks do that and
-        # the repeated `due` condition is re-checked on the newest row version.
+        # the repeated `due` condition is re-checked on the newest row version. A reclaimed
+        # row's new lease ends later than the old one, so tokens never repeat.
         statement = (
             update(Delivery)
-            .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+            .where(Delivery.id == claimable.c.id, due)
             .values(
                 status="claimed",
-                lease_until=token,
+                lease_until=now + self.lease,
                 attempts=Delivery.attempts + 1,
             )
-            .returning(Delivery.id)
+            .returning(Delivery)
             .execution_options(synchronize_session=False)
         )
         async with self.db.uow() as uow:
-            ids = sorted((await uow.session.scalars(statement)).all())
+            claimed = list((await uow.session.scalars(statement)).all())
             await uow.commit()
-        for delivery_id in ids:
-            self._leases[delivery_id] = token
-        return ids
+        return sorted(claimed, key=lambda delivery: delivery.id)
 
     async def outstanding(self) -> int:
         """How many rows are due now or in flight (pending and due, or claimed)."""
@@ -235,35 +239,28 @@ class Dispatcher:
         """Claim one batch of due rows and send them; returns what happened."""
         self.alive_at = time.monotonic()
         stats = DispatchStats()
-        ids = await self.claim_due(self.batch_size)
-        stats.claimed = len(ids)
-        if not ids:
+        claimed = await self._claim(self.batch_size)
+        stats.claimed = len(claimed)
+        if not claimed:
             return stats
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for delivery_id in ids:
-            queue.put_nowait(delivery_id)
+        queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        for delivery in claimed:
+            queue.put_nowait(delivery)
 
         async def worker() -> None:
             while True:
                 try:
-                    delivery_id = queue.get_nowait()
+                    delivery = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                token = self._leases.pop(delivery_id, None)
-                if token is None:
-                    continue
                 try:
-                    await self._deliver(delivery_id, token, stats)
+                    await self._deliver(delivery, stats)
                 except Exception:
                     # Whatever went wrong (the database went away), the row keeps its lease
                     # and is claimed again once it runs out: nothing is lost.
-                    log.exception("delivery %s left to its lease", delivery_id)
+                    log.exception("delivery %s left to its lease", delivery.id)
 
-        try:
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(ids)))))
-        finally:
-            for delivery_id in ids:
-                self._leases.pop(delivery_id, None)
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(claimed)))))
         return stats
 
     async def run_until_idle(self, max_rounds: int = 1000) -> DispatchStats:
@@ -283,6 +280,8 @@ class Dispatcher:
         """Dispatch until ``stop`` is set; ``wake`` cuts the idle wait short."""
         failures = 0
         while not stop.is_set():
+            # Cleared before the pass, so a wake-up that comes during it is not lost.
+            wake.clear()
             try:
                 stats = await self.run_once()
             except Exception:
@@ -298,34 +297,37 @@ class Dispatcher:
             failures = 0
             if stats.claimed:
                 continue
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=idle)
 
     def metrics_send_latency(self, seconds: float) -> None:
         """Hook for metrics (the health server replaces it)."""
 
-    async def _deliver(self, delivery_id: int, token: datetime, stats: DispatchStats) -> None:
+    async def _deliver(self, delivery: Delivery, stats: DispatchStats) -> None:
         assert self.pacer is not None
+        assert delivery.lease_until is not None
+        token = delivery.lease_until
         try:
-            prepared = await self._prepare(delivery_id, token, stats)
+            prepared = await self._prepare(delivery, stats)
         except Exception as error:
-            log.exception("delivery %s could not be prepared", delivery_id)
-            await self._retry_after_error(delivery_id, token, f"render failed: {error!r}", stats)
+            log.exception("delivery %s could not be prepared", delivery.id)
+            stats.retried += 1
+            reason = f"render failed: {error!r}"
+            await self._retry(delivery, token, None, reason, stats, count=True)
             return
         if prepared is None:
             return
-        delivery, rendered = prepared.delivery, prepared.rendered
+        rendered = prepared.rendered
         # The outcome is recorded before the chat's turn ends, so the next message to this
         # chat sees it (a 403 marks the partner unreachable once, not once per message).
         async with self.pacer.turn(rendered.address):
             if delivery.not_after is not None and self.clock.now() > delivery.not_after:
                 # The wait for a turn (a 429 pause) outlasted the delivery's window.
                 ending = self._final("skipped", "too late for its window")
-                if await self._settle(delivery_id, token, ending):
+                if await self._settle(delivery.id, token, ending):
                     stats.skipped += 1
                 return
-            held = await self._keep_lease(delivery_id, token)
+            held = await self._keep_lease(delivery.id, token)
             if held is None:
                 return
             started = time.monotonic()
@@ -336,12 +338,12 @@ class Dispatcher:
                 return
             except Exception as error:
                 # An error we do not know: the message may or may not have gone out.
-                log.exception("delivery %s: unexpected send error", delivery_id)
+                log.exception("delivery %s: unexpected send error", delivery.id)
                 stats.retried += 1
                 await self._retry(delivery, held, None, repr(error), stats, count=True)
                 return
             self.metrics_send_latency(time.monotonic() - started)
-            await self._mark_sent(delivery_id, sent, stats)
+            await self._mark_sent(delivery.id, sent, stats)
 
     async def _after_refusal(
         self, delivery: Delivery, token: datetime, error: SendError, stats: DispatchStats
@@ -370,35 +372,31 @@ class Dispatcher:
             stats.retried += 1
             await self._retry(delivery, token, None, reason, stats, count=True)
 
-    async def _prepare(
-        self, delivery_id: int, token: datetime, stats: DispatchStats
-    ) -> _Prepared | None:
-        """Load a claimed row we still hold and render it; None when there is nothing to send."""
+    async def _prepare(self, delivery: Delivery, stats: DispatchStats) -> _Prepared | None:
+        """Render a claimed row; None when it ends here instead (too late, gone, no channel)."""
+        assert delivery.lease_until is not None
         ending: tuple[str, str] | None = None
         rendered: Rendered | None = None
-        async with self.db.uow() as uow:
-            delivery = await uow.session.get(Delivery, delivery_id)
-            if delivery is None or delivery.status != "claimed" or delivery.lease_until != token:
-                return None  # erased with its recipient, or another worker holds it now
-            messenger = self.channels.get(delivery.channel)
-            if delivery.not_after is not None and self.clock.now() > delivery.not_after:
-                ending = ("skipped", "too late for its window")
-            elif delivery.attempts > self.max_attempts:
-                # Only reclaims after lost leases get here (counted retries stop earlier).
-                attempts = delivery.attempts - 1
-                ending = ("failed", f"gave up after {attempts} attempts: worker lost its lease")
-            elif messenger is None:
-                ending = ("failed", f"no messenger for channel {delivery.channel!r}")
-            else:
+        messenger = self.channels.get(delivery.channel)
+        if delivery.not_after is not None and self.clock.now() > delivery.not_after:
+            ending = ("skipped", "too late for its window")
+        elif delivery.attempts > self.max_attempts:
+            # Only reclaims after lost leases get here (counted retries stop earlier).
+            attempts = delivery.attempts - 1
+            ending = ("failed", f"gave up after {attempts} attempts: worker lost its lease")
+        elif messenger is None:
+            ending = ("failed", f"no messenger for channel {delivery.channel!r}")
+        else:
+            async with self.db.uow() as uow:
                 rendered = await self.renderer.render(uow, delivery)
-                if rendered is None:
-                    ending = ("skipped", "recipient gone or paused")
+            if rendered is None:
+                ending = ("skipped", "recipient gone or paused")
         if ending is not None or rendered is None or messenger is None:
             status, reason = ending or ("skipped", "recipient gone or paused")
-            if await self._settle(delivery_id, token, self._final(status, reason)):
+            if await self._settle(delivery.id, delivery.lease_until, self._final(status, reason)):
                 setattr(stats, status, getattr(stats, status) + 1)
             return None
-        return _Prepared(delivery, rendered, messenger)
+        return _Prepared(rendered, messenger)
 
     async def _keep_lease(self, delivery_id: int, token: datetime) -> datetime | None:
         """Our token, renewed when little of the lease is left; None when the row is lost."""
@@ -438,15 +436,24 @@ class Dispatcher:
             await self.renderer.on_sent(uow, delivery, sent)
 
         # The message is out: record it even if our lease lapsed meanwhile (a row another
-        # worker retried must not be sent a second time later).
-        marked = await self._settle(
-            delivery_id,
-            None,
-            values,
-            hook=on_sent,
-            fallback="sent; recording what it starts failed",
-            allowed=("claimed", "pending"),
-        )
+        # worker retried must not be sent a second time later), and ride out a short database
+        # hiccup rather than leave the row to be sent again when its lease runs out.
+        for delay in (*_MARK_SENT_RETRY_DELAYS, None):
+            try:
+                marked = await self._settle(
+                    delivery_id,
+                    None,
+                    values,
+                    hook=on_sent,
+                    fallback="sent; recording what it starts failed",
+                    allowed=("claimed", "pending"),
+                )
+                break
+            except Exception:
+                if delay is None:
+                    raise
+                log.warning("delivery %s sent; recording it failed, trying again", delivery_id)
+                await asyncio.sleep(delay)
         if not marked:
             log.warning("delivery %s was sent here and elsewhere", delivery_id)
 
@@ -483,16 +490,6 @@ class Dispatcher:
             "attempts": delivery.attempts if count else max(0, delivery.attempts - 1),
         }
         await self._settle(delivery.id, token, values)
-
-    async def _retry_after_error(
-        self, delivery_id: int, token: datetime, reason: str, stats: DispatchStats
-    ) -> None:
-        async with self.db.uow() as uow:
-            delivery = await uow.session.get(Delivery, delivery_id)
-        if delivery is None or delivery.lease_until != token:
-            return
-        stats.retried += 1
-        await self._retry(delivery, token, None, reason, stats, count=True)
 
     @staticmethod
     def _final(status: str, reason: str) -> dict[str, Any]:
