@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import update
+
 from bot.channels.base import Outgoing, Sent
 from bot.locales import t
 from bot.services.outbox import notify
@@ -60,11 +62,18 @@ class DyadRenderer(Renderer):
     async def on_blocked(self, uow: UnitOfWork, delivery: Delivery, now: datetime) -> None:
         if delivery.partner_id is None:
             return
-        partner = await uow.partners.get(delivery.partner_id)
-        if partner is None or not partner.reachable:
+        # Conditional, so that of several workers hitting 403 at once only one tells the therapist.
+        marked = await uow.session.execute(
+            update(Partner)
+            .where(Partner.id == delivery.partner_id, Partner.reachable.is_(True))
+            .values(reachable=False, unreachable_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
             return
-        partner.reachable = False
-        partner.unreachable_since = now
+        partner = await uow.partners.get(delivery.partner_id)
+        assert partner is not None
+        await uow.session.refresh(partner)
         couple = await uow.couples.get(partner.couple_id)
         assert couple is not None
         therapist = await uow.therapists.get(couple.therapist_id)
