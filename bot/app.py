@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
 
 from telegram import BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
@@ -13,7 +15,10 @@ from telegram.ext import AIORateLimiter, Application
 import handlers
 from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
+from bot.config import ConfigError
+from bot.health import HealthServer
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.metrics import SEND_LATENCY
 from bot.services import checkins, digests, sessions
 from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
@@ -26,6 +31,9 @@ from schedules.planner import Planner
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member", "chat_member"]
+
+IntakeMode = Literal["poll", "webhook", "none"]
+"""How updates reach this process: long polling, Telegram's webhook, or not at all."""
 
 
 def file_url_for(api_url: str) -> str:
@@ -93,6 +101,9 @@ class DyadBot:
             rate_per_second=options.rate_per_second,
             per_chat_interval=options.per_chat_interval,
         )
+        # The dispatcher's hook for metrics, replaced on this instance as it invites.
+        setattr(self.dispatcher, "metrics_send_latency", SEND_LATENCY.observe)  # noqa: B010
+        self.health: HealthServer | None = None
         self.background_dispatch = background_dispatch
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -100,8 +111,16 @@ class DyadBot:
         self.application.bot_data["dispatch_wake"] = self._wake
         self.application.bot_data["dyad"] = self
 
-    async def start(self, *, poll: bool = True) -> None:
-        """Initialise, register the command menus, start intake and the dispatcher."""
+    async def start(self, mode: IntakeMode = "poll", *, poll: bool = True) -> None:
+        """Initialise, register the command menus, start intake, the dispatcher and health.
+
+        ``poll=False`` is the older spelling of ``mode="none"``.
+        """
+        if not poll:
+            mode = "none"
+        settings = self.deps.settings
+        if mode == "webhook" and (settings.webhook_url is None or settings.webhook_secret is None):
+            raise ConfigError("DYAD_WEBHOOK_URL and DYAD_WEBHOOK_SECRET: both needed for webhooks")
         app = self.application
         await app.initialize()
         self.deps.bot_username = app.bot.username
@@ -112,9 +131,11 @@ class DyadBot:
                 language_code=None if language == "en" else language,
             )
         await app.start()
-        if poll:
+        if mode == "poll":
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=5)
+        elif mode == "webhook":
+            await self._start_webhook()
         if self.background_dispatch:
             self._task = asyncio.create_task(
                 self.dispatcher.run_forever(self._stop, self._wake, self.options.idle_seconds)
@@ -127,6 +148,33 @@ class DyadBot:
                 name="planner",
                 job_kwargs={"max_instances": 1, "coalesce": True},
             )
+        if settings.health_port is not None:
+            self.health = HealthServer(
+                db=self.deps.db,
+                clock=self.deps.clock,
+                dispatcher=self.dispatcher if self.background_dispatch else None,
+                idle_seconds=self.options.idle_seconds,
+                host=settings.webhook_listen,
+                port=settings.health_port,
+            )
+            await self.health.start()
+
+    async def _start_webhook(self) -> None:
+        """Serve Telegram's webhook; several workers may share one URL behind a balancer."""
+        settings = self.deps.settings
+        assert self.application.updater is not None
+        assert settings.webhook_url is not None and settings.webhook_secret is not None
+        # PTB answers 403 to a request without this secret, before anything is parsed. Every
+        # worker sets the same webhook; none deletes it on stop, so the others keep serving.
+        await self.application.updater.start_webhook(
+            listen=settings.webhook_listen,
+            port=settings.webhook_port,
+            url_path=urlsplit(settings.webhook_url).path or "/",
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=3,
+        )
 
     async def maintain(self) -> None:
         """One round of the periodic work: sessions, digests, planning, stale check-ins."""
@@ -150,7 +198,10 @@ class DyadBot:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop intake and the dispatcher, then shut the Application down."""
+        """Stop intake, the dispatcher and health, then shut the Application down."""
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
         self._stop.set()
         self._wake.set()
         if self._task is not None:

@@ -33,7 +33,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """One database: its engine, its session factory, and its migrations."""
 
-    def __init__(self, url: str, *, search_path: str | None = None, pool_size: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        search_path: str | None = None,
+        pool_size: int = 5,
+        application_name: str = "dyad",
+    ) -> None:
         parsed = make_url(url)
         self.url = url
         self.search_path = search_path
@@ -46,8 +53,11 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
+            # Named, so that pg_stat_activity shows which connections are Dyad's workers.
+            server_settings = {"application_name": application_name}
             if search_path:
-                kwargs["connect_args"] = {"server_settings": {"search_path": search_path}}
+                server_settings["search_path"] = search_path
+            kwargs["connect_args"] = {"server_settings": server_settings}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

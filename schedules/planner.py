@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from bot.core.clock import Clock
+from bot.metrics import PLANNER_RUNS
 from bot.services.outbox import enqueue
 from bot.services.practice_config import parse_practice_config
 from db.engine import Database
@@ -146,5 +147,6 @@ class Planner:
                 await uow.commit()
             stats.couples += 1
         self.runs += 1
+        PLANNER_RUNS.inc()
         log.info("planner run", extra={"couples": stats.couples, "rows_created": stats.created})
         return stats

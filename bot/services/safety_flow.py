@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.channels.base import Outgoing
 from bot.core.safety import render_crisis_message
+from bot.metrics import ALERTS_RAISED
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import msg
@@ -53,6 +54,7 @@ async def raise_alert(
     )
     uow.session.add(alert)
     await uow.flush()
+    ALERTS_RAISED.inc()
     if not couple.safety_hold:
         couple.safety_hold = True
         await substitute_pending_for_hold(uow, couple)

@@ -12,6 +12,7 @@ against the fake Bot API on a fresh SQLite file.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -70,23 +71,24 @@ steps = st.lists(
 )
 
 
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
+class _Capture:
+    """What Dyad's own log handler wrote, one line per record."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.getMessage()} {record.__dict__}")
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+
+    @property
+    def lines(self) -> list[str]:
+        return self.buffer.getvalue().splitlines()
 
 
 @contextmanager
 def _captured_logs() -> Iterator[_Capture]:
-    """Dyad's own logging set-up at its most verbose (DEBUG, JSON), captured."""
+    """Dyad's own logging set-up at its most verbose (DEBUG, JSON), written to a buffer."""
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
-    configure_logging("DEBUG", "json")
     capture = _Capture()
-    root.addHandler(capture)
+    configure_logging("DEBUG", "json", stream=capture.buffer)
     try:
         yield capture
     finally:
@@ -126,6 +128,7 @@ async def _scenario(steps_: list[Step], holder_slot: str, erase_at_end: bool) ->
                 with _captured_logs() as logs:
                     await _play(Harness(bot, fake, db, clock), steps_, holder_slot, erase_at_end)
                     holder_canaries = _CANARIES
+                    assert len(logs.lines) > 20, "the log capture must see the run to mean anything"
                     for line in logs.lines:
                         for canary in holder_canaries:
                             assert canary not in line, f"canary in a log line: {line[:200]}"
