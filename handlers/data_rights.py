@@ -6,7 +6,7 @@ from telegram import Update
 
 from bot.channels.base import Outgoing
 from bot.core import callbacks
-from bot.services import data_rights
+from bot.services import confirmations, data_rights
 from bot.services.texts import UserError, msg
 from handlers._base import Context, deps, kick_dispatcher, kindly, person_of, reply
 from handlers.partner import joined_partner
@@ -25,8 +25,11 @@ async def export(update: Update, context: Context) -> None:
 @kindly
 async def deleteme(update: Update, context: Context) -> None:
     """``/deleteme``: asks for confirmation before erasing anything."""
-    async with deps(context).db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+    d = deps(context)
+    user_id = person_of(update).user_id
+    async with d.db.uow() as uow:
+        partner = await joined_partner(uow, user_id)
+        await confirmations.ask(uow, user_id, "erase", partner.id, d.clock.now())
     await reply(update, context, data_rights.erase_confirmation(partner))
 
 
@@ -42,9 +45,11 @@ async def delete_button(update: Update, context: Context) -> None:
         # The pressing user must own the partner the button names; anything else is refused.
         if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
             raise UserError("common.stale_button")
+        await confirmations.take(uow, person_of(update).user_id, "erase", partner.id)
         if data.arg(1) == "yes":
             message = await data_rights.erase(uow, partner, d.clock.now())
         else:
+            await uow.commit()
             message = Outgoing(msg(partner.language, "data.kept"))
     await query.answer()
     await reply(update, context, message)

@@ -6,7 +6,7 @@ from telegram import Update
 
 from bot.channels.base import Outgoing
 from bot.core import callbacks
-from bot.services import partners
+from bot.services import confirmations, partners
 from bot.services.texts import UserError, msg
 from db.models import Partner
 from db.uow import UnitOfWork
@@ -111,8 +111,11 @@ async def privacy(update: Update, context: Context) -> None:
 @kindly
 async def stop(update: Update, context: Context) -> None:
     """``/stop``: asks for confirmation before leaving."""
-    async with deps(context).db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+    d = deps(context)
+    user_id = person_of(update).user_id
+    async with d.db.uow() as uow:
+        partner = await joined_partner(uow, user_id)
+        await confirmations.ask(uow, user_id, "stop", partner.id, d.clock.now())
     await reply(update, context, partners.stop_confirmation(partner))
 
 
@@ -127,11 +130,13 @@ async def stop_button(update: Update, context: Context) -> None:
         partner = await joined_partner(uow, person_of(update).user_id)
         if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
             raise UserError("common.stale_button")
+        await confirmations.take(uow, person_of(update).user_id, "stop", partner.id)
         language = partner.language
         if data.arg(1) == "yes":
             await partners.leave(uow, partner, d.clock.now())
             text = msg(language, "partner.stopped")
         else:
+            await uow.commit()
             text = msg(language, "partner.stayed")
     await query.answer()
     await reply(update, context, Outgoing(text))

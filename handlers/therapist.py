@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from telegram import Update
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
-from bot.services import couples, digests, safety_flow, sessions
+from bot.services import confirmations, couples, digests, safety_flow, sessions
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist
 from db.uow import UnitOfWork
@@ -223,7 +223,13 @@ async def close(update: Update, context: Context) -> None:
             await reply(update, context, await _picker(uow, therapist, "close"))
             return
         couple = await couples.own_couple(uow, therapist, args[0])
+        await _ask_close(uow, therapist, couple, d.clock.now())
     await reply(update, context, _close_confirmation(therapist, couple))
+
+
+async def _ask_close(uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime) -> None:
+    assert therapist.telegram_user_id is not None
+    await confirmations.ask(uow, therapist.telegram_user_id, "close", couple.id, now)
 
 
 def _close_confirmation(therapist: Therapist, couple: Couple) -> Outgoing:
@@ -270,6 +276,7 @@ async def therapist_button(update: Update, context: Context) -> None:
                 text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
                 await reply(update, context, Outgoing(text))
             else:
+                await _ask_close(uow, therapist, couple, d.clock.now())
                 await reply(update, context, _close_confirmation(therapist, couple))
             return
         couple = await couples.own_couple_by_id(uow, therapist, data.int_arg(0))
@@ -279,13 +286,15 @@ async def therapist_button(update: Update, context: Context) -> None:
             return
         if data.action == "close":
             choice = data.arg(1)
+            if choice not in ("yes", "no"):
+                raise UserError("common.stale_button")
+            await confirmations.take(uow, person_of(update).user_id, "close", couple.id)
             if choice == "yes":
                 await couples.close_couple(uow, therapist, couple, d.clock.now())
                 text = msg(therapist.language, "couple.close_done", handle=couple.handle)
-            elif choice == "no":
-                text = msg(therapist.language, "couple.close_kept")
             else:
-                raise UserError("common.stale_button")
+                await uow.commit()
+                text = msg(therapist.language, "couple.close_kept")
             await query.answer()
             await reply(update, context, Outgoing(text))
             kick_dispatcher(context)

@@ -92,7 +92,7 @@ update_strategy = st.one_of(
                     "1|pr|1|yes",
                     "1|po|1",
                     "1|cis|1",
-                    "1|setv|1|language|es",
+                    "1|setv|{other}|language|es",
                     "1|stop|1|yes",
                     "1|pick|close|1",
                     "1|slot|1|A",
@@ -218,7 +218,10 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
                             await _reply_seen(fake, user, *counts)
                             anchor = user.messages[-1]
                             counts = (len(user.messages), len(user.callback_queries))
-                        fake._user_pressed(user, anchor, payload)
+                        # A settings button is a partner's own to press again; only the
+                        # other partner's is foreign.
+                        other = {"partner_a": 2, "partner_b": 1}.get(actor, 1)
+                        fake._user_pressed(user, anchor, payload.replace("{other}", str(other)))
                     assert await _reply_seen(fake, user, *counts), (kind, actor, repr(payload)[:80])
                 await bot.dispatcher.run_until_idle()
                 assert errors == [], [type(e).__name__ for e in errors]
