@@ -81,7 +81,9 @@ def item_message(
     instruments: list[Instrument], checkin: CheckIn, item: Item, language: str
 ) -> Outgoing:
     """The question for one item, with its buttons (the 0–10 scale in two rows) and Skip."""
-    items = _all_items(instruments)
+    # Items that follow a skipped one (OK to raise after a skipped note) are not counted.
+    skipped = set(checkin.skipped.get("items", []))
+    items = [i for i in _all_items(instruments) if i.requires is None or i.requires not in skipped]
     title = instruments[0].title_in(language)
     step = items.index(item) + 1
     lines = [
