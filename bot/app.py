@@ -13,7 +13,7 @@ from telegram import BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
 
 import handlers
-from bot.channels.base import Messenger
+from bot.channels.registry import build_channels
 from bot.channels.telegram import TelegramMessenger
 from bot.config import ConfigError
 from bot.health import HealthServer
@@ -23,6 +23,7 @@ from bot.services import checkins, digests, sessions
 from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
+from bot.services.events import EventRenderer
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher
@@ -92,7 +93,10 @@ class DyadBot:
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
         self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)
         self.planner = Planner(deps.db, deps.clock)
-        self.channels: dict[str, Messenger] = {"telegram": self.application.bot_data["messenger"]}
+        self.channels = build_channels(
+            deps.settings, self.application.bot_data["messenger"], clock=deps.clock
+        )
+        self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
         self.dispatcher = Dispatcher(
             db=deps.db,
             clock=deps.clock,
@@ -181,7 +185,9 @@ class DyadBot:
         now = self.deps.clock.now()
         async with self.deps.db.uow() as uow:
             await sessions.ensure_all_weekly(uow, now)
-        await digests.send_due_digests(self.deps.db, self.deps.cipher, now)
+        await digests.send_due_digests(
+            self.deps.db, self.deps.cipher, now, email="email" in self.channels
+        )
         await self.planner.run()
         async with self.deps.db.uow() as uow:
             await checkins.expire_stale(uow, now)
@@ -207,6 +213,7 @@ class DyadBot:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.channels.aclose()
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()

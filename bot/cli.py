@@ -303,6 +303,9 @@ def _register_data_commands() -> None:
 
     cli.add_command(keys)
     cli.add_command(audit)
+    from bot.cli_channels import therapist_email
+
+    therapist.add_command(therapist_email)
 
 
 _register_data_commands()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from email.utils import parseaddr
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -20,6 +22,21 @@ _DRIVERS = {
 }
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _BOT_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]{8,}$")
+EMAIL_ADDRESS = re.compile(
+    r"^[^@\s<>(),;:\"\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+)
+"""A plain mailbox address (no display name, no comments): what Dyad sends to and from."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address stays on this machine (localhost, 127.0.0.0/8, ::1)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -43,6 +60,12 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=90)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     worker_share: float = Field(default=1.0, gt=0, le=1)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str | None = None
+    smtp_starttls: bool = True
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -97,6 +120,37 @@ class Settings(BaseSettings):
             raise ValueError("does not look like a bot token from BotFather (digits:letters)")
         return value
 
+    @field_validator("smtp_host", "smtp_user", "smtp_sender", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _smtp_sender(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_ADDRESS.match(parseaddr(value)[1]):
+            raise ValueError("must be an email address such as dyad@practice.example")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_is_complete_and_encrypted(self) -> Settings:
+        if self.smtp_host is None:
+            return self
+        if self.smtp_sender is None:
+            raise ValueError(
+                "DYAD_SMTP_SENDER: required when DYAD_SMTP_HOST is set (the From address "
+                "of digest emails)"
+            )
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise ValueError("DYAD_SMTP_USER and DYAD_SMTP_PASSWORD: set both or neither")
+        if not self.smtp_starttls and not is_loopback_host(self.smtp_host):
+            raise ValueError(
+                f"DYAD_SMTP_STARTTLS: STARTTLS is required for the SMTP host "
+                f"{self.smtp_host!r}; only a loopback host (a local relay) may go without it, "
+                "so that digests never cross the network in clear"
+            )
+        return self
+
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and self.webhook_secret is None:
@@ -105,6 +159,11 @@ class Settings(BaseSettings):
                 "Telegram can post updates"
             )
         return self
+
+    @property
+    def smtp_enabled(self) -> bool:
+        """Whether digests may also go by email (an SMTP relay is configured)."""
+        return self.smtp_host is not None
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import ChatMember, Update
 
 from bot.core import callbacks
-from bot.services import onboarding
+from bot.services import events, onboarding
 from bot.services.identity import identify
 from bot.services.outbox import notify
 from bot.services.texts import UserError
@@ -123,5 +123,6 @@ async def chat_member(update: Update, context: Context) -> None:
             handle=couple.handle,
             slot=partner.slot,
         )
+        await events.partner_unreachable(uow, couple, partner, now)
         await uow.commit()
     kick_dispatcher(context)

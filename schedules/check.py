@@ -44,7 +44,15 @@ from schedules.model import (
 )
 
 OTHER_SECTIONS: frozenset[str] = frozenset(
-    {"practice", "instruments", "crisis_resources", "retention", "digest", "alliance"}
+    {
+        "practice",
+        "instruments",
+        "crisis_resources",
+        "retention",
+        "digest",
+        "alliance",
+        "webhooks",
+    }
 )
 """Top-level sections of practice.toml that other parts of Dyad read (not checked here)."""
 

@@ -10,9 +10,12 @@ is an ``UPDATE ... WHERE lease_until = <our token>``, so a worker that stalled p
 lease (and whose rows another worker has taken) can neither send them nor overwrite
 what the other worker recorded.
 
-Telegram's limits are kept here, per process: an overall rate (the process's share of
-the global budget) and at least ``per_chat_interval`` seconds between two messages to
-one chat. A 429 pauses every send for its ``retry_after``.
+Limits are kept here, per process and per channel: each channel (Telegram private chats,
+email, webhooks...) has its own :class:`Pacer`, with an overall rate and a minimum interval
+between two messages to one address. Telegram's are the dispatcher's own
+(``rate_per_second``, the process's share of the global budget, and ``per_chat_interval``);
+other channels bring theirs in the channel registry. A 429 pauses every send on its
+channel for its ``retry_after`` (or only sends to one address, when only it asked).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 
 from bot.channels.base import (
+    Address,
     Blocked,
+    ChannelLimits,
     Messenger,
     Outgoing,
     PermanentFailure,
@@ -39,6 +44,7 @@ from bot.channels.base import (
     Sent,
     TransientFailure,
 )
+from bot.channels.registry import TELEGRAM, ChannelRegistry
 from bot.core.clock import Clock
 from db.engine import Database
 from db.models import Delivery
@@ -56,7 +62,7 @@ _MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible
 class Rendered:
     """A delivery made ready: where it goes and what it says."""
 
-    address: int
+    address: Address
     message: Outgoing
 
 
@@ -87,7 +93,11 @@ class DispatchStats:
 
 
 class Pacer:
-    """Keeps sends under an overall rate and a minimum interval per chat (monotonic time)."""
+    """Keeps sends under an overall rate and a minimum interval per address (monotonic time).
+
+    Addresses are chat ids, email addresses or URLs; one pacer serves one channel (or
+    several that share an upstream budget, each with its own per-address ``interval``).
+    """
 
     def __init__(
         self,
@@ -102,43 +112,60 @@ class Pacer:
         self._monotonic = monotonic
         self._sleep = sleep
         self._next_slot = 0.0
-        self._chat_next: dict[int, float] = {}
+        self._chat_next: dict[Address, float] = {}
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
-        self._gates: dict[int, asyncio.Lock] = {}
-        self._gate_users: dict[int, int] = {}
+        self._gates: dict[Address, asyncio.Lock] = {}
+        self._gate_users: dict[Address, int] = {}
 
-    def pause(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (after a 429)."""
-        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+    def pause(self, seconds: float, chat: Address | None = None) -> None:
+        """Send nothing for ``seconds`` (after a 429); to ``chat`` only, when given."""
+        until = self._monotonic() + seconds
+        if chat is None:
+            self._paused_until = max(self._paused_until, until)
+        else:
+            self._chat_next[chat] = max(self._chat_next.get(chat, 0.0), until)
 
-    async def wait_turn(self, chat: int) -> None:
+    async def wait_turn(self, chat: Address, interval: float | None = None) -> None:
         """Wait until both the overall budget and this chat allow one more message."""
+        spacing = self.per_chat_interval if interval is None else interval
         while True:
             async with self._lock:
                 now = self._monotonic()
-                at = max(now, self._next_slot, self._paused_until, self._chat_next.get(chat, 0.0))
-                self._next_slot = at + self.interval
-                self._chat_next[chat] = at + self.per_chat_interval
-                if len(self._chat_next) > 10_000:
-                    self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+                overall = max(now, self._next_slot, self._paused_until)
+                own = self._chat_next.get(chat, 0.0)
+                reserved = own <= overall
+                if reserved:
+                    at = overall
+                    self._next_slot = at + self.interval
+                    self._chat_next[chat] = at + spacing
+                    if len(self._chat_next) > 10_000:
+                        self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+                else:
+                    # This chat must wait longer than the channel (its interval, or a pause of
+                    # its own): wait without taking an overall slot that would hold others up.
+                    at = own
             delay = at - self._monotonic()
             if delay > 0:
                 await self._sleep(delay)
             # A 429 that arrived while we slept holds this send back too.
-            if self._paused_until <= self._monotonic():
+            if reserved and self._paused_until <= self._monotonic():
                 return
 
     @contextlib.asynccontextmanager
-    async def turn(self, chat: int) -> AsyncIterator[None]:
-        """Wait for a turn, and hold ``chat`` until the send made in it has been answered."""
+    async def turn(self, chat: Address, interval: float | None = None) -> AsyncIterator[None]:
+        """Wait for a turn, and hold ``chat`` until the send made in it has been answered.
+
+        ``interval`` overrides the pacer's per-chat interval (a channel sharing this pacer).
+        """
+        spacing = self.per_chat_interval if interval is None else interval
         gate = self._gates.get(chat)
         if gate is None:
             gate = self._gates[chat] = asyncio.Lock()
         self._gate_users[chat] = self._gate_users.get(chat, 0) + 1
         try:
             async with gate:
-                await self.wait_turn(chat)
+                await self.wait_turn(chat, spacing)
                 try:
                     yield
                 finally:
@@ -146,7 +173,7 @@ class Pacer:
                     # this answer (not from this start) keeps network jitter from bunching
                     # two messages to one chat inside a second.
                     self._chat_next[chat] = max(
-                        self._chat_next.get(chat, 0.0), self._monotonic() + self.per_chat_interval
+                        self._chat_next.get(chat, 0.0), self._monotonic() + spacing
                     )
         finally:
             users = self._gate_users[chat] - 1
@@ -161,11 +188,19 @@ class Pacer:
 class _Prepared:
     rendered: Rendered
     messenger: Messenger
+    pacer: Pacer
+    interval: float | None
 
 
 @dataclass
 class Dispatcher:
-    """Sends the outbox through the channels' Messengers, keeping every row accounted for."""
+    """Sends the outbox through the channels' Messengers, keeping every row accounted for.
+
+    ``channels`` maps a delivery's ``channel`` to its Messenger (a
+    :class:`~bot.channels.registry.ChannelRegistry` also brings each channel's limits);
+    ``limits`` overrides those. ``pacer``, ``rate_per_second`` and ``per_chat_interval``
+    are the default channel's (Telegram private chats).
+    """
 
     db: Database
     clock: Clock
@@ -180,10 +215,38 @@ class Dispatcher:
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     pacer: Pacer | None = None
     alive_at: float = 0.0
+    limits: Mapping[str, ChannelLimits] | None = None
+    _pacers: dict[str, Pacer] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pacer is None:
             self.pacer = Pacer(self.rate_per_second, self.per_chat_interval)
+
+    def channel_limits(self, channel: str) -> ChannelLimits | None:
+        """A channel's own limits; None for the default channel (and any without limits)."""
+        if self.limits is not None and channel in self.limits:
+            return self.limits[channel]
+        if isinstance(self.channels, ChannelRegistry):
+            return self.channels.limits.get(channel)
+        return None
+
+    def pacer_for(self, channel: str) -> tuple[Pacer, float | None]:
+        """The pacer a channel's sends wait on, and its per-address interval (None: the pacer's)."""
+        assert self.pacer is not None
+        limits = self.channel_limits(channel) if channel != TELEGRAM else None
+        if limits is None:
+            return self.pacer, None
+        if limits.pace_with is not None:
+            shared = self.channel_limits(limits.pace_with) if limits.pace_with != TELEGRAM else None
+            name, own = limits.pace_with, shared
+        else:
+            name, own = channel, limits
+        if own is None:
+            return self.pacer, limits.per_address_interval
+        pacer = self._pacers.get(name)
+        if pacer is None:
+            pacer = self._pacers[name] = Pacer(own.rate_per_second, own.per_address_interval)
+        return pacer, limits.per_address_interval
 
     async def claim_due(self, limit: int) -> list[int]:
         """Claim up to ``limit`` due rows (and rows whose lease ran out) for this worker."""
@@ -304,7 +367,6 @@ class Dispatcher:
         """Hook for metrics (the health server replaces it)."""
 
     async def _deliver(self, delivery: Delivery, stats: DispatchStats) -> None:
-        assert self.pacer is not None
         assert delivery.lease_until is not None
         token = delivery.lease_until
         try:
@@ -320,7 +382,7 @@ class Dispatcher:
         rendered = prepared.rendered
         # The outcome is recorded before the chat's turn ends, so the next message to this
         # chat sees it (a 403 marks the partner unreachable once, not once per message).
-        async with self.pacer.turn(rendered.address):
+        async with prepared.pacer.turn(rendered.address, prepared.interval):
             if delivery.not_after is not None and self.clock.now() > delivery.not_after:
                 # The wait for a turn (a 429 pause) outlasted the delivery's window.
                 ending = self._final("skipped", "too late for its window")
@@ -334,7 +396,9 @@ class Dispatcher:
             try:
                 sent = await prepared.messenger.send(rendered.address, rendered.message)
             except SendError as error:
-                await self._after_refusal(delivery, held, error, stats)
+                await self._after_refusal(
+                    delivery, held, error, stats, prepared.pacer, rendered.address
+                )
                 return
             except Exception as error:
                 # An error we do not know: the message may or may not have gone out.
@@ -346,12 +410,17 @@ class Dispatcher:
             await self._mark_sent(delivery.id, sent, stats)
 
     async def _after_refusal(
-        self, delivery: Delivery, token: datetime, error: SendError, stats: DispatchStats
+        self,
+        delivery: Delivery,
+        token: datetime,
+        error: SendError,
+        stats: DispatchStats,
+        pacer: Pacer,
+        address: Address,
     ) -> None:
         """Record what the channel's refusal means for the row (and its recipient)."""
-        assert self.pacer is not None
         if isinstance(error, RateLimited):
-            self.pacer.pause(error.retry_after)
+            pacer.pause(error.retry_after, address if error.address_only else None)
             stats.rate_limited += 1
             await self._retry(delivery, token, error.retry_after, "rate limited", stats)
         elif isinstance(error, Blocked):
@@ -396,7 +465,7 @@ class Dispatcher:
             if await self._settle(delivery.id, delivery.lease_until, self._final(status, reason)):
                 setattr(stats, status, getattr(stats, status) + 1)
             return None
-        return _Prepared(rendered, messenger)
+        return _Prepared(rendered, messenger, *self.pacer_for(delivery.channel))
 
     async def _keep_lease(self, delivery_id: int, token: datetime) -> datetime | None:
         """Our token, renewed when little of the lease is left; None when the row is lost."""
@@ -428,7 +497,7 @@ class Dispatcher:
         values: dict[str, Any] = {
             "status": "sent",
             "sent_at": self.clock.now(),
-            "message_id": sent.message_id,
+            "message_id": sent.message_id or None,  # 0: the channel has no message ids
             "lease_until": None,
         }
 
@@ -486,7 +555,7 @@ class Dispatcher:
             "lease_until": None,
             "last_error": reason[:_REASON_LENGTH],
             "due_at": due,
-            # A rate limit is Telegram's doing, not a failed try: give the claim's count back.
+            # A rate limit is the channel's doing, not a failed try: give the claim's count back.
             "attempts": delivery.attempts if count else max(0, delivery.attempts - 1),
         }
         await self._settle(delivery.id, token, values)

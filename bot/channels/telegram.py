@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.channels.base import (
+    Address,
     Blocked,
     Outgoing,
     PermanentFailure,
@@ -40,7 +41,7 @@ class TelegramMessenger:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
 
-    async def send(self, address: int, message: Outgoing) -> Sent:
+    async def send(self, address: Address, message: Outgoing) -> Sent:
         try:
             if message.document is not None:
                 sent = await self.bot.send_document(
@@ -75,7 +76,7 @@ class TelegramMessenger:
             raise TransientFailure(type(error).__name__) from error
         return Sent(sent.message_id)
 
-    async def edit(self, address: int, message_id: int, message: Outgoing) -> None:
+    async def edit(self, address: Address, message_id: int, message: Outgoing) -> None:
         try:
             await self.bot.edit_message_text(
                 chat_id=address,
@@ -94,7 +95,7 @@ class TelegramMessenger:
         except (TimedOut, NetworkError) as error:
             raise TransientFailure(type(error).__name__) from error
 
-    async def delete(self, address: int, message_id: int) -> None:
+    async def delete(self, address: Address, message_id: int) -> None:
         try:
             await self.bot.delete_message(chat_id=address, message_id=message_id)
         except BadRequest as error:

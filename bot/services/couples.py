@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.services import events
 from bot.services.outbox import notify
 from bot.services.practices import IssuedInvite, issue_invite
 from bot.services.texts import UserError
@@ -172,6 +173,7 @@ async def close_couple(
                 now=now,
                 couple_id=couple.id,
             )
+    await events.couple_closed(uow, couple, now)
     uow.audit.record(
         actor=f"therapist:{therapist.id}", action="couple.close", couple_id=couple.id, at=now
     )

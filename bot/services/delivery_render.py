@@ -1,13 +1,22 @@
-"""What each kind of delivery says when the dispatcher sends it, in the recipient's language."""
+"""What each kind of delivery says when the dispatcher sends it, in the recipient's language.
+
+A delivery to a person goes to their address on its channel: a Telegram chat (the
+default), or a therapist's email address (partners have none: nothing of theirs is ever
+emailed). Channels whose deliveries go to no person (a practice's webhooks) register a
+:class:`ChannelRenderer` in ``channels``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import update
 
-from bot.channels.base import Outgoing, Sent
+from bot.channels.base import Address, Outgoing, Sent
+from bot.channels.registry import EMAIL, TELEGRAM
 from bot.locales import t
+from bot.services import events
 from bot.services.outbox import notify
 from bot.services.texts import msg
 from db.models import Delivery, Partner, Therapist
@@ -18,43 +27,78 @@ from schedules.dispatcher import Rendered, Renderer
 _FAREWELLS = frozenset({"couple.closed"})
 
 
+class ChannelRenderer(Protocol):
+    """Renders every delivery of a channel that is addressed to no person (webhooks)."""
+
+    async def render(self, uow: UnitOfWork, delivery: Delivery) -> Rendered | None:
+        """The message and its address, or None to skip it."""
+        ...
+
+    async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
+        """What the sent message starts."""
+        ...
+
+
+def address_on(person: Partner | Therapist, channel: str) -> Address | None:
+    """Where a person is reached on a channel, if they are."""
+    if channel == TELEGRAM:
+        return person.chat_id
+    if channel == EMAIL:
+        # Only therapists have an email address: a partner's words never go by email.
+        return person.email if isinstance(person, Therapist) else None
+    raise LookupError(f"no renderer for channel {channel!r}")
+
+
 class DyadRenderer(Renderer):
     """Renders notices now; prompts and check-ins register their own renderers."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, KindRenderer] = {}
+        self.channels: dict[str, ChannelRenderer] = {}
 
     async def _recipient(self, uow: UnitOfWork, delivery: Delivery) -> Partner | Therapist | None:
+        """The delivery's person, when they can still be reached on its channel."""
+        person: Partner | Therapist | None = None
         if delivery.partner_id is not None:
             partner = await uow.partners.get(delivery.partner_id)
-            if partner is None or partner.chat_id is None or not partner.reachable:
+            if partner is None or not partner.reachable:
                 return None
             if partner.left_at is not None and delivery.key not in _FAREWELLS:
                 return None
-            return partner
-        if delivery.therapist_id is not None:
-            therapist = await uow.therapists.get(delivery.therapist_id)
-            if therapist is None or therapist.chat_id is None:
-                return None
-            return therapist
-        return None
+            person = partner
+        elif delivery.therapist_id is not None:
+            person = await uow.therapists.get(delivery.therapist_id)
+        if person is None or address_on(person, delivery.channel) is None:
+            return None
+        return person
 
     async def render(self, uow: UnitOfWork, delivery: Delivery) -> Rendered | None:
+        channel = self.channels.get(delivery.channel)
+        if channel is not None:
+            return await channel.render(uow, delivery)
         person = await self._recipient(uow, delivery)
-        if person is None or person.chat_id is None:
+        if person is None:
             return None
+        address = address_on(person, delivery.channel)
+        assert address is not None
         if delivery.kind == "notice":
+            if delivery.channel != TELEGRAM:
+                raise LookupError(f"notices go by Telegram, not {delivery.channel!r}")
             text = msg(
                 person.language, delivery.key, **notice_params(person.language, delivery.params)
             )
-            return Rendered(person.chat_id, Outgoing(text))
+            return Rendered(address, Outgoing(text))
         kind = self.kinds.get(delivery.kind)
         if kind is None:
             raise LookupError(f"no renderer for delivery kind {delivery.kind!r}")
         message = await kind.render(uow, delivery, person)
-        return None if message is None else Rendered(person.chat_id, message)
+        return None if message is None else Rendered(address, message)
 
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
+        channel = self.channels.get(delivery.channel)
+        if channel is not None:
+            await channel.on_sent(uow, delivery, sent)
+            return
         kind = self.kinds.get(delivery.kind)
         if kind is not None:
             await kind.on_sent(uow, delivery, sent)
@@ -88,6 +132,7 @@ class DyadRenderer(Renderer):
             handle=couple.handle,
             slot=partner.slot,
         )
+        await events.partner_unreachable(uow, couple, partner, now)
 
 
 def notice_params(language: str, params: dict[str, object]) -> dict[str, object]:

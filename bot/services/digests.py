@@ -5,17 +5,26 @@ Private words never enter it: a note or reply the partner did not mark OK to rai
 passed on as a placeholder, so the composer can count it but has nothing to leak. The
 digest reaches the couple's therapist only, through the outbox, encrypted at rest, and
 exactly once per session even with several workers.
+
+A pre-session digest may also go by email (when an SMTP relay is configured and the
+therapist gave an address: the plain text with the printable page as its HTML part) and
+as a ``digest.ready`` event to the practice's webhooks; both are queued in the same
+transaction as the Telegram messages, and both stay encrypted in the outbox.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select, update
 
 from bot.channels.base import Outgoing
+from bot.channels.registry import EMAIL
 from bot.core.digest import (
     AlertData,
     CheckinData,
@@ -29,9 +38,10 @@ from bot.core.digest import (
     SkillPracticeData,
     compose_digest,
 )
-from bot.core.digest_render import render_telegram_html
+from bot.core.digest_render import render_html_page, render_telegram_html, render_text
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
+from bot.services import events
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
@@ -297,12 +307,26 @@ async def compose_for(
     return compose_digest(data)
 
 
+def _sealed(cipher: Cipher, text: str) -> str:
+    return base64.b64encode(cipher.encrypt(text)).decode("ascii")
+
+
 async def queue_digest(
-    uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime, *, key: str | None, actor: str
+    uow: UnitOfWork,
+    couple: Couple,
+    cipher: Cipher,
+    now: datetime,
+    *,
+    key: str | None,
+    actor: str,
+    email: bool = False,
+    announce: bool = False,
 ) -> int:
     """Compose and queue the digest for the therapist (encrypted in the outbox); chunk count.
 
     ``key`` makes the queueing idempotent (one per session); None queues a fresh digest.
+    ``email``: also email it, when the therapist gave an address; ``announce``: also queue
+    the ``digest.ready`` event for the practice's webhooks.
     """
     therapist = await uow.therapists.get(couple.therapist_id)
     assert therapist is not None
@@ -318,8 +342,27 @@ async def queue_digest(
             dedupe_key=f"{key}:{index}",
             due_at=now,
             couple_id=couple.id,
-            params={"text": base64.b64encode(cipher.encrypt(chunk)).decode("ascii")},
+            params={"text": _sealed(cipher, chunk)},
         )
+    if email and therapist.email:
+        language = therapist.language
+        bodies = {
+            "text": render_text(digest, language),
+            "html": render_html_page(digest, language),
+        }
+        await enqueue(
+            uow,
+            therapist,
+            kind="digest",
+            key="digest",
+            dedupe_key=f"{key}:email",
+            due_at=now,
+            couple_id=couple.id,
+            params={"email": _sealed(cipher, json.dumps(bodies, ensure_ascii=False))},
+            channel=EMAIL,
+        )
+    if announce:
+        await events.digest_ready(uow, couple, digest, cipher, now, key)
     return len(chunks)
 
 
@@ -337,12 +380,39 @@ class DigestRenderer(KindRenderer):
         couple = await uow.couples.get(delivery.couple_id or 0)
         if couple is None or couple.therapist_id != person.id:
             return None
+        if delivery.channel == EMAIL:
+            return self._email(delivery, person, couple)
         token = base64.b64decode(str(delivery.params["text"]))
         return Outgoing(self.cipher.decrypt(token))
 
+    def _email(self, delivery: Delivery, therapist: Therapist, couple: Couple) -> Outgoing:
+        """The digest as an email: a neutral subject (the handle, never a name), two parts."""
+        token = base64.b64decode(str(delivery.params["email"]))
+        bodies = json.loads(self.cipher.decrypt(token))
+        language = therapist.language
+        footer = t(language, "email.digest_footer", handle=couple.handle)
+        page = str(bodies["html"])
+        closing = page.rfind("</body>")
+        if closing >= 0:
+            page = f"{page[:closing]}<p><small>{html.escape(footer)}</small></p>\n{page[closing:]}"
+        # The same on every retry, and unique to this row: a Message-ID mail systems can dedupe.
+        digest_id = hashlib.sha256(f"{delivery.recipient}/{delivery.dedupe_key}".encode())
+        return Outgoing(
+            f"{bodies['text']}\n\n-- \n{footer}\n",
+            subject=t(language, "email.digest_subject", handle=couple.handle),
+            html=page,
+            idempotency_key=f"dyad-digest-{delivery.id}-{digest_id.hexdigest()[:16]}",
+        )
 
-async def send_due_digests(db: Database, cipher: Cipher, now: datetime) -> int:
-    """Queue the digest of every session whose lead time has come, once per session."""
+
+async def send_due_digests(
+    db: Database, cipher: Cipher, now: datetime, *, email: bool = False
+) -> int:
+    """Queue the digest of every session whose lead time has come, once per session.
+
+    ``email``: the process can send email (an SMTP relay is configured), so therapists who
+    gave an address also get the digest by email. The practice's webhooks always hear of it.
+    """
     due = (
         (TherapySession.digest_due_at <= now)
         & (TherapySession.starts_at > now - timedelta(hours=12))
@@ -377,7 +447,14 @@ async def send_due_digests(db: Database, cipher: Cipher, now: datetime) -> int:
                 await uow.commit()
                 continue
             await queue_digest(
-                uow, couple, cipher, now, key=f"digest:session:{session.id}", actor="system"
+                uow,
+                couple,
+                cipher,
+                now,
+                key=f"digest:session:{session.id}",
+                actor="system",
+                email=email,
+                announce=True,
             )
             session.digest_sent_at = now
             await uow.commit()

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.channels.base import Outgoing
 from bot.core.safety import render_crisis_message
 from bot.metrics import ALERTS_RAISED
+from bot.services import events
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import msg
@@ -70,6 +71,7 @@ async def raise_alert(
         kind_key=f"safety.kind.{kind}",
         when=_local(now, therapist.timezone),
     )
+    await events.alert_raised(uow, couple, alert, now)
     config = parse_practice_config(practice.config_toml)
     resources = config.crisis_for(partner.language, partner.timezone)
     return Outgoing(render_crisis_message(partner.language, resources))
