@@ -13,6 +13,7 @@ from telegram import BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
 
 import handlers
+from bot.channels.group import GROUP_CHANNEL, GROUP_LIMITS, TelegramGroupProbe
 from bot.channels.registry import build_channels
 from bot.channels.telegram import TelegramMessenger
 from bot.config import ConfigError
@@ -24,6 +25,7 @@ from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
 from bot.services.events import EventRenderer
+from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher
@@ -97,6 +99,11 @@ class DyadBot:
             deps.settings, self.application.bot_data["messenger"], clock=deps.clock
         )
         self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
+        self.renderer.kinds[CONSENT_KIND] = GroupConsentRenderer()
+        self.channels.register(GROUP_CHANNEL, self.application.bot_data["messenger"], GROUP_LIMITS)
+        self.renderer.channels[GROUP_CHANNEL] = GroupRenderer(
+            deps.cipher, TelegramGroupProbe(self.application.bot), deps.clock
+        )
         self.dispatcher = Dispatcher(
             db=deps.db,
             clock=deps.clock,

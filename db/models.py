@@ -321,3 +321,46 @@ class Alert(Base):
     created_at: Mapped[datetime]
     seen_at: Mapped[datetime | None]
     cleared_at: Mapped[datetime | None]
+
+
+class GroupLink(Base):
+    """A Telegram group that mirrors a couple's shared space (optional, one per couple).
+
+    ``pending`` until both partners agree privately; ``active`` while the group holds only
+    the two partners, perhaps their therapist, and the bot; ``suspended`` once anyone else
+    joins, a partner leaves or the bot is removed; ``unlinked`` when a partner or the
+    therapist ends it (the chat id is then forgotten). ``attempt`` counts link attempts, so
+    an old consent button cannot approve a newer one.
+    """
+
+    __tablename__ = "group_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    couple_id: Mapped[int] = mapped_column(
+        ForeignKey("couples.id", ondelete="CASCADE"), unique=True
+    )
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    linked_by: Mapped[str] = mapped_column(String(32))  # partner:12 | therapist:3
+    members_seen: Mapped[int] = mapped_column(Integer, default=0)  # at the last full check
+    a_agreed_at: Mapped[datetime | None]
+    b_agreed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    active_since: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]
+    suspended_reason: Mapped[str | None] = mapped_column(String(24))
+
+
+class GroupLinkCode(Base):
+    """A one-time code that links a group to a couple: short-lived, kept only as a hash."""
+
+    __tablename__ = "group_link_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
+    issued_by: Mapped[str] = mapped_column(String(32))  # partner:12 | therapist:3
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -23,6 +23,7 @@ from handlers import (
     text,
     therapist,
 )
+from handlers import group as linked_group
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -30,6 +31,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     add = application.add_handler
     add(TypeHandler(Update, common.record_update), group=-1)
+    linked_group.register(application)  # before the catch-alls and onboarding's member handler
     add(CommandHandler("start", onboarding.start, filters=private))
     add(CommandHandler("help", common.help_command, filters=private))
     for name, callback in (

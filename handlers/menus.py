@@ -12,6 +12,7 @@ PARTNER_COMMANDS = (
     "pause",
     "resume",
     "privacy",
+    "linkgroup",
     "export",
     "deleteme",
     "stop",
@@ -28,6 +29,7 @@ THERAPIST_COMMANDS = (
     "digest",
     "alerts",
     "clearhold",
+    "linkgroup",
     "close",
     "help",
 )

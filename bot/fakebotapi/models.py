@@ -82,6 +82,10 @@ class FakeMessage:
     edit_date: int | None = None
     edits: list[MessageVersion] = field(default_factory=list)
     """Earlier versions, oldest first; empty when never edited."""
+    service: dict[str, Any] = field(default_factory=dict)
+    """A service message's fields (``new_chat_members``, ``left_chat_member``); no text then."""
+    seen_by_bot: bool = True
+    """False for a group message the bot's privacy mode kept from it."""
 
     @property
     def reply_to_message_id(self) -> int | None:
@@ -130,7 +134,9 @@ class FakeMessage:
         if self.reply_to is not None and not nested:
             # Telegram nests one level only: a reply's reply_to_message has no reply of its own.
             data["reply_to_message"] = self.reply_to.to_api(nested=True)
-        if self.document is not None:
+        if self.service:
+            data.update(self.service)
+        elif self.document is not None:
             data["document"] = self.document.to_api()
             if self.caption:
                 data["caption"] = self.caption

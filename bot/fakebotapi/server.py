@@ -157,6 +157,7 @@ class FakeBotAPI:
         timeout_delay: float = 3.0,
         webhook_retries: int = 3,
         webhook_retry_delay: float = 0.05,
+        privacy_mode: bool = True,
     ) -> None:
         if _TOKEN.fullmatch(token) is None:
             raise ValueError(f"not a Telegram bot token: {token!r}")
@@ -170,6 +171,9 @@ class FakeBotAPI:
         self.webhook_retries = webhook_retries
         """How many times a failed webhook POST is tried again before the update is dropped."""
         self.webhook_retry_delay = webhook_retry_delay
+        self.privacy_mode = privacy_mode
+        """Telegram's default for bots: in groups, only commands to it, replies to it and
+        service messages reach the bot (unless it is an administrator)."""
         self.faults = Faults(seed)
         self._clock = clock
 
@@ -192,6 +196,7 @@ class FakeBotAPI:
         self._messages: dict[tuple[int, int], FakeMessage] = {}
         self._bot_messages: dict[int, list[FakeMessage]] = {}
         self._user_messages: dict[int, list[FakeMessage]] = {}
+        self._group_messages: dict[int, list[FakeMessage]] = {}
         self._last_message_id: dict[int, int] = {}
         self._documents: dict[str, FakeDocument] = {}
         self._file_paths: dict[str, FakeDocument] = {}
@@ -238,6 +243,7 @@ class FakeBotAPI:
                 "getWebhookInfo": self._get_webhook_info,
                 "getChat": self._get_chat,
                 "getChatMember": self._get_chat_member,
+                "getChatMemberCount": self._get_chat_member_count,
                 "close": self._close,
                 "logOut": self._close,
             }.items()
@@ -356,11 +362,35 @@ class FakeBotAPI:
         self.users[user_id] = user
         return user
 
-    def add_group(self, chat_id: int, title: str, *, supergroup: bool = False) -> FakeGroup:
-        """Make a group chat (negative id) known, with the bot as a member."""
+    def add_group(
+        self,
+        chat_id: int,
+        title: str,
+        *,
+        supergroup: bool = False,
+        members: tuple[FakeUser, ...] = (),
+        bot_status: str = "member",
+    ) -> FakeGroup:
+        """Make a group chat (negative id) known: ``members`` in it (the first created it).
+
+        The bot is a member already (``bot_status``), without any update; to play the bot
+        being added, pass ``bot_status="left"`` and call :meth:`FakeGroup.add_bot`.
+        """
         if chat_id >= 0:
             raise ValueError("group chat ids are negative")
-        group = FakeGroup(chat_id, title, "supergroup" if supergroup else "group")
+        if chat_id in self.groups:
+            raise ValueError(f"group {chat_id} already exists")
+        if bot_status not in ("member", "administrator", "left", "kicked"):
+            raise ValueError(f"unknown bot status {bot_status!r}")
+        group = FakeGroup(
+            self,
+            chat_id,
+            title,
+            "supergroup" if supergroup else "group",
+            member_ids=[m.id for m in members],
+            creator_id=members[0].id if members else None,
+            bot_status=bot_status,
+        )
         self.groups[chat_id] = group
         return group
 
@@ -423,8 +453,12 @@ class FakeBotAPI:
         return list(self._bot_messages.get(chat_id, []))
 
     def sent_by(self, user_id: int) -> list[FakeMessage]:
-        """Every message a played user sent to the bot."""
+        """Every message a played user sent to the bot (in groups too, seen or not)."""
         return list(self._user_messages.get(user_id, []))
+
+    def written_in(self, chat_id: int) -> list[FakeMessage]:
+        """Every message played users wrote in a group, whether the bot saw it or not."""
+        return list(self._group_messages.get(chat_id, []))
 
     @property
     def bot_messages(self) -> list[FakeMessage]:
@@ -567,6 +601,139 @@ class FakeBotAPI:
         )
         return query
 
+    def _user_sent_group_text(
+        self,
+        user: FakeUser,
+        group: FakeGroup,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage:
+        message = FakeMessage(
+            message_id=self._new_message_id(group.id),
+            chat_id=group.id,
+            from_bot=False,
+            date=self._date(),
+            sender=user.to_api(),
+            chat=group.chat_api(),
+            text=text,
+            raw_text=text,
+            entities=entities,
+            reply_to=reply_to,
+        )
+        message.seen_by_bot = self._bot_sees(group, text, entities, reply_to)
+        self._messages[(group.id, message.message_id)] = message
+        self._user_messages.setdefault(user.id, []).append(message)
+        self._group_messages.setdefault(group.id, []).append(message)
+        if message.seen_by_bot:
+            self._enqueue_update("message", message.to_api())
+        else:
+            self._signal.fire()
+        return message
+
+    def _bot_sees(
+        self,
+        group: FakeGroup,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> bool:
+        """Telegram's privacy mode: what of a group's messages reaches the bot."""
+        if not group.bot_is_member:
+            return False
+        if not self.privacy_mode or group.bot_status == "administrator":
+            return True
+        if reply_to is not None and reply_to.from_bot:
+            return True
+        command = next(
+            (e for e in entities if e["type"] == "bot_command" and e["offset"] == 0), None
+        )
+        if command is None:
+            return False
+        _, _, mention = text[: command["length"]].partition("@")
+        if mention:
+            return mention.lower() == self.bot_username.lower()
+        # A command without @bot reaches the bot that wrote in the group last; the fake has
+        # one bot, so: once it has written there.
+        return bool(self._bot_messages.get(group.id))
+
+    def _group_service_message(
+        self, group: FakeGroup, sender: FakeUser, service: dict[str, Any]
+    ) -> FakeMessage:
+        message = FakeMessage(
+            message_id=self._new_message_id(group.id),
+            chat_id=group.id,
+            from_bot=False,
+            date=self._date(),
+            sender=sender.to_api(),
+            chat=group.chat_api(),
+            service=service,
+        )
+        self._messages[(group.id, message.message_id)] = message
+        if group.bot_is_member:  # service messages reach the bot even in privacy mode
+            self._enqueue_update("message", message.to_api())
+        return message
+
+    def _group_membership_changed(
+        self, group: FakeGroup, member: dict[str, Any], by: FakeUser, *, joined: bool
+    ) -> None:
+        """A played user joined or left: the service message, and chat_member for admins."""
+        if joined:
+            self._group_service_message(group, by, {"new_chat_members": [member]})
+        else:
+            self._group_service_message(group, by, {"left_chat_member": member})
+        if group.bot_status != "administrator":
+            return  # Telegram sends chat_member updates only to administrators
+        removed = not joined and by.id != member["id"]
+        old, new = ("left", "member") if joined else ("member", "kicked" if removed else "left")
+        self._enqueue_update(
+            "chat_member",
+            {
+                "chat": group.chat_api(),
+                "from": by.to_api(),
+                "date": self._date(),
+                "old_chat_member": self._member_api(member, old),
+                "new_chat_member": self._member_api(member, new),
+            },
+        )
+
+    def _bot_status_changed(self, group: FakeGroup, by: FakeUser, *, old: str, new: str) -> None:
+        self._enqueue_update(
+            "my_chat_member",
+            {
+                "chat": group.chat_api(),
+                "from": by.to_api(),
+                "date": self._date(),
+                "old_chat_member": self._member_api(self.bot_user, old),
+                "new_chat_member": self._member_api(self.bot_user, new),
+            },
+        )
+
+    @staticmethod
+    def _member_api(user: dict[str, Any], status: str) -> dict[str, Any]:
+        """A ChatMember object with the fields Telegram gives each status."""
+        data: dict[str, Any] = {"user": user, "status": status}
+        if status == "kicked":
+            data["until_date"] = 0
+        elif status == "creator":
+            data["is_anonymous"] = False
+        elif status == "administrator":
+            data.update(
+                can_be_edited=False,
+                is_anonymous=False,
+                can_manage_chat=True,
+                can_delete_messages=True,
+                can_manage_video_chats=False,
+                can_restrict_members=False,
+                can_promote_members=False,
+                can_change_info=False,
+                can_invite_users=True,
+                can_post_stories=False,
+                can_edit_stories=False,
+                can_delete_stories=False,
+            )
+        return data
+
     def _member_status_changed(self, user: FakeUser, *, old: str, new: str) -> None:
         def member(status: str) -> dict[str, Any]:
             data: dict[str, Any] = {"user": self.bot_user, "status": status}
@@ -684,6 +851,16 @@ class FakeBotAPI:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")
             if not chat.has_started:
                 raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        else:
+            self._check_in_group(chat)
+
+    @staticmethod
+    def _check_in_group(group: FakeGroup) -> None:
+        """A bot that was removed from a group can neither write there nor look inside."""
+        if group.bot_status == "kicked":
+            raise ApiError(403, f"Forbidden: bot was kicked from the {group.type} chat")
+        if group.bot_status == "left":
+            raise ApiError(403, f"Forbidden: bot is not a member of the {group.type} chat")
 
     def _admit(self, method: str, chat_id: int) -> None:
         if self._limiter is None or method not in RATE_LIMITED_METHODS:
@@ -786,7 +963,7 @@ class FakeBotAPI:
         return {
             **self.bot_user,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not self.privacy_mode,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
@@ -1108,6 +1285,8 @@ class FakeBotAPI:
 
     async def _get_chat(self, params: Params) -> Any:
         chat = self._chat(params)
+        if isinstance(chat, FakeGroup):
+            self._check_in_group(chat)
         data = chat.chat_api()
         data.update(
             accent_color_id=0,
@@ -1127,15 +1306,27 @@ class FakeBotAPI:
         user_id = params.integer("user_id", invalid="invalid user_id specified")
         if user_id is None:
             raise bad_request("invalid user_id specified")
-        if user_id == self.bot_id:
-            if isinstance(chat, FakeUser) and chat.blocked:
+        if isinstance(chat, FakeGroup):
+            self._check_in_group(chat)
+            if user_id == self.bot_id:
+                return self._member_api(self.bot_user, chat.bot_status)
+        elif user_id == self.bot_id:
+            if chat.blocked:
                 return {"user": self.bot_user, "status": "kicked", "until_date": 0}
             return {"user": self.bot_user, "status": "member"}
         user = self.users.get(user_id)
         if user is None:
             raise bad_request("user not found")
-        in_chat = user.id == chat.id if isinstance(chat, FakeUser) else user.id in chat.member_ids
-        return {"user": user.to_api(), "status": "member" if in_chat else "left"}
+        if isinstance(chat, FakeUser):
+            return {"user": user.to_api(), "status": "member" if user.id == chat.id else "left"}
+        return self._member_api(user.to_api(), chat.status_of(user.id))
+
+    async def _get_chat_member_count(self, params: Params) -> Any:
+        chat = self._chat(params)
+        if isinstance(chat, FakeUser):
+            return 2  # the user and the bot
+        self._check_in_group(chat)
+        return chat.member_count
 
     # Webhooks ------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.fakebotapi.formatting import TEXT_LIMIT, utf16_length
@@ -208,6 +207,50 @@ class FakeUser:
         labels = [m.button_texts for m in self.visible_messages if m.buttons]
         raise FakeUserError(f"{self!r} sees no button like {text!r}; buttons on screen: {labels}")
 
+    # In groups ----------------------------------------------------------------------------
+
+    async def send_in_group(
+        self, group: FakeGroup, text: str, *, reply_to: FakeMessage | None = None
+    ) -> FakeMessage:
+        """Write in a group; the bot sees it only as its privacy mode allows."""
+        entities: list[dict[str, Any]] = []
+        match = _COMMAND.match(text)
+        if match is not None:
+            entities.append({"type": "bot_command", "offset": 0, "length": match.end()})
+        return self._send_in_group(group, text, entities, reply_to)
+
+    async def command_in_group(
+        self, group: FakeGroup, command: str, args: str = "", *, mention: bool = True
+    ) -> FakeMessage:
+        """Send ``/command@bot ARGS`` in a group (``mention=False``: without ``@bot``)."""
+        name = command if command.startswith("/") else f"/{command}"
+        if mention:
+            name = f"{name}@{self._api.bot_username}"
+        if _COMMAND.fullmatch(name) is None:
+            raise ValueError(f"not a Telegram command: {name!r}")
+        text = f"{name} {args}" if args else name
+        entities = [{"type": "bot_command", "offset": 0, "length": utf16_length(name)}]
+        return self._send_in_group(group, text, entities, None)
+
+    def _send_in_group(
+        self,
+        group: FakeGroup,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage:
+        if not text.strip():
+            raise ValueError("Telegram clients do not send empty messages")
+        if len(text) > TEXT_LIMIT:
+            raise ValueError("Telegram clients split messages over 4096 characters")
+        if self.id not in group.member_ids:
+            raise FakeUserError(f"{self!r} is not a member of group {group.title!r}")
+        if reply_to is not None and (reply_to.chat_id != group.id or reply_to.deleted):
+            raise FakeUserError(f"{self!r} cannot reply to message #{reply_to.message_id} there")
+        # Writing in a group does not open the private chat: has_started stays as it is.
+        group.mark_cursor()
+        return self._api._user_sent_group_text(self, group, text, entities, reply_to)
+
     async def block_bot(self) -> None:
         """Block the bot: it gets a my_chat_member update and 403 on every send."""
         if self.blocked:
@@ -225,15 +268,145 @@ class FakeUser:
         self._api._member_status_changed(self, old="kicked", new="member")
 
 
-@dataclass
 class FakeGroup:
-    """A group chat the bot is a member of (negative id)."""
+    """A group chat (negative id): its played members, and the bot's place in it.
 
-    id: int
-    title: str
-    type: str = "group"
-    member_ids: list[int] = field(default_factory=list)
+    Joins and departures produce what Telegram sends: a service message
+    (``new_chat_members``, ``left_chat_member``) that reaches the bot even in privacy mode,
+    a ``chat_member`` update when the bot is an administrator, and a ``my_chat_member``
+    update when the bot itself is added, promoted or removed.
+    """
+
+    def __init__(
+        self,
+        api: FakeBotAPI,
+        chat_id: int,
+        title: str,
+        type: str = "group",
+        *,
+        member_ids: list[int] | None = None,
+        creator_id: int | None = None,
+        bot_status: str = "member",
+    ) -> None:
+        self._api = api
+        self.id = chat_id
+        self.title = title
+        self.type = type
+        self.member_ids: list[int] = list(member_ids or [])
+        """The played users in the group (the bot is counted apart, in ``bot_status``)."""
+        self.creator_id = creator_id
+        self.bot_status = bot_status
+        """member | administrator | left | kicked."""
+        self._cursor = 0
+
+    def __repr__(self) -> str:
+        return f"FakeGroup({self.id}, {self.title!r})"
 
     def chat_api(self) -> dict[str, Any]:
         """The Chat object as the Bot API shows it."""
         return {"id": self.id, "type": self.type, "title": self.title}
+
+    @property
+    def bot_is_member(self) -> bool:
+        """Whether the bot is in the group (as a member or an administrator)."""
+        return self.bot_status in ("member", "administrator")
+
+    @property
+    def member_count(self) -> int:
+        """What getChatMemberCount answers: every member, bots included."""
+        return len(self.member_ids) + (1 if self.bot_is_member else 0)
+
+    def status_of(self, user_id: int) -> str:
+        """A played user's status in the group, as getChatMember reports it."""
+        if user_id not in self.member_ids:
+            return "left"
+        return "creator" if user_id == self.creator_id else "member"
+
+    # Read side -----------------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[FakeMessage]:
+        """Every message the bot posted in this group, in order, deleted ones included."""
+        return self._api.sent_to(self.id)
+
+    @property
+    def user_messages(self) -> list[FakeMessage]:
+        """What the played users wrote in the group, seen by the bot or not."""
+        return self._api.written_in(self.id)
+
+    def mark_cursor(self) -> None:
+        """Later waits look only at bot messages posted from now on."""
+        self._cursor = len(self.messages)
+
+    async def wait_for_message(
+        self,
+        predicate: Callable[[FakeMessage], bool] | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the whole wait, not one call
+        after: int | None = None,
+    ) -> FakeMessage:
+        """Wait for a bot message in the group, as :meth:`FakeUser.wait_for_message` does."""
+        start = self._cursor if after is None else after
+
+        def found() -> FakeMessage | None:
+            for message in self.messages[start:]:
+                if predicate is None or predicate(message):
+                    return message
+            return None
+
+        message = await self._api.wait_for(
+            found,
+            timeout,
+            on_timeout=lambda: (
+                f"{self!r} got no matching bot message; messages from index {start}: "
+                f"{_describe(self.messages[start:])}"
+            ),
+        )
+        self._cursor = max(self._cursor, self.messages.index(message) + 1)
+        return message
+
+    # Membership ------------------------------------------------------------------------------
+
+    async def add_member(self, user: FakeUser, *, by: FakeUser | None = None) -> None:
+        """``user`` joins (by a link when ``by`` is None, else added by ``by``)."""
+        if user.id in self.member_ids:
+            raise FakeUserError(f"{user!r} is already in {self!r}")
+        adder = by or user
+        if by is not None and by.id not in self.member_ids:
+            raise FakeUserError(f"{by!r} is not in {self!r}, so cannot add anyone")
+        self.mark_cursor()
+        self.member_ids.append(user.id)
+        self._api._group_membership_changed(self, user.to_api(), adder, joined=True)
+
+    async def remove_member(self, user: FakeUser, *, by: FakeUser | None = None) -> None:
+        """``user`` leaves (``by`` None) or is removed by ``by``."""
+        if user.id not in self.member_ids:
+            raise FakeUserError(f"{user!r} is not in {self!r}")
+        self.mark_cursor()
+        self.member_ids.remove(user.id)
+        self._api._group_membership_changed(self, user.to_api(), by or user, joined=False)
+
+    async def add_bot(self, *, by: FakeUser) -> None:
+        """A member adds the bot to the group."""
+        if self.bot_is_member:
+            raise FakeUserError(f"the bot is already in {self!r}")
+        if by.id not in self.member_ids:
+            raise FakeUserError(f"{by!r} is not in {self!r}, so cannot add the bot")
+        self.mark_cursor()
+        old, self.bot_status = self.bot_status, "member"
+        self._api._bot_status_changed(self, by, old=old, new="member")
+        self._api._group_service_message(self, by, {"new_chat_members": [self._api.bot_user]})
+
+    async def remove_bot(self, *, by: FakeUser) -> None:
+        """A member removes the bot from the group."""
+        if not self.bot_is_member:
+            raise FakeUserError(f"the bot is not in {self!r}")
+        self.mark_cursor()
+        old, self.bot_status = self.bot_status, "kicked"
+        self._api._bot_status_changed(self, by, old=old, new="kicked")
+
+    async def promote_bot(self, *, by: FakeUser) -> None:
+        """Make the bot an administrator (it then gets ``chat_member`` updates)."""
+        if self.bot_status != "member":
+            raise FakeUserError(f"the bot is not a plain member of {self!r}")
+        self.bot_status = "administrator"
+        self._api._bot_status_changed(self, by, old="member", new="administrator")

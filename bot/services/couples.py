@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.services import events
+from bot.services import events, groups
 from bot.services.outbox import notify
 from bot.services.practices import IssuedInvite, issue_invite
 from bot.services.texts import UserError
@@ -151,6 +151,7 @@ async def set_goal(
                     couple_id=couple.id,
                     goal=goal,
                 )
+    await groups.post_goal(uow, couple, now)
     uow.audit.record(
         actor=f"therapist:{therapist.id}", action="couple.goal", couple_id=couple.id, at=now
     )

@@ -104,6 +104,10 @@ class DyadRenderer(Renderer):
             await kind.on_sent(uow, delivery, sent)
 
     async def on_blocked(self, uow: UnitOfWork, delivery: Delivery, now: datetime) -> None:
+        channel = self.channels.get(delivery.channel)
+        if channel is not None and hasattr(channel, "on_blocked"):
+            await channel.on_blocked(uow, delivery, now)  # e.g. the bot removed from a group
+            return
         if delivery.partner_id is None:
             return
         # Conditional, so that of several workers hitting 403 at once only one tells the therapist.

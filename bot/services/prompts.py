@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.channels.base import Button, Outgoing
+from bot.channels.base import Button, Outgoing, Sent
 from bot.core import callbacks
 from bot.core.instruments import TEXT_ANSWER_LIMIT
 from bot.core.safety import screen_text
+from bot.services import groups
 from bot.services.checkins import deliverable
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
@@ -72,6 +73,10 @@ class PromptRenderer(KindRenderer):
             )
             return Outgoing(msg(person.language, "prompts.discreet_ready"), ((button,),))
         return prompt_message(await library_for(uow, person), delivery, person)
+
+    async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
+        """A couple-space question also goes to the couple's linked group, if any."""
+        await groups.post_space_prompt(uow, delivery)
 
 
 class RevealRenderer(KindRenderer):
@@ -210,7 +215,10 @@ async def reply_text(
             Button(msg(lang, "prompts.share_yes"), callbacks.encode("sh", response.id, "yes")),
             Button(msg(lang, "prompts.share_no"), callbacks.encode("sh", response.id, "no")),
         )
-        out.messages.append(Outgoing(msg(lang, "prompts.share_question"), (row,)))
+        # With a linked group, sharing posts there too: the question says so.
+        linked = await groups.group_is_linked(uow, partner.couple_id)
+        question = "group.share_question" if linked else "prompts.share_question"
+        out.messages.append(Outgoing(msg(lang, question), (row,)))
     else:
         out.messages.append(_raise_question(lang, response))
     if partner.discreet:
@@ -341,3 +349,5 @@ async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: dat
             couple_id=partner.couple_id,
             params={"outcome": outcome, "response_id": theirs.id},
         )
+    if outcome == "shared":
+        await groups.post_shared_answers(uow, first, second, now)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 00:34:01.787903
+Create Date: 2026-11-28 01:47:51.290325
 """
 
 from __future__ import annotations
@@ -123,6 +123,49 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_log_couple_at", ["couple_id", "at"], unique=False)
 
+    op.create_table(
+        "group_link_codes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("couple_id", sa.Integer(), nullable=False),
+        sa.Column("issued_by", sa.String(length=32), nullable=False),
+        sa.Column("created_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["couple_id"],
+            ["couples.id"],
+            name=op.f("fk_group_link_codes_couple_id_couples"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_group_link_codes")),
+        sa.UniqueConstraint("code_hash", name=op.f("uq_group_link_codes_code_hash")),
+    )
+    op.create_table(
+        "group_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("couple_id", sa.Integer(), nullable=False),
+        sa.Column("chat_id", sa.BigInteger(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("linked_by", sa.String(length=32), nullable=False),
+        sa.Column("members_seen", sa.Integer(), nullable=False),
+        sa.Column("a_agreed_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("b_agreed_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", db.models.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("active_since", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", db.models.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_reason", sa.String(length=24), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["couple_id"],
+            ["couples.id"],
+            name=op.f("fk_group_links_couple_id_couples"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_group_links")),
+        sa.UniqueConstraint("chat_id", name=op.f("uq_group_links_chat_id")),
+        sa.UniqueConstraint("couple_id", name=op.f("uq_group_links_couple_id")),
+    )
     op.create_table(
         "invites",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -380,6 +423,8 @@ def downgrade() -> None:
     op.drop_table("sessions")
     op.drop_table("partners")
     op.drop_table("invites")
+    op.drop_table("group_links")
+    op.drop_table("group_link_codes")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_couple_at")
 
