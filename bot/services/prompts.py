@@ -95,7 +95,7 @@ class RevealRenderer(KindRenderer):
         if delivery.params.get("outcome") != "shared":
             return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
         other = await uow.session.get(Response, int(delivery.params["response_id"]))
-        if other is None or other.text_ciphertext is None or other.share is not True:
+        if other is None or other.text_ciphertext is None or other.share is not True or other.risk:
             return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
         answer = self.cipher.decrypt(other.text_ciphertext)
         return Outgoing(msg(person.language, "prompts.revealed", prompt=title, answer=answer))
@@ -334,7 +334,10 @@ async def set_share(
 
 async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: datetime) -> None:
     """Tell both partners the outcome, in the same words; reveal only if both shared."""
-    outcome = "shared" if first.share and second.share else "private"
+    # An answer that raised a safety alert is never revealed, whatever was chosen: nothing
+    # about a risk disclosure reaches the other partner (both hear the same "private").
+    shared = first.share and second.share and not (first.risk or second.risk)
+    outcome = "shared" if shared else "private"
     pair = sorted((first.id, second.id))
     for mine, theirs in ((first, second), (second, first)):
         partner = await uow.partners.get(mine.partner_id)

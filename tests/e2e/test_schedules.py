@@ -230,3 +230,17 @@ async def test_a_discreet_prompt_says_nothing_until_opened(harness: Harness) -> 
     await alex.press_button(t("en", "prompts.open"))
     await harness.fake.wait_for(lambda: note.edits or None, 5.0)
     assert "only you and your therapist" in note.text
+
+
+async def test_a_shared_answer_with_crisis_words_is_never_revealed(harness: Harness) -> None:
+    therapist, alex, blanca, _ = await _couple(harness)
+    partners = await _partners(harness)
+    for slot in ("A", "B"):
+        await _send_prompt(harness, partners[slot], "couple_space.appreciation", "couple_space")
+    await _answer_space(alex, "Some nights I want to end my life", t("en", "prompts.share_yes"))
+    await _answer_space(blanca, "Tu paciencia el martes", t("es", "prompts.share_yes"))
+    await harness.settle()
+    await alex.wait_for_message(lambda m: "stays with its writer" in m.text, after=0)
+    await blanca.wait_for_message(lambda m: "se queda con quien" in m.text, after=0)
+    assert not any("end my life" in m.text for m in blanca.messages)
+    assert any("Safety alert" in m.text for m in therapist.messages)
