@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
     Address,
@@ -20,7 +22,10 @@ from bot.channels.base import (
 
 
 def _retry_seconds(error: RetryAfter) -> float:
-    retry = error.retry_after
+    # PTB 22 warns that retry_after becomes a timedelta; both forms are handled here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        retry = error.retry_after
     return retry.total_seconds() if isinstance(retry, timedelta) else float(retry)
 
 
