@@ -155,7 +155,7 @@ class DyadBot:
             app.job_queue.run_repeating(
                 self._maintain,
                 interval=self.options.plan_every_seconds,
-                first=0.0,
+                first=1.0,  # a start time of 0 would make APScheduler wait a whole interval first
                 name="planner",
                 job_kwargs={"max_instances": 1, "coalesce": True},
             )
@@ -198,6 +198,7 @@ class DyadBot:
         await self.planner.run()
         async with self.deps.db.uow() as uow:
             await checkins.expire_stale(uow, now)
+        await self.deps.db.optimize()
         self._wake.set()
 
     async def _maintain(self, _context: object) -> None:

@@ -83,6 +83,16 @@ class Database:
                 )
             await conn.run_sync(_upgrade)
 
+    async def optimize(self) -> None:
+        """Refresh SQLite's query-planner statistics (PostgreSQL's autovacuum does this itself).
+
+        Without them SQLite picks the (status, due_at) index for per-partner outbox queries
+        and reads every sent row; ``PRAGMA optimize`` is cheap when nothing changed.
+        """
+        if self.dialect == "sqlite":
+            async with self.engine.begin() as conn:
+                await conn.execute(text("PRAGMA optimize"))
+
     async def ping(self) -> bool:
         """Whether the database answers."""
         try:

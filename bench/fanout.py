@@ -1,0 +1,283 @@
+"""Fan-out: N partners all due at once, sent by the real dispatcher under Telegram's limits.
+
+One notice is queued per partner (through ``bot.services.outbox.enqueue``); Dyad's own
+``Dispatcher`` (with its ``Pacer``) sends them through the real ``TelegramMessenger`` over
+the PTB ``Bot`` that ``DyadBot`` builds (with PTB's ``AIORateLimiter``) to the fake Bot
+API, which enforces 30 messages/s overall and 1/s per chat and answers 429 beyond them.
+
+    python -m bench.fanout [--partners 1500] [--database sqlite|postgres]
+                           [--rate 30] [--pacer dyad|window]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import tempfile
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench._common import (
+    default_postgres_url,
+    emit,
+    open_bench_database,
+    quiet_logging,
+    seed_clinic,
+)
+from bot.app import DispatchOptions, DyadBot
+from bot.channels.base import Address
+from bot.config import load_settings
+from bot.core.clock import SystemClock
+from bot.fakebotapi import FakeBotAPI, RateLimits
+from bot.services.crypto import Cipher, new_key
+from bot.services.deps import Deps
+from bot.services.outbox import enqueue
+from db.engine import Database
+from db.models import Delivery, Partner
+from schedules.dispatcher import Pacer
+
+TELEGRAM_RATE = 30.0
+NOTICE = "couple.space_ready"
+
+
+class WindowPacer(Pacer):
+    """Experimental, not Dyad's: also keeps Telegram's sliding window, counted from answers.
+
+    A send may start only while fewer than ``limit`` sends are in flight or were answered
+    within the last ``window`` seconds. Telegram counts a message when it arrives, which is
+    before its answer, so no window of arrivals can hold more than ``limit``, whatever the
+    jitter between a send's slot and its arrival. ``--pacer window`` shows what this would
+    change; the product keeps its own ``Pacer``.
+    """
+
+    def __init__(
+        self, rate_per_second: float, per_chat_interval: float, *, limit: int = 30
+    ) -> None:
+        super().__init__(rate_per_second, per_chat_interval)
+        self.limit = limit
+        self.window = 1.0
+        self._in_flight = 0
+        self._answered: deque[float] = deque()
+
+    async def wait_turn(self, chat: Address, interval: float | None = None) -> None:
+        """The spacing of Dyad's Pacer, then room in the window (reserved at once)."""
+        await super().wait_turn(chat, interval)
+        while True:
+            now = time.monotonic()
+            while self._answered and self._answered[0] <= now - self.window:
+                self._answered.popleft()
+            if self._in_flight + len(self._answered) < self.limit:
+                self._in_flight += 1  # no await since the check: no other send slips in
+                return
+            wait = self._answered[0] + self.window - now if self._answered else 0.005
+            await asyncio.sleep(max(wait, 0.001))
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: Address, interval: float | None = None) -> AsyncIterator[None]:
+        """Dyad's turn, recording when the send made in it was answered."""
+        async with super().turn(chat, interval):
+            try:
+                yield
+            finally:
+                self._in_flight -= 1
+                self._answered.append(time.monotonic())
+
+
+async def _queue_notices(db: Database, partner_ids: Sequence[int], now: datetime) -> int:
+    async with db.uow() as uow:
+        partners = await uow.session.scalars(select(Partner).where(Partner.id.in_(partner_ids)))
+        queued = 0
+        for partner in partners.all():
+            queued += await enqueue(
+                uow,
+                partner,
+                kind="notice",
+                key=NOTICE,
+                dedupe_key=f"bench:fanout:{partner.id}",
+                due_at=now,
+                couple_id=partner.couple_id,
+            )
+        await uow.commit()
+    return queued
+
+
+async def _unsettled(db: Database) -> int:
+    async with db.uow() as uow:
+        query = select(func.count()).where(Delivery.status.in_(("pending", "claimed")))
+        return int(await uow.session.scalar(query) or 0)
+
+
+async def _statuses(db: Database) -> tuple[dict[str, int], int]:
+    """Rows per status, and how many rows the dispatcher itself had to put back after a 429."""
+    async with db.uow() as uow:
+        rows = await uow.session.execute(
+            select(Delivery.status, func.count()).group_by(Delivery.status)
+        )
+        statuses = {status: int(count) for status, count in rows.all()}
+        # The dispatcher notes "rate limited" on a row it retries; PTB's own retries leave none.
+        retried = await uow.session.scalar(
+            select(func.count()).where(Delivery.last_error.is_not(None))
+        )
+        return statuses, int(retried or 0)
+
+
+async def run(
+    partners: int,
+    database: str,
+    postgres_url: str,
+    rate: float,
+    per_chat_interval: float,
+    pacer: str = "dyad",
+) -> dict[str, Any]:
+    """Queue one notice per partner, dispatch them all, and count what Telegram saw."""
+    notes: list[str] = []
+    limits = RateLimits(overall_per_second=30, per_chat_per_second=1)
+    with tempfile.TemporaryDirectory(prefix="dyad-bench-") as tmp:
+        bench_db = await open_bench_database(database, Path(tmp), postgres_url=postgres_url)
+        assert bench_db is not None
+        if bench_db.note:
+            notes.append(bench_db.note)
+        db = bench_db.db
+        try:
+            async with FakeBotAPI(limits=limits) as fake:
+                now = datetime.now(UTC)
+                clinic = await seed_clinic(db, math.ceil(partners / 2), now)
+                chosen = clinic.partners[:partners]
+                for partner in chosen:
+                    fake.add_user(partner.chat_id, f"P{partner.id}", has_started=True)
+                queued = await _queue_notices(db, [p.id for p in chosen], now)
+
+                settings = load_settings(
+                    _env_file=None,
+                    telegram_api_url=fake.base_url,
+                    bot_token=fake.token,
+                    database_url=db.url,
+                )
+                deps = Deps(
+                    settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()])
+                )
+                options = DispatchOptions(rate_per_second=rate, per_chat_interval=per_chat_interval)
+                bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
+                if pacer == "window":
+                    bot.dispatcher.pacer = WindowPacer(rate, per_chat_interval)
+                await bot.application.initialize()
+                calls_before = len(fake.calls)
+
+                loop = asyncio.get_running_loop()
+                stop, wake = asyncio.Event(), asyncio.Event()
+                started = loop.time()
+                wall_started = time.perf_counter()
+                task = asyncio.create_task(
+                    bot.dispatcher.run_forever(stop, wake, options.idle_seconds)
+                )
+                # Give up well after the slowest honest run (a 429 storm still ends).
+                deadline = started + max(60.0, 3 * queued / TELEGRAM_RATE)
+                # The outbox is the truth about what is left; polling it is the point here.
+                while await _unsettled(db) and loop.time() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.25)
+                wall_seconds = time.perf_counter() - wall_started
+                stop.set()
+                wake.set()
+                await task
+                await bot.application.shutdown()
+
+                sends = [c for c in fake.calls[calls_before:] if c.method == "sendMessage"]
+                ok = [c for c in sends if c.status == 200]
+                http_429 = sum(1 for c in sends if c.status == 429)
+                last = max((c.time for c in ok), default=started)
+                seconds = max(last - started, 1e-9)
+                achieved = len(ok) / seconds
+                received = {p.chat_id: len(fake.sent_to(p.chat_id)) for p in chosen}
+                duplicates = sum(max(0, n - 1) for n in received.values())
+                lost = sum(1 for n in received.values() if n == 0)
+                violations = fake.rate_limit_violations
+                statuses, retried_rows = await _statuses(db)
+        finally:
+            await bench_db.close()
+
+    figures = {
+        "rate_share": round(achieved / TELEGRAM_RATE, 4),
+        "http_429": http_429,
+        "per_chat_violations": violations.per_chat,
+        "duplicates": duplicates,
+        "lost": lost,
+        "messages": len(ok),
+        "seconds": round(seconds, 3),
+        "messages_per_second": round(achieved, 3),
+        "overall_violations": violations.overall,
+        "send_attempts": len(sends),
+        "rows": statuses,
+        "rows_retried_by_dispatcher": retried_rows,
+        "database": bench_db.kind,
+    }
+    lines = [
+        f"database            {bench_db.kind}",
+        f"partners            {len(chosen)} (one notice each, {queued} queued)",
+        f"sent                {len(ok)} in {seconds:.2f} s "
+        f"(first claim to last accepted send; wall {wall_seconds:.2f} s)",
+        f"rate                {achieved:.2f} msg/s = {achieved / TELEGRAM_RATE:.1%} of 30/s",
+        f"HTTP 429            {http_429} (overall-limit breaches {violations.overall}, "
+        f"per-chat {violations.per_chat})",
+        f"duplicates          {duplicates}",
+        f"lost                {lost}",
+        f"outbox rows         {statuses}; put back by the dispatcher after a refusal: "
+        f"{retried_rows}",
+    ]
+    if http_429 > retried_rows:
+        lines.append(
+            f"                    so {http_429 - retried_rows} of the 429s never reached the "
+            "dispatcher: PTB's AIORateLimiter retried them itself"
+        )
+    parameters = {
+        "partners": partners,
+        "database": database,
+        "dispatcher_rate_per_second": rate,
+        "per_chat_interval": per_chat_interval,
+        "pacer": pacer,
+        "fake_limits": {"overall_per_second": 30, "per_chat_per_second": 1},
+    }
+    return emit("fanout", lines, figures, parameters, notes)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Parse the options, run the benchmark, print its figures (JSON last)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
+    parser.add_argument("--partners", type=int, default=1500, help="partners due at once")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-url", default=default_postgres_url())
+    parser.add_argument(
+        "--rate", type=float, default=TELEGRAM_RATE, help="the dispatcher's overall rate (msg/s)"
+    )
+    parser.add_argument(
+        "--per-chat-interval", type=float, default=1.0, help="seconds between two sends to a chat"
+    )
+    parser.add_argument(
+        "--pacer",
+        choices=("dyad", "window"),
+        default="dyad",
+        help="dyad: the product's Pacer; window: the experimental WindowPacer above",
+    )
+    args = parser.parse_args(argv)
+    quiet_logging()
+    return asyncio.run(
+        run(
+            args.partners,
+            args.database,
+            args.postgres_url,
+            args.rate,
+            args.per_chat_interval,
+            args.pacer,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

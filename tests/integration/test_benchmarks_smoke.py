@@ -1,0 +1,87 @@
+"""The benchmarks still run: each one, at a tiny size, ends with its JSON line of figures.
+
+No timing is asserted (benchmarks are run by hand, see docs/benchmarks.md); only that
+every script works end to end against today's code, and the outcomes that do not depend
+on speed: nothing lost or sent twice, the outbox surviving a restart, every update handled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from bench import digest, fanout, footprint, scheduling, updates
+
+Main = Callable[[Sequence[str] | None], dict[str, Any]]
+
+
+def last_json_line(run: Main, argv: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run a benchmark's main and parse the last line it printed."""
+    run(argv)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines, "the benchmark printed nothing"
+    return json.loads(lines[-1])
+
+
+def assert_reports(figures: Any, *names: str) -> None:
+    """The JSON line is an object with these figures, the CPU count and the parameters."""
+    assert isinstance(figures, dict)
+    assert set(names) | {"cpu_count", "parameters"} <= set(figures)
+    assert figures["cpu_count"] >= 1
+
+
+def test_fanout_sends_every_notice_once(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = last_json_line(fanout.main, ["--partners", "4"], capsys)
+    assert_reports(figures, "rate_share", "http_429", "per_chat_violations", "duplicates", "lost")
+    assert figures["messages"] == 4
+    assert (figures["duplicates"], figures["lost"]) == (0, 0)
+
+
+def test_scheduling_compares_both_sides_and_only_the_outbox_survives_a_restart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    figures = last_json_line(scheduling.main, ["--partners", "6", "--no-tracemalloc"], capsys)
+    assert_reports(
+        figures,
+        "schedule_time_ratio",
+        "peak_memory_ratio",
+        "survives_restart_jobqueue",
+        "survives_restart_dyad",
+        "jobqueue_seconds",
+        "dyad_seconds",
+    )
+    assert figures["jobqueue_scheduled"] == 6
+    assert figures["dyad_scheduled"] > 0
+    assert figures["survives_restart_jobqueue"] == 0.0
+    assert figures["survives_restart_dyad"] == 1.0
+
+
+def test_updates_handles_every_press_and_note(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--updates", "12", "--databases", "sqlite", "--concurrent", "2"]
+    figures = last_json_line(updates.main, argv, capsys)
+    assert_reports(figures, "sqlite")
+    sqlite = figures["sqlite"]
+    assert {"updates_per_s", "p50_ms", "p99_ms"} <= set(sqlite)
+    assert sqlite["updates"] == 12
+    assert sqlite["notes"] >= 1
+    assert sqlite["handler_errors"] == 0
+
+
+def test_digest_composes_and_renders_every_couple(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--couples", "2", "--days", "14", "--samples", "2"]
+    figures = last_json_line(digest.main, argv, capsys)
+    assert_reports(figures, "p50_ms", "p99_ms", "compose", "render", "compose_and_render")
+    assert figures["digests"] == 2
+    assert figures["messages_per_digest"] >= 1
+
+
+def test_footprint_measures_a_real_dyad_run(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--couples", "3", "--batch", "2", "--idle-seconds", "0.5", "--quiet-window", "0.5"]
+    figures = last_json_line(footprint.main, argv, capsys)
+    assert_reports(figures, "rss_idle_mb", "rss_dispatching_mb")
+    assert figures["rss_idle_mb"] > 0
+    assert figures["batch_sent"] == 2
+    assert figures["exit_code"] == 0
