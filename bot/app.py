@@ -68,7 +68,7 @@ class DispatchOptions:
     rate_per_second: float = 30.0
     per_chat_interval: float = 1.0
     idle_seconds: float = 2.0
-    plan_every_seconds: float = 300.0
+    plan_every_seconds: float = 300.0  # 0 turns the periodic JobQueue work off
 
 
 class DyadBot:
@@ -151,14 +151,15 @@ class DyadBot:
             self._task = asyncio.create_task(
                 self.dispatcher.run_forever(self._stop, self._wake, self.options.idle_seconds)
             )
-            assert app.job_queue is not None
-            app.job_queue.run_repeating(
-                self._maintain,
-                interval=self.options.plan_every_seconds,
-                first=1.0,  # a start time of 0 would make APScheduler wait a whole interval first
-                name="planner",
-                job_kwargs={"max_instances": 1, "coalesce": True},
-            )
+            if self.options.plan_every_seconds > 0:  # 0: the caller runs maintain() itself
+                assert app.job_queue is not None
+                app.job_queue.run_repeating(
+                    self._maintain,
+                    interval=self.options.plan_every_seconds,
+                    first=1.0,  # 0 would make APScheduler wait a whole interval first
+                    name="planner",
+                    job_kwargs={"max_instances": 1, "coalesce": True},
+                )
         if settings.health_port is not None:
             self.health = HealthServer(
                 db=self.deps.db,

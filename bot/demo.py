@@ -215,7 +215,9 @@ async def run_demo(*, keep: str | None, seed: int, out: TextIO) -> None:
             bot = DyadBot(
                 Deps(settings=settings, db=db, clock=clock, cipher=Cipher([new_key()])),
                 fake.token,
-                dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
+                dispatch=DispatchOptions(
+                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+                ),
                 background_dispatch=False,
             )
             await bot.start()

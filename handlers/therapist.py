@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from telegram import Update
 
@@ -14,6 +15,7 @@ from db.models import Couple, Therapist
 from db.uow import UnitOfWork
 from handlers._base import (
     Context,
+    HandlerFn,
     command_args,
     deps,
     kick_dispatcher,
@@ -21,8 +23,6 @@ from handlers._base import (
     person_of,
     reply,
 )
-
-PICKABLE = ("invite", "goal", "close", "alerts", "clearhold", "schedule", "digest")
 
 
 async def _therapist(uow: UnitOfWork, user_id: int) -> Therapist:
@@ -119,36 +119,14 @@ async def couples_command(update: Update, context: Context) -> None:
     await reply(update, context, Outgoing("\n".join(lines)))
 
 
-@kindly
-async def invite(update: Update, context: Context) -> None:
-    """``/invite HANDLE A|B``: a fresh link for one partner place."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "invite"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        if len(args) < 2:
-            await reply(update, context, _slot_picker(therapist, couple))
-            return
-        await _send_new_link(update, context, uow, therapist, couple, args[1])
-
-
 def _slot_picker(therapist: Therapist, couple: Couple) -> Outgoing:
     row = tuple(Button(s, callbacks.encode("slot", couple.id, s)) for s in ("A", "B"))
     return Outgoing(msg(therapist.language, "couple.pick_slot", handle=couple.handle), (row,))
 
 
-async def _send_new_link(
-    update: Update,
-    context: Context,
-    uow: UnitOfWork,
-    therapist: Therapist,
-    couple: Couple,
-    slot: str,
-) -> None:
+async def _new_link(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, slot: str
+) -> Outgoing:
     d = deps(context)
     issued = await couples.reinvite(
         uow, therapist, couple, slot, now=d.clock.now(), ttl=_ttl(context)
@@ -160,43 +138,122 @@ async def _send_new_link(
         handle=couple.handle,
         link=issued.link(d.bot_username),
     )
-    await reply(update, context, Outgoing(text))
+    return Outgoing(text)
 
 
-@kindly
-async def goal(update: Update, context: Context) -> None:
-    """``/goal HANDLE TEXT``: set the shared goal both partners see."""
+# What each couple command does once it knows the therapist's own couple; ``rest`` holds the
+# words after the handle (empty when the couple was picked from buttons).
+CoupleAction = Callable[
+    [Context, UnitOfWork, Therapist, Couple, list[str]], Awaitable[Outgoing | None]
+]
+
+
+async def _invite(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    if not rest:
+        return _slot_picker(therapist, couple)
+    return await _new_link(context, uow, therapist, couple, rest[0])
+
+
+async def _goal(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
     d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "goal"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        if len(args) < 2:
-            await _ask_goal(update, context, uow, therapist, couple)
-            return
-        await couples.set_goal(uow, therapist, couple, " ".join(args[1:]), d.clock.now())
-        text = msg(therapist.language, "couple.goal_saved", handle=couple.handle)
-    await reply(update, context, Outgoing(text))
+    if not rest:
+        assert therapist.telegram_user_id is not None
+        await uow.conversations.set(
+            therapist.telegram_user_id, "goal", {"couple_id": couple.id}, d.clock.now()
+        )
+        await uow.commit()
+        return Outgoing(msg(therapist.language, "couple.goal_prompt", handle=couple.handle))
+    await couples.set_goal(uow, therapist, couple, " ".join(rest), d.clock.now())
+    kick_dispatcher(context)
+    return Outgoing(msg(therapist.language, "couple.goal_saved", handle=couple.handle))
+
+
+async def _close(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    assert therapist.telegram_user_id is not None
+    now = deps(context).clock.now()
+    await confirmations.ask(uow, therapist.telegram_user_id, "close", couple.id, now)
+    return _close_confirmation(therapist, couple)
+
+
+async def _alerts(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    d = deps(context)
+    return Outgoing(await safety_flow.alerts_view(uow, therapist, couple, d.clock.now(), d.cipher))
+
+
+async def _clearhold(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    now = deps(context).clock.now()
+    return Outgoing(await safety_flow.clear_hold(uow, therapist, couple, now))
+
+
+async def _schedule(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    now = deps(context).clock.now()
+    choice = rest[0] if rest else None
+    return Outgoing(await couples.schedule(uow, therapist, couple, choice, now))
+
+
+async def _digest(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> None:
+    d = deps(context)
+    await digests.queue_digest(
+        uow, couple, d.cipher, d.clock.now(), key=None, actor=f"therapist:{therapist.id}"
+    )
+    await uow.commit()
     kick_dispatcher(context)
 
 
-async def _ask_goal(
-    update: Update, context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple
-) -> None:
-    d = deps(context)
-    assert therapist.telegram_user_id is not None
-    await uow.conversations.set(
-        therapist.telegram_user_id, "goal", {"couple_id": couple.id}, d.clock.now()
-    )
-    await uow.commit()
-    await reply(
-        update,
-        context,
-        Outgoing(msg(therapist.language, "couple.goal_prompt", handle=couple.handle)),
-    )
+COUPLE_ACTIONS: dict[str, CoupleAction] = {
+    "invite": _invite,
+    "goal": _goal,
+    "close": _close,
+    "alerts": _alerts,
+    "clearhold": _clearhold,
+    "schedule": _schedule,
+    "digest": _digest,
+}
+
+
+def couple_command(name: str, doc: str) -> HandlerFn:
+    """A therapist command on one of their couples: a picker without a handle."""
+
+    @kindly
+    async def handler(update: Update, context: Context) -> None:
+        d = deps(context)
+        args = command_args(context)
+        async with d.db.uow() as uow:
+            therapist = await _therapist(uow, person_of(update).user_id)
+            if not args:
+                message: Outgoing | None = await _picker(uow, therapist, name)
+            else:
+                couple = await couples.own_couple(uow, therapist, args[0])
+                message = await COUPLE_ACTIONS[name](context, uow, therapist, couple, args[1:])
+        if message is not None:
+            await reply(update, context, message)
+
+    handler.__name__ = handler.__qualname__ = name
+    handler.__doc__ = doc
+    return handler
+
+
+invite = couple_command("invite", "``/invite HANDLE A|B``: a fresh link for one partner place.")
+goal = couple_command("goal", "``/goal HANDLE TEXT``: set the shared goal both partners see.")
+close = couple_command("close", "``/close HANDLE``: asks first, then ends the couple's use.")
+alerts = couple_command("alerts", "``/alerts HANDLE``: safety alerts with the words; audited.")
+clearhold = couple_command("clearhold", "``/clearhold HANDLE``: lift the safety hold.")
+schedule = couple_command("schedule", "``/schedule HANDLE [TEMPLATE|pause|resume]``.")
+digest = couple_command("digest", "``/digest HANDLE``: the digest now; the read is audited.")
 
 
 async def typed_goal(update: Update, context: Context, couple_id: int, text: str) -> None:
@@ -210,26 +267,6 @@ async def typed_goal(update: Update, context: Context, couple_id: int, text: str
         reply_text = msg(therapist.language, "couple.goal_saved", handle=couple.handle)
     await reply(update, context, Outgoing(reply_text))
     kick_dispatcher(context)
-
-
-@kindly
-async def close(update: Update, context: Context) -> None:
-    """``/close HANDLE``: asks first, then ends the couple's use of Dyad."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "close"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        await _ask_close(uow, therapist, couple, d.clock.now())
-    await reply(update, context, _close_confirmation(therapist, couple))
-
-
-async def _ask_close(uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime) -> None:
-    assert therapist.telegram_user_id is not None
-    await confirmations.ask(uow, therapist.telegram_user_id, "close", couple.id, now)
 
 
 def _close_confirmation(therapist: Therapist, couple: Couple) -> Outgoing:
@@ -254,35 +291,20 @@ async def therapist_button(update: Update, context: Context) -> None:
         therapist = await _therapist(uow, person_of(update).user_id)
         if data.action == "pick":
             command = data.arg(0)
-            if command not in PICKABLE:
+            if command not in COUPLE_ACTIONS:
                 raise UserError("common.stale_button")
             couple = await couples.own_couple_by_id(uow, therapist, data.int_arg(1))
             await query.answer()
-            if command == "invite":
-                await reply(update, context, _slot_picker(therapist, couple))
-            elif command == "goal":
-                await _ask_goal(update, context, uow, therapist, couple)
-            elif command == "alerts":
-                text = await safety_flow.alerts_view(
-                    uow, therapist, couple, d.clock.now(), d.cipher
-                )
-                await reply(update, context, Outgoing(text))
-            elif command == "digest":
-                await _queue_digest(context, uow, therapist, couple)
-            elif command == "schedule":
-                text = await couples.schedule(uow, therapist, couple, None, d.clock.now())
-                await reply(update, context, Outgoing(text))
-            elif command == "clearhold":
-                text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
-                await reply(update, context, Outgoing(text))
-            else:
-                await _ask_close(uow, therapist, couple, d.clock.now())
-                await reply(update, context, _close_confirmation(therapist, couple))
+            message = await COUPLE_ACTIONS[command](context, uow, therapist, couple, [])
+            if message is not None:
+                await reply(update, context, message)
             return
         couple = await couples.own_couple_by_id(uow, therapist, data.int_arg(0))
         if data.action == "slot":
             await query.answer()
-            await _send_new_link(update, context, uow, therapist, couple, data.arg(1))
+            await reply(
+                update, context, await _new_link(context, uow, therapist, couple, data.arg(1))
+            )
             return
         if data.action == "close":
             choice = data.arg(1)
@@ -300,53 +322,6 @@ async def therapist_button(update: Update, context: Context) -> None:
             kick_dispatcher(context)
             return
     raise UserError("common.stale_button")
-
-
-@kindly
-async def alerts(update: Update, context: Context) -> None:
-    """``/alerts HANDLE``: the couple's safety alerts with the words; the read is audited."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "alerts"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        text = await safety_flow.alerts_view(uow, therapist, couple, d.clock.now(), d.cipher)
-    await reply(update, context, Outgoing(text))
-
-
-@kindly
-async def clearhold(update: Update, context: Context) -> None:
-    """``/clearhold HANDLE``: lift the couple's safety hold."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "clearhold"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        text = await safety_flow.clear_hold(uow, therapist, couple, d.clock.now())
-    await reply(update, context, Outgoing(text))
-
-
-@kindly
-async def schedule(update: Update, context: Context) -> None:
-    """``/schedule HANDLE [TEMPLATE|pause|resume]``."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "schedule"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        text = await couples.schedule(
-            uow, therapist, couple, args[1] if len(args) > 1 else None, d.clock.now()
-        )
-    await reply(update, context, Outgoing(text))
 
 
 @kindly
@@ -371,34 +346,3 @@ async def sessions_command(update: Update, context: Context) -> None:
         therapist = await _therapist(uow, person_of(update).user_id)
         text = await sessions.upcoming(uow, therapist, d.clock.now())
     await reply(update, context, Outgoing(text))
-
-
-@kindly
-async def digest(update: Update, context: Context) -> None:
-    """``/digest HANDLE``: the digest now (since the last session, or the last 14 days)."""
-    d = deps(context)
-    args = command_args(context)
-    async with d.db.uow() as uow:
-        therapist = await _therapist(uow, person_of(update).user_id)
-        if not args:
-            await reply(update, context, await _picker(uow, therapist, "digest"))
-            return
-        couple = await couples.own_couple(uow, therapist, args[0])
-        await _queue_digest(context, uow, therapist, couple)
-
-
-async def _queue_digest(
-    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple
-) -> None:
-    d = deps(context)
-    now = d.clock.now()
-    await digests.queue_digest(
-        uow,
-        couple,
-        d.cipher,
-        now,
-        key=None,
-        actor=f"therapist:{therapist.id}",
-    )
-    await uow.commit()
-    kick_dispatcher(context)

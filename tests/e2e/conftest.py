@@ -149,7 +149,9 @@ async def harness(fake: FakeBotAPI, db: Database, clock: ManualClock) -> AsyncIt
     bot = DyadBot(
         deps,
         fake.token,
-        dispatch=DispatchOptions(rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05),
+        dispatch=DispatchOptions(
+            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+        ),
     )
     await bot.start()
     try:

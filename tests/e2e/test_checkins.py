@@ -208,7 +208,7 @@ async def test_a_restart_mid_check_in_resumes_at_the_same_item(
     harness.bot = DyadBot(
         harness.bot.deps,
         fake.token,
-        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
+        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0),
     )
     await harness.bot.start()
     await alex.send_command("checkin")

@@ -190,7 +190,9 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
             bot = DyadBot(
                 Deps(settings=config, db=db, clock=clock, cipher=Cipher([new_key()])),
                 fake.token,
-                dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
+                dispatch=DispatchOptions(
+                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+                ),
             )
             errors: list[BaseException] = []
 

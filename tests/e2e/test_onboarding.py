@@ -218,7 +218,7 @@ async def test_onboarding_survives_a_restart_half_way(harness: Harness, fake: Fa
     harness.bot = DyadBot(
         harness.bot.deps,
         fake.token,
-        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
+        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0),
     )
     await harness.bot.start()
     await alex.send_command("start")

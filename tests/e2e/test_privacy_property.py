@@ -121,7 +121,9 @@ async def _scenario(steps_: list[Step], holder_slot: str, erase_at_end: bool) ->
             bot = DyadBot(
                 Deps(settings=settings_, db=db, clock=clock, cipher=Cipher([new_key()])),
                 fake.token,
-                dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05),
+                dispatch=DispatchOptions(
+                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+                ),
             )
             await bot.start()
             try:
