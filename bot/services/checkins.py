@@ -7,6 +7,7 @@ screened for crisis language; so is a "yes" to the private safety question.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -89,7 +90,7 @@ def item_message(
     lines = [
         msg(language, "checkin.progress", title=title, step=step, total=len(items)),
         "",
-        f"<b>{_escape(item.text_in(language))}</b>",
+        f"<b>{html.escape(item.text_in(language), quote=False)}</b>",
     ]
 
     def data(value: object) -> str:
@@ -118,12 +119,6 @@ def item_message(
         lines.append(msg(language, "checkin.note_hint"))
     rows.append((Button(msg(language, "checkin.skip"), data(SKIP)),))
     return Outgoing("\n".join(lines), tuple(rows))
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)
 
 
 async def open_checkin(uow: UnitOfWork, partner: Partner) -> CheckIn | None:

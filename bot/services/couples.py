@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import delete
+
 from bot.services import events, groups
 from bot.services.outbox import notify
+from bot.services.practice_config import parse_practice_config
 from bot.services.practices import IssuedInvite, issue_invite
-from bot.services.texts import UserError
-from db.models import Couple, Partner, Therapist
+from bot.services.texts import UserError, msg
+from db.models import Couple, Delivery, Partner, Therapist
 from db.uow import UnitOfWork
 
 MAX_LABEL = 60
@@ -190,9 +193,6 @@ async def schedule(
     uow: UnitOfWork, therapist: Therapist, couple: Couple, choice: str | None, now: datetime
 ) -> str:
     """Show, switch, pause or resume the couple's prompt schedule (both partners alike)."""
-    from bot.services.practice_config import parse_practice_config
-    from bot.services.texts import msg
-
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
     schedules = parse_practice_config(practice.config_toml).schedules
@@ -231,10 +231,6 @@ async def schedule(
 
 async def _drop_pending_prompts(uow: UnitOfWork, couple: Couple) -> None:
     """Planned prompts not yet sent give way to the new plan (for both partners alike)."""
-    from sqlalchemy import delete
-
-    from db.models import Delivery
-
     await uow.session.execute(
         delete(Delivery).where(
             Delivery.couple_id == couple.id,

@@ -15,6 +15,7 @@ from bot.channels.base import Outgoing
 from bot.core.safety import render_crisis_message
 from bot.metrics import ALERTS_RAISED
 from bot.services import events
+from bot.services.crypto import Cipher
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import msg
@@ -82,12 +83,9 @@ def _local(when: datetime, zone: str) -> str:
 
 
 async def alerts_view(
-    uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime, decrypt: object
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime, cipher: Cipher
 ) -> str:
     """The couple's alerts with the words that raised them; marks them seen and audits the read."""
-    from bot.services.crypto import Cipher
-
-    assert isinstance(decrypt, Cipher)
     lang = therapist.language
     alerts = list(
         await uow.session.scalars(
@@ -113,7 +111,7 @@ async def alerts_view(
                 state=msg(lang, f"alerts.state_{state}"),
             )
         )
-        words = await _words(uow, alert, decrypt)
+        words = await _words(uow, alert, cipher)
         if words:
             lines.append(msg(lang, "alerts.words", words=words[:500]))
         if alert.seen_at is None:
@@ -129,10 +127,7 @@ async def alerts_view(
     return "\n".join(lines)
 
 
-async def _words(uow: UnitOfWork, alert: Alert, cipher: object) -> str | None:
-    from bot.services.crypto import Cipher
-
-    assert isinstance(cipher, Cipher)
+async def _words(uow: UnitOfWork, alert: Alert, cipher: Cipher) -> str | None:
     if alert.source_id is None:
         return None
     row: CheckIn | Response | None
