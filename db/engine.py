@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 
 from db.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 716_205_113  # any constant: serialises concurrent `dyad migrate` on PostgreSQL
 
@@ -89,9 +92,14 @@ class Database:
         Without them SQLite picks the (status, due_at) index for per-partner outbox queries
         and reads every sent row; ``PRAGMA optimize`` is cheap when nothing changed.
         """
-        if self.dialect == "sqlite":
+        if self.dialect != "sqlite":
+            return
+        try:
             async with self.engine.begin() as conn:
                 await conn.execute(text("PRAGMA optimize"))
+        except OperationalError:
+            # Busy with another writer: statistics can wait for the next periodic pass.
+            log.info("sqlite statistics not refreshed this time (database busy)")
 
     async def ping(self) -> bool:
         """Whether the database answers."""
