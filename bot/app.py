@@ -166,6 +166,7 @@ class DyadBot:
                 clock=self.deps.clock,
                 dispatcher=self.dispatcher if self.background_dispatch else None,
                 idle_seconds=self.options.idle_seconds,
+                planner=self.planner,
                 host=settings.webhook_listen,
                 port=settings.health_port,
             )

@@ -169,6 +169,14 @@ ALERTS_RAISED = METRICS.counter(
     "dyad_alerts_total", "Safety alerts this process raised for therapists."
 )
 PLANNER_RUNS = METRICS.counter("dyad_planner_runs_total", "Planning passes this process completed.")
+PLANNER_PRACTICE_FAILURES = METRICS.counter(
+    "dyad_planner_practice_failures_total",
+    "Practices a planning pass skipped because their configuration could not be planned.",
+)
+PLANNER_COUPLE_FAILURES = METRICS.counter(
+    "dyad_planner_couple_failures_total",
+    "Couples a planning pass could not plan (the others were planned).",
+)
 SEND_LATENCY = METRICS.histogram(
     "dyad_send_latency_seconds", "Time from sending a delivery to Telegram's answer."
 )

@@ -80,6 +80,7 @@ PARTNER_WINDOW = "partner"
 Rotation = Literal["daily", "weekly"]
 
 DEFAULT_PRACTICE_FILE = Path(__file__).with_name("default_practice.toml")
+DEFAULT_TEMPLATE = "standard"
 MINUTES_PER_DAY = 24 * 60
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -190,7 +191,7 @@ class DeliverySettings(BaseModel):
 
     quiet_hours: QuietHours = TimeRange(21 * 60 + 30, 7 * 60 + 30)
     max_per_day: int = Field(default=3, ge=1, le=12)
-    default_template: str = "standard"
+    default_template: str = DEFAULT_TEMPLATE
     windows: DeliveryWindows = DeliveryWindows()
 
     def resolve_window(self, rule_window: str, partner_window: str) -> TimeRange:
