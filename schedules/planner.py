@@ -174,14 +174,17 @@ async def couple_plan(
     partners: list[Partner],
     start: datetime,
     end: datetime,
+    *,
+    assume_open: bool = False,
 ) -> dict[int, list[PlannedDelivery]]:
     """What each plannable partner gets in ``[start, end)``, with the couple's promises kept.
 
     The one function both the planner and ``dyad schedules preview`` use, so a preview
     cannot differ from what is queued. Couple-space halves whose other half is neither
     planned here nor queued are left out, as are follow-ups of skills never queued.
+    ``assume_open``: plan as if the couple space were open and the schedule on (a preview).
     """
-    if not _couple_open(couple):
+    if not assume_open and not _couple_open(couple):
         return {}
     ready = [p for p in partners if _plannable(p, start)]
     if not ready:
@@ -328,9 +331,10 @@ async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> in
     await uow.flush()
     plannable = _plannable(partner, now) and _couple_open(couple)
     await drop_pending(uow, couple, partner=partner, keep_started_pairs=plannable)
+    if not plannable:
+        return 0  # paused or gone: nothing of theirs stays queued, nothing new is planned
     created = await plan_couple(uow, couple, config, now)
-    if plannable:
-        await _move_into_window(uow, partner, config, now)
+    await _move_into_window(uow, partner, config, now)
     return created
 
 

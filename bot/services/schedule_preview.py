@@ -67,7 +67,10 @@ async def preview_lines(
     partners = [p for p in everyone if p.timezone]
     if not partners:
         raise AdminError(f"{handle}: no partner has finished joining yet")
-    plans = await couple_plan(uow, couple, config, everyone, now, now + timedelta(days=days))
+    is_open = couple.space_ready_at is not None and not couple.schedule_paused
+    plans = await couple_plan(
+        uow, couple, config, everyone, now, now + timedelta(days=days), assume_open=True
+    )
     by_date: dict[date, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     for partner in partners:
         for planned in plans.get(partner.id, []):
@@ -95,6 +98,9 @@ async def preview_lines(
                 mine = cells[partner.id]
                 row.append((mine[i] if i < len(mine) else "").ljust(width))
             lines.append(" | ".join(row).rstrip())
+    if not is_open:
+        why = "its schedule is paused" if couple.schedule_paused else "both have not joined yet"
+        lines.insert(0, f"{couple.handle} receives nothing yet ({why}); once it does:")
     counts = ", ".join(f"{p.slot} {len(plans.get(p.id, []))}" for p in partners)
     lines.append(f"{days} days: {counts} deliveries")
     return lines
