@@ -326,7 +326,8 @@ async def therapist_button(update: Update, context: Context) -> None:
 
 @kindly
 async def session(update: Update, context: Context) -> None:
-    """``/session HANDLE YYYY-MM-DD HH:MM`` | ``weekly WEEKDAY HH:MM`` | ``cancel``."""
+    """``/session HANDLE YYYY-MM-DD HH:MM`` | ``weekly WEEKDAY HH:MM`` | ``skip DATE`` |
+    ``move [DATE] DATE HH:MM`` | ``cancel`` (the next one) | ``end`` (the weekly series)."""
     d = deps(context)
     args = command_args(context)
     async with d.db.uow() as uow:
