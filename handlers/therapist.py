@@ -116,6 +116,16 @@ async def couples_command(update: Update, context: Context) -> None:
                 next_session=when,
             )
         )
+        if any(row.missed.values()):
+            # Both partners side by side, in the same neutral words, whoever missed them.
+            lines.append(
+                msg(
+                    lang,
+                    "couple.list_missed",
+                    a=row.missed.get("A", 0),
+                    b=row.missed.get("B", 0),
+                )
+            )
     await reply(update, context, Outgoing("\n".join(lines)))
 
 

@@ -6,7 +6,7 @@ own couples only, so a handle that belongs to someone else reads as unknown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from bot.services import events, groups
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.practices import IssuedInvite, issue_invite
+from bot.services.reminders import missed_checkins
 from bot.services.texts import UserError, msg
 from db.models import Couple, Partner, Therapist
 from db.uow import UnitOfWork
@@ -21,6 +22,7 @@ from schedules.planner import drop_pending, notify_in_window, plan_couple
 
 MAX_LABEL = 60
 MAX_GOAL = 500
+MISSED_PERIOD = timedelta(days=14)  # /couples counts missed check-ins over this span
 
 
 async def own_couple(uow: UnitOfWork, therapist: Therapist, handle: str) -> Couple:
@@ -91,6 +93,7 @@ class CoupleStatus:
     couple: Couple
     partners: list[Partner]
     next_session: datetime | None
+    missed: dict[str, int] = field(default_factory=dict)  # slot -> check-ins not completed
 
 
 async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> list[CoupleStatus]:
@@ -98,10 +101,15 @@ async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> li
     couples = await uow.couples.of_therapist(therapist.id)
     partners = await uow.partners.of_couples([c.id for c in couples])
     out = []
+    practice = await uow.practices.get(therapist.practice_id)
+    assert practice is not None
     for couple in couples:
         upcoming = await uow.sessions.next_for(couple.id, now)
+        missed = await missed_checkins(uow, couple, practice, now - MISSED_PERIOD, now)
         out.append(
-            CoupleStatus(couple, partners[couple.id], upcoming.starts_at if upcoming else None)
+            CoupleStatus(
+                couple, partners[couple.id], upcoming.starts_at if upcoming else None, missed
+            )
         )
     return out
 
