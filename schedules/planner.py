@@ -317,9 +317,10 @@ async def drop_pending(
 async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> int:
     """A partner's settings changed (window, time zone, language, pause, resume): re-plan.
 
-    Their pending planned rows are planned again at once (with the other partner's, where a
-    couple-space pair must move together); a half whose other half was already sent stays
-    and moves into the partner's new window, like their pending reveals and notices.
+    Pending planned rows are planned again at once, the other partner's too (so both keep
+    the same count per day, and couple-space pairs move together); a half whose other half
+    was already sent stays and moves into the partner's new window, like their pending
+    reveals and notices. A paused or departed partner's rows just go.
     Returns the rows created. The caller commits.
     """
     couple = await uow.couples.get(partner.couple_id)
@@ -333,6 +334,9 @@ async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> in
     await drop_pending(uow, couple, partner=partner, keep_started_pairs=plannable)
     if not plannable:
         return 0  # paused or gone: nothing of theirs stays queued, nothing new is planned
+    # Both partners' pending rows are planned again in one go, so both keep the same count
+    # per day (the cap shared with messages outside the plan is the same for both).
+    await drop_pending(uow, couple)
     created = await plan_couple(uow, couple, config, now)
     await _move_into_window(uow, partner, config, now)
     return created
