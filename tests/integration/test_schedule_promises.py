@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.core.clock import ManualClock
 from bot.core.digest import compose_digest
+from bot.health import HealthServer
 from bot.locales import t
 from bot.metrics import PLANNER_COUPLE_FAILURES
 from bot.services import couples, digests, partners, prompts
@@ -316,6 +317,11 @@ async def test_one_broken_couple_never_stops_the_others(db: Database) -> None:
     assert first.failed_couples == second.failed_couples == 1
     assert PLANNER_COUPLE_FAILURES.value == failures + 2
     assert w.planner.health.state == "degraded"
+    health = HealthServer(db=db, clock=clock, dispatcher=None, idle_seconds=1.0, planner=w.planner)
+    assert await health.check() == (
+        True,  # still serving the others: shown, not a reason to take the worker out
+        {"database": "ok", "dispatcher": "off", "planner": "degraded"},
+    )
     assert await _rows(db, couple_id=healthy), "the other practice's couple is planned"
     told = [r for r in await _rows(db, kind="notice") if r.key == "schedule.couple_failed"]
     assert len(told) == 1 and told[0].therapist_id is not None
