@@ -193,7 +193,7 @@ async def couple_plan(
     queued = await _queued(uow, [p.id for p in partners], since)
     # Messages outside the plan take their share of the day first, alike for both partners.
     reserved: dict[date, int] = defaultdict(int)
-    for each in queued.values():
+    for each in (queued[p.id] for p in ready):
         for day, count in each.outside_plan.items():
             key = date.fromisoformat(day)
             reserved[key] = max(reserved[key], count)
@@ -240,6 +240,7 @@ async def plan_couple(
     by_id = {p.id: p for p in partners}
     created = 0
     plans = await couple_plan(uow, couple, config, partners, now, now + HORIZON)
+    await _drop_stale(uow, plans, now, now + HORIZON)
     for partner_id, planned_rows in plans.items():
         for planned in planned_rows:
             params: dict[str, object] = {"rule": planned.rule_id}
@@ -258,6 +259,37 @@ async def plan_couple(
                 params=params,
             )
     return created
+
+
+async def _drop_stale(
+    uow: UnitOfWork, plans: dict[int, list[PlannedDelivery]], start: datetime, end: datetime
+) -> None:
+    """Pending planned rows the plan no longer holds go (a day's cap shrank because a reveal
+    or reminder took a place, a setting changed): what is queued is what the plan says, for
+    both partners alike. A couple-space half whose other half was sent stays, to complete."""
+    for partner_id, planned_rows in plans.items():
+        wanted = {plan_key(p) for p in planned_rows}
+        rows = await uow.session.scalars(
+            select(Delivery).where(
+                Delivery.partner_id == partner_id,
+                Delivery.status == "pending",
+                Delivery.kind.in_(PROMPT_KINDS),
+                Delivery.dedupe_key.startswith(PLAN_PREFIX),
+                Delivery.due_at >= start,
+                Delivery.due_at < end,
+            )
+        )
+        stale = []
+        for row in rows:
+            if row.dedupe_key in wanted:
+                continue
+            if row.kind == "couple_space":
+                other = await _other_half(uow, row)
+                if other is not None and other.status != "pending":
+                    continue
+            stale.append(row.id)
+        if stale:
+            await uow.session.execute(delete(Delivery).where(Delivery.id.in_(stale)))
 
 
 # --- cancelling and re-planning ------------------------------------------------------------

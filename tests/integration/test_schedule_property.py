@@ -116,6 +116,7 @@ async def _apply(w: World, couple_id: int, step: tuple[object, ...]) -> None:
     if kind == "days":
         assert isinstance(step[1], int)
         await w.tick(now + timedelta(hours=12 * step[1]))
+        await w.planner.run()  # as `dyad run` would, a few minutes later
         return
     async with w.db.uow() as uow:
         couple = await uow.couples.get(couple_id)
