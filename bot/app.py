@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from telegram import BotCommandScopeDefault
+from telegram import Bot, BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
 
 import handlers
@@ -101,8 +101,11 @@ class DyadBot:
         self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
         self.renderer.kinds[CONSENT_KIND] = GroupConsentRenderer()
         self.channels.register(GROUP_CHANNEL, self.application.bot_data["messenger"], GROUP_LIMITS)
+        # Membership reads before each group post go around the send rate limiter.
+        api_url = deps.settings.telegram_api_url
+        self._probe_bot = Bot(token, base_url=api_url, base_file_url=file_url_for(api_url))
         self.renderer.channels[GROUP_CHANNEL] = GroupRenderer(
-            deps.cipher, TelegramGroupProbe(self.application.bot), deps.clock
+            deps.cipher, TelegramGroupProbe(self.application.bot, self._probe_bot), deps.clock
         )
         self.dispatcher = Dispatcher(
             db=deps.db,
@@ -134,6 +137,7 @@ class DyadBot:
             raise ConfigError("DYAD_WEBHOOK_URL and DYAD_WEBHOOK_SECRET: both needed for webhooks")
         app = self.application
         await app.initialize()
+        await self._probe_bot.initialize()
         self.deps.bot_username = app.bot.username
         for language in SUPPORTED_LANGUAGES:
             await app.bot.set_my_commands(
@@ -229,3 +233,4 @@ class DyadBot:
         if app.running:
             await app.stop()
         await app.shutdown()
+        await self._probe_bot.shutdown()

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -121,8 +122,24 @@ class Couple(Base):
 
 
 class Partner(Base):
+    """One person in one seat (A or B) of a couple.
+
+    A seat that changes hands gets a new row: the previous holder's row is *retired*
+    (``retired_at``) and keeps their history for the therapist's record, so nothing of
+    theirs is ever read through the newcomer's id. At most one current row per seat.
+    """
+
     __tablename__ = "partners"
-    __table_args__ = (UniqueConstraint("couple_id", "slot"),)
+    __table_args__ = (
+        Index(
+            "uq_partners_current_seat",
+            "couple_id",
+            "slot",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
@@ -142,6 +159,7 @@ class Partner(Base):
     consented_at: Mapped[datetime | None]
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
 
     couple: Mapped[Couple] = relationship(lazy="raise")
 

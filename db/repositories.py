@@ -124,8 +124,11 @@ class PartnerRepository(_Repository):
         )
 
     async def of_couple(self, couple_id: int) -> list[Partner]:
+        """The couple's current seat holders (A, then B); retired holders are not among them."""
         rows = await self.session.scalars(
-            select(Partner).where(Partner.couple_id == couple_id).order_by(Partner.slot)
+            select(Partner)
+            .where(Partner.couple_id == couple_id, Partner.retired_at.is_(None))
+            .order_by(Partner.slot)
         )
         return list(rows)
 
@@ -133,7 +136,9 @@ class PartnerRepository(_Repository):
         out: dict[int, list[Partner]] = {couple_id: [] for couple_id in couple_ids}
         if couple_ids:
             rows = await self.session.scalars(
-                select(Partner).where(Partner.couple_id.in_(couple_ids)).order_by(Partner.slot)
+                select(Partner)
+                .where(Partner.couple_id.in_(couple_ids), Partner.retired_at.is_(None))
+                .order_by(Partner.slot)
             )
             for partner in rows:
                 out[partner.couple_id].append(partner)

@@ -7,7 +7,14 @@ from datetime import timedelta
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
@@ -72,6 +79,8 @@ class TelegramMessenger:
         except RetryAfter as error:
             raise RateLimited(_retry_seconds(error)) from error
         except Forbidden as error:
+            raise Blocked(error.message) from error
+        except ChatMigrated as error:  # a basic group upgraded: its old id takes nothing more
             raise Blocked(error.message) from error
         except BadRequest as error:
             if "chat not found" in error.message.lower():

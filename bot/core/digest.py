@@ -116,11 +116,19 @@ class PartnerData:
 
 @dataclass(frozen=True)
 class CoupleAnswerData:
-    """A couple-space prompt of the period and each partner's answer (None: not answered)."""
+    """A couple-space prompt both partners received, and what of each answer may be quoted.
+
+    An answer is given here only when it may be quoted: revealed to both, or marked OK to
+    raise by its author, and never one that raised a safety flag. Otherwise the text is
+    None and ``private_a``/``private_b`` says whether the partner answered at all (an
+    answer kept private is counted, never shown).
+    """
 
     prompt_title: str
     answer_a: str | None
     answer_b: str | None
+    private_a: bool = False
+    private_b: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,11 +277,12 @@ class PartnerSection:
 
 @dataclass(frozen=True)
 class SlotAnswer:
-    """One partner's couple-space answer (None: not answered)."""
+    """One partner's couple-space answer (None: not answered, or ``private``: kept private)."""
 
     slot: Slot
     text: str | None
     truncated: bool
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -615,17 +624,17 @@ def _partner_section(partner: PartnerData, settings: DigestSettings, tz: tzinfo)
 
 
 def _couple_space(space: CoupleSpaceData, order: tuple[Slot, Slot], limit: int) -> CoupleSpaceView:
-    def answer(slot: Slot, text: str | None) -> SlotAnswer:
+    def answer(slot: Slot, text: str | None, private: bool) -> SlotAnswer:
         if text is None or not _clean(text):
-            return SlotAnswer(slot=slot, text=None, truncated=False)
+            return SlotAnswer(slot=slot, text=None, truncated=False, private=private)
         cleaned = _clean(text)
         cut = cut_at_word(cleaned, limit)
         return SlotAnswer(slot=slot, text=cut, truncated=cut != cleaned)
 
     answers = []
     for item in space.answers:
-        by_slot = {"A": item.answer_a, "B": item.answer_b}
-        first, second = (answer(slot, by_slot[slot]) for slot in order)
+        by_slot = {"A": (item.answer_a, item.private_a), "B": (item.answer_b, item.private_b)}
+        first, second = (answer(slot, *by_slot[slot]) for slot in order)
         answers.append(
             CoupleAnswer(prompt_title=_clean(item.prompt_title), answers=(first, second))
         )

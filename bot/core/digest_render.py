@@ -339,7 +339,9 @@ def _together(digest: Digest, language: str) -> Part:
             blocks.append(_item(answer.prompt_title, "italic"))
             for slot_answer in answer.answers:
                 name = digest.partner(slot_answer.slot).display_name
-                if slot_answer.text is None:
+                if slot_answer.private:
+                    text = _k(language, "couple.kept_private", name=name)
+                elif slot_answer.text is None:
                     text = _k(language, "couple.no_answer", name=name)
                 else:
                     quoted = _k(language, "words.quote", text=slot_answer.text)

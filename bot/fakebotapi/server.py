@@ -857,6 +857,13 @@ class FakeBotAPI:
     @staticmethod
     def _check_in_group(group: FakeGroup) -> None:
         """A bot that was removed from a group can neither write there nor look inside."""
+        if group.migrated_to is not None:
+            # What Telegram answers for a basic group that became a supergroup (new id).
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=group.migrated_to,
+            )
         if group.bot_status == "kicked":
             raise ApiError(403, f"Forbidden: bot was kicked from the {group.type} chat")
         if group.bot_status == "left":

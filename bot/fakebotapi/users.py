@@ -297,6 +297,8 @@ class FakeGroup:
         self.creator_id = creator_id
         self.bot_status = bot_status
         """member | administrator | left | kicked."""
+        self.migrated_to: int | None = None
+        """The supergroup's id once this basic group was upgraded (it is then read-only)."""
         self._cursor = 0
 
     def __repr__(self) -> str:
@@ -403,6 +405,28 @@ class FakeGroup:
         self.mark_cursor()
         old, self.bot_status = self.bot_status, "kicked"
         self._api._bot_status_changed(self, by, old=old, new="kicked")
+
+    async def upgrade_to_supergroup(self, new_chat_id: int, *, by: FakeUser) -> FakeGroup:
+        """Telegram upgrades this basic group: a supergroup with a new id and the same members.
+
+        As Telegram does, the old group gets a service message with ``migrate_to_chat_id``
+        and the new one a message with ``migrate_from_chat_id``; afterwards every call on
+        the old id is refused with 400 and ``parameters.migrate_to_chat_id``.
+        """
+        if self.type != "group" or self.migrated_to is not None:
+            raise FakeUserError(f"{self!r} is not a basic group")
+        if by.id not in self.member_ids:
+            raise FakeUserError(f"{by!r} is not in {self!r}")
+        members = tuple(self._api.users[i] for i in self.member_ids)
+        new = self._api.add_group(
+            new_chat_id, self.title, supergroup=True, members=members, bot_status=self.bot_status
+        )
+        new.creator_id = self.creator_id
+        self.mark_cursor()
+        self._api._group_service_message(self, by, {"migrate_to_chat_id": new_chat_id})
+        self._api._group_service_message(new, by, {"migrate_from_chat_id": self.id})
+        self.migrated_to = new_chat_id
+        return new
 
     async def promote_bot(self, *, by: FakeUser) -> None:
         """Make the bot an administrator (it then gets ``chat_member`` updates)."""

@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
+from bot.core.numbers import is_ascii_digits
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.services import groups
 from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
 from bot.services.outbox import notify
 from bot.services.texts import UserError, msg
@@ -94,7 +96,11 @@ async def change_setting(uow: UnitOfWork, partner: Partner, name: str, value: st
     """Apply one setting from a button; invalid values are refused and change nothing."""
     if name == "language" and value in SUPPORTED_LANGUAGES:
         partner.language = value
-    elif name == "tz" and value.isdigit() and int(value) < len(zones := await _zones(uow, partner)):
+    elif (
+        name == "tz"
+        and is_ascii_digits(value)
+        and int(value) < len(zones := await _zones(uow, partner))
+    ):
         partner.timezone = zones[int(value)]
     elif name == "window" and value in WINDOWS:
         partner.window = value
@@ -122,7 +128,7 @@ async def pause(
     """Pause this partner's prompts for some days (7 by default)."""
     days = 7
     if days_text is not None:
-        if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_PAUSE_DAYS:
+        if not is_ascii_digits(days_text) or not 1 <= int(days_text) <= MAX_PAUSE_DAYS:
             raise UserError("partner.pause_invalid", limit=MAX_PAUSE_DAYS)
         days = int(days_text)
     if partner.paused_until is None or partner.paused_until <= now:
@@ -165,6 +171,8 @@ async def leave(uow: UnitOfWork, partner: Partner, now: datetime, *, erased: boo
     partner.telegram_user_id = None
     partner.chat_id = None
     partner.onboarding_step = "left"
+    # The group was agreed to by the two who held the seats then: it stops here.
+    await groups.seat_changed(uow, couple, now)
     await notify(
         uow,
         therapist,

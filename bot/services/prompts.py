@@ -312,13 +312,14 @@ async def set_share(
     response = await _own_response(uow, partner, response_id)
     if response.kind != "couple_space" or response.share is not None or choice not in ("yes", "no"):
         raise UserError("common.stale_button")
-    response.share = choice == "yes"
-    response.ok_to_raise = True  # the therapist sees both couple-space answers
+    response.share = choice == "yes"  # sharing never changes what the therapist may raise
+    # The other half is the current holder of the other seat's answer, never a previous one.
+    others = [p.id for p in await uow.partners.of_couple(partner.couple_id) if p.id != partner.id]
     other = await uow.session.scalar(
         select(Response)
         .where(
             Response.couple_id == partner.couple_id,
-            Response.partner_id != partner.id,
+            Response.partner_id.in_(others),
             Response.kind == "couple_space",
             Response.prompt_key == response.prompt_key,
             Response.created_at >= now - SHARE_WINDOW,
