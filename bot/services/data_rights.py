@@ -15,6 +15,7 @@ audit log (who read or changed what, for the practice admin).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,7 +242,11 @@ class Rotation:
 
 
 async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 500) -> Rotation:
-    """Re-encrypt every stored ciphertext with the newest key (``keys[0]``); safe to re-run."""
+    """Re-encrypt every stored ciphertext with the newest key (``keys[0]``); safe to re-run.
+
+    That is every sealed column (notes, replies) and every sealed outbox parameter (digests
+    and events waiting to be sent), so nothing queued becomes unreadable.
+    """
     everyone, newest = Cipher(list(keys)), Cipher(list(keys[:1]))
     report = Rotation()
     for model, column_name in CIPHERTEXT_COLUMNS:
@@ -275,7 +280,60 @@ async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 
                     else:
                         report.unreadable.append(f"{model.__tablename__}#{row_id}")
                 await uow.commit()
+    await _rotate_outbox(db, everyone, newest, report, batch)
     return report
+
+
+SEALED_PARAMS = ("text", "email", "data_ciphertext")
+"""Outbox parameters that hold ciphertext (base64): a digest's chunk, its e-mail, an event."""
+
+
+async def _rotate_outbox(
+    db: Database, everyone: Cipher, newest: Cipher, report: Rotation, batch: int
+) -> None:
+    """Re-encrypt the sealed parameters of outbox rows not yet sent (digests, events)."""
+    last_id = 0
+    while True:
+        async with db.uow() as uow:
+            rows = list(
+                await uow.session.scalars(
+                    select(Delivery)
+                    .where(Delivery.id > last_id, Delivery.kind.in_(("digest", "event")))
+                    .order_by(Delivery.id)
+                    .limit(batch)
+                )
+            )
+            if not rows:
+                return
+            for row in rows:
+                last_id = row.id
+                sealed = [k for k in SEALED_PARAMS if isinstance(row.params.get(k), str)]
+                if not sealed:
+                    continue
+                params = dict(row.params)
+                changed = False
+                for name in sealed:
+                    try:
+                        token = base64.b64decode(params[name], validate=True)
+                    except ValueError:
+                        continue  # a plain parameter of that name, not a sealed one
+                    if _opens(newest, token):
+                        report.current += 1
+                    elif _opens(everyone, token):
+                        params[name] = base64.b64encode(everyone.rotate(token)).decode("ascii")
+                        report.rotated += 1
+                        changed = True
+                    else:
+                        report.unreadable.append(f"deliveries#{row.id}.{name}")
+                if changed:
+                    # Compare-and-set on the row's status: a row sent meanwhile is left alone.
+                    await uow.session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == row.id, Delivery.status == row.status)
+                        .values(params=params)
+                        .execution_options(synchronize_session=False)
+                    )
+            await uow.commit()
 
 
 def _opens(cipher: Cipher, token: bytes) -> bool:
