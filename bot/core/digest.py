@@ -73,6 +73,7 @@ class CheckinData:
     note: str | None = None
     ok_to_raise: bool | None = None
     partial: bool = False
+    safety_declined: bool = False  # "Prefer not to say" to the private safety question
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,8 @@ class Safety:
 
     alerts: tuple[AlertView, ...]
     open_count: int
+    declined: tuple[tuple[Slot, int], ...] = ()
+    """Partners who chose "Prefer not to say" to the safety question, and how often."""
 
 
 AgendaKey = Literal[
@@ -692,6 +695,15 @@ def _safety(data: DigestInput, order: tuple[Slot, Slot], tz: tzinfo) -> Safety:
             for a in kept
         ),
         open_count=sum(1 for a in kept if a.open),
+        declined=tuple(
+            (slot, count)
+            for slot in order
+            if (
+                count := sum(
+                    c.safety_declined for p in data.partners if p.slot == slot for c in p.checkins
+                )
+            )
+        ),
     )
 
 

@@ -437,8 +437,11 @@ def _alert_line(alert: AlertView, digest: Digest, language: str) -> Block:
 
 def _safety(digest: Digest, language: str) -> Part:
     blocks: list[Block] = [Block("heading", (Span(_k(language, "section.safety")),))]
-    if not digest.safety.alerts:
+    if not digest.safety.alerts and not digest.safety.declined:
         blocks.append(_item(_k(language, "safety.none")))
+    for slot, count in digest.safety.declined:
+        name = digest.partner(slot).display_name
+        blocks.append(_item(_k(language, "safety.declined", name=name, count=count)))
     for alert in digest.safety.alerts:
         blocks.append(_alert_line(alert, digest, language))
     if digest.safety.open_count:

@@ -24,10 +24,17 @@ MAX_LABEL = 60
 MAX_GOAL = 500
 
 
-async def own_couple(uow: UnitOfWork, therapist: Therapist, handle: str) -> Couple:
-    """The therapist's own active couple with this handle, or a refusal that reveals nothing."""
+async def own_couple(
+    uow: UnitOfWork, therapist: Therapist, handle: str, *, include_closed: bool = False
+) -> Couple:
+    """The therapist's own active couple with this handle, or a refusal that reveals nothing.
+
+    ``include_closed``: a closed couple too (its safety record stays readable).
+    """
     couple = await uow.couples.by_handle(therapist.practice_id, handle.strip().lower())
-    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
+    if couple is None or couple.therapist_id != therapist.id:
+        raise UserError("couple.unknown_handle", handle=handle[:16])
+    if couple.status != "active" and not include_closed:
         raise UserError("couple.unknown_handle", handle=handle[:16])
     return couple
 

@@ -42,10 +42,12 @@ from bot.core.digest_render import render_html_page, render_telegram_html, rende
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
 from bot.services import events
+from bot.services.checkins import SAFETY_INSTRUMENT
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
 from bot.services.practice_config import PracticeConfig, parse_practice_config
+from bot.services.safety_flow import FREE_TEXT
 from db.engine import Database
 from db.models import (
     Alert,
@@ -115,6 +117,9 @@ async def _partner_data(
         if row.note_ciphertext is not None:
             note = cipher.decrypt(row.note_ciphertext) if row.ok_to_raise else PRIVATE
         skill = row.answers.get("skill")
+        safety = config.instruments.get(SAFETY_INSTRUMENT)
+        safety_items = [i.id for i in safety.items if i.role == "safety"] if safety else []
+        declined = any(row.answers.get(item) == "prefer_not" for item in safety_items)
         checkins.append(
             CheckinData(
                 at=row.started_at,
@@ -123,6 +128,7 @@ async def _partner_data(
                 note=note,
                 ok_to_raise=bool(row.ok_to_raise) if note is not None else None,
                 partial=row.status == "partial",
+                safety_declined=declined,
             )
         )
     delivered = list(
@@ -157,7 +163,9 @@ async def _partner_data(
                     _TRIED.get(response.choice or ""),  # type: ignore[arg-type]
                 )
             )
-        if response.kind == "couple_space" or response.text_ciphertext is None:
+        # Couple-space answers have their own section; a text sent unasked (crisis words)
+        # is the therapist's through /alerts, never quoted or counted as a reply.
+        if response.kind in ("couple_space", FREE_TEXT) or response.text_ciphertext is None:
             continue
         text = cipher.decrypt(response.text_ciphertext) if response.ok_to_raise else PRIVATE
         replies.append(ReplyData(response.created_at, text, response.ok_to_raise))

@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.core.numbers import is_ascii_digits
+from bot.core.safety import render_crisis_message
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.locales import SUPPORTED_LANGUAGES
 from bot.services import groups
 from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
 from bot.services.outbox import notify
-from bot.services.texts import UserError, msg
+from bot.services.practice_config import parse_practice_config
+from bot.services.texts import Html, UserError, msg
 from db.models import Partner
 from db.uow import UnitOfWork
 
@@ -147,6 +149,21 @@ async def resume(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
     partner.paused_until = now  # ended now: the pause's span stays known to the digest
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.resumed"))
+
+
+async def require_programme(uow: UnitOfWork, partner: Partner) -> None:
+    """Refuse answers once the couple's programme has ended (``/close``), with crisis lines."""
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    if couple.status == "active":
+        return
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    resources = parse_practice_config(practice.config_toml).crisis_for(
+        partner.language, partner.timezone
+    )
+    crisis = Html(render_crisis_message(partner.language, resources))
+    raise UserError("couple.programme_ended", crisis=crisis)
 
 
 def stop_confirmation(partner: Partner) -> Outgoing:
