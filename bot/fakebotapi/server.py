@@ -9,6 +9,7 @@ faults. Everything runs in the caller's event loop on 127.0.0.1 and a free port.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import json
 import logging
@@ -600,6 +601,18 @@ class FakeBotAPI:
             },
         )
         return query
+
+    def _copy_into_group(self, message: FakeMessage, group: FakeGroup) -> FakeMessage:
+        """A bot message shown again in a group, buttons and all (as a forward shows it)."""
+        copy = dataclasses.replace(
+            message,
+            message_id=self._new_message_id(group.id),
+            chat_id=group.id,
+            chat=group.chat_api(),
+            date=self._date(),
+        )
+        self._messages[(group.id, copy.message_id)] = copy
+        return copy
 
     def _user_sent_group_text(
         self,

@@ -193,6 +193,24 @@ class FakeUser:
         self._act()
         return self._api._user_pressed(self, message, callback_data)
 
+    async def press_copy_in_group(
+        self, group: FakeGroup, message: FakeMessage, callback_data: str
+    ) -> FakeCallbackQuery:
+        """Press a button of one of the bot's messages to this user, on a copy in ``group``.
+
+        Plays a user forwarding a message with its inline keyboard into a group and pressing
+        it there: the callback query then comes from the group's chat, not the private one.
+        """
+        if message.chat_id != self.id or not message.from_bot:
+            raise FakeUserError(f"message #{message.message_id} is not a bot message to {self!r}")
+        if callback_data not in [data for _, data in message.buttons]:
+            raise FakeUserError(f"message #{message.message_id} has no such button")
+        if self.id not in group.member_ids:
+            raise FakeUserError(f"{self!r} is not in {group!r}")
+        self._act()
+        copy = self._api._copy_into_group(message, group)
+        return self._api._user_pressed(self, copy, callback_data)
+
     async def press_button(self, text: str) -> FakeCallbackQuery:
         """Press the button labelled `text` (or containing it) on the newest message having one."""
         for message in reversed(self.visible_messages):
