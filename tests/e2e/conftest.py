@@ -126,7 +126,7 @@ class Harness:
             await asyncio.sleep(0.02)
 
 
-_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Tarde", "Evening": "Noche"}
+_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Mediodía", "Evening": "Tarde"}
 
 
 @pytest.fixture
