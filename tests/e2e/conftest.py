@@ -143,7 +143,7 @@ class Harness:
             ]
 
 
-_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Tarde", "Evening": "Noche"}
+_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Mediodía", "Evening": "Tarde"}
 
 
 @pytest.fixture
