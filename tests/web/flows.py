@@ -21,7 +21,7 @@ ANSWERS = {
     "safe_to_be_honest": "8",
     "understood": "5",
     "skill": "yes",
-    "note": "We argued about the dishes again, canary-web-4471.",
+    "note": "We argued about the dishes again. I would like us to talk about it calmly.",
     "ok_to_raise": "no",
     "afraid_or_unsafe": "no",
 }

@@ -68,7 +68,7 @@ async def test_the_page_stores_exactly_what_the_chat_stores(
     invitation = await invite_to_checkin(harness, blanca)
     launch = blanca.open_web_app(invitation, page_button("es"))
     init, page, status = await _open(harness, http, launch)
-    assert status == 200 and "canary" not in page and '<html lang="es">' in page
+    assert status == 200 and "dishes again" not in page and '<html lang="es">' in page
     checkin = checkin_id_in(page)
     status, saved = await _post(
         harness, http, "/checkin/send", {"init_data": init, "checkin": str(checkin), **ANSWERS}
@@ -84,7 +84,7 @@ async def test_the_page_stores_exactly_what_the_chat_stores(
     assert web_row["status"] == "complete" and web_row["note"] == ANSWERS["note"]
     # The chat holds the invitation and the chat's own "saved" note, nothing of the answers.
     assert blanca.messages[-1].text == t("es", "checkin.thanks")
-    assert "canary-web-4471" not in chat_text(blanca)
+    assert "dishes again" not in chat_text(blanca)
     async with harness.db.uow() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(WebAppDraft)) == 0
 
