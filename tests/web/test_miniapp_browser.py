@@ -88,9 +88,30 @@ async def harness(clock: ManualClock, tmp_path: Path) -> AsyncIterator[WebHarnes
     await db.dispose()
 
 
+_PROBLEMS: dict[int, list[str]] = {}
+
+
 async def _page(browser: Any, viewport: dict[str, int], locale: str) -> Any:
+    """A fresh browser context and page, noting any script error or CSP violation."""
     context = await browser.new_context(viewport=viewport, locale=locale)
-    return await context.new_page()
+    page = await context.new_page()
+    problems = _PROBLEMS.setdefault(id(page), [])
+
+    def console(message: Any) -> None:
+        # A refusal's 403 is logged as a failed load: expected, not a problem of the page.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return page
+
+
+async def _done(page: Any) -> None:
+    """Close the page's context; the page must have run without script or CSP errors."""
+    problems = _PROBLEMS.pop(id(page), [])
+    await page.context.close()
+    assert not problems, problems
 
 
 async def _fill(page: Any, language: str, answers: dict[str, str]) -> None:
@@ -153,7 +174,7 @@ async def test_each_partner_checks_in_on_one_page_and_the_chat_holds_nothing_of_
         thanks = t(language, "checkin.thanks")
         assert [m.text for m in user.messages[after_invitation:]] == [thanks]
         assert "dishes again" not in chat_text(user)
-        await page.context.close()
+        await _done(page)
     rows = list((await stored_checkins(harness)).values())
     assert rows[0] == rows[1]
     assert rows[0]["answers"]["wellbeing"] == 7 and rows[0]["note"] == ANSWERS["note"]
@@ -171,7 +192,7 @@ async def test_the_page_stores_what_the_chat_flow_stores(browser: Any, harness: 
     await alex.wait_for_message(lambda m: m.text == t("en", "checkin.thanks"))
     chat_row, page_row = (await stored_checkins(harness)).values()
     assert page_row == chat_row
-    await page.context.close()
+    await _done(page)
 
 
 async def test_a_crisis_note_shows_the_resources_at_once_and_alerts_the_therapist(
@@ -201,7 +222,7 @@ async def test_a_crisis_note_shows_the_resources_at_once_and_alerts_the_therapis
         assert await uow.session.scalar(select(func.count()).select_from(Alert)) == 1
     assert "988" not in chat_text(alex) and "kill" not in chat_text(alex)
     assert len(blanca.messages) == before_b
-    await page.context.close()
+    await _done(page)
 
 
 async def test_the_check_in_works_with_a_keyboard_alone(browser: Any, harness: WebHarness) -> None:
@@ -224,7 +245,7 @@ async def test_the_check_in_works_with_a_keyboard_alone(browser: Any, harness: W
     await page.get_by_role("heading", name=t("en", "webapp.saved_title")).wait_for()
     (row,) = (await stored_checkins(harness)).values()
     assert row["answers"] == {"wellbeing": 7} and row["status"] == "complete"
-    await page.context.close()
+    await _done(page)
 
 
 async def test_forged_stale_and_other_users_init_data_get_a_clear_page_and_change_nothing(
@@ -260,5 +281,5 @@ async def test_forged_stale_and_other_users_init_data_get_a_clear_page_and_chang
     assert all(row["answers"] == {} for row in rows.values())
     async with harness.db.uow() as uow:
         assert await uow.session.scalar(select(func.count()).select_from(Alert)) == 0
-    await page.context.close()
-    await english.context.close()
+    await _done(page)
+    await _done(english)
