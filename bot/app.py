@@ -26,7 +26,9 @@ from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
 from bot.services.events import EventRenderer
 from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
+from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
 from bot.services.prompts import PromptRenderer, RevealRenderer
+from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher
 from schedules.planner import Planner
@@ -90,6 +92,8 @@ class DyadBot:
         self.options = options
         self.renderer = DyadRenderer()
         self.renderer.kinds["checkin"] = CheckinInvitation()
+        if deps.settings.webapp_url is not None:  # the invitation offers the Mini App too
+            self.renderer.kinds["checkin"] = MiniAppCheckinInvitation(deps.settings.webapp_url)
         for kind in ("hope", "skill", "skill_followup", "couple_space"):
             self.renderer.kinds[kind] = PromptRenderer()
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
@@ -118,11 +122,14 @@ class DyadBot:
         # The dispatcher's hook for metrics, replaced on this instance as it invites.
         setattr(self.dispatcher, "metrics_send_latency", SEND_LATENCY.observe)  # noqa: B010
         self.health: HealthServer | None = None
+        self.web: WebServer | None = None
+        self._token = token
         self.background_dispatch = background_dispatch
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.application.bot_data["dispatch_wake"] = self._wake
+        deps.extras["dispatch_wake"] = self._wake  # the Mini App's "saved" note goes out at once
         self.application.bot_data["dyad"] = self
 
     async def start(self, mode: IntakeMode = "poll", *, poll: bool = True) -> None:
@@ -174,6 +181,11 @@ class DyadBot:
                 port=settings.health_port,
             )
             await self.health.start()
+        if settings.webapp_url is not None and settings.webapp_port is not None:
+            self.web = WebServer(
+                self.deps, self._token, host=settings.webapp_listen, port=settings.webapp_port
+            )
+            await self.web.start()
 
     async def _start_webhook(self) -> None:
         """Serve Telegram's webhook; several workers may share one URL behind a balancer."""
@@ -203,6 +215,8 @@ class DyadBot:
         await self.planner.run()
         async with self.deps.db.uow() as uow:
             await checkins.expire_stale(uow, now)
+        async with self.deps.db.uow() as uow:
+            await purge_drafts(uow, now)
         await self.deps.db.optimize()
         self._wake.set()
 
@@ -221,6 +235,9 @@ class DyadBot:
         if self.health is not None:
             await self.health.stop()
             self.health = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         self._stop.set()
         self._wake.set()
         if self._task is not None:

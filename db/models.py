@@ -382,3 +382,26 @@ class GroupLinkCode(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class WebAppDraft(Base):
+    """A half-filled Mini App page, kept on the server (never in the browser) until sent.
+
+    One per (check-in or delivery, page); ``telegram_user_id`` is who wrote it, so a seat
+    that changes hands never sees the previous holder's draft. Free text only encrypted.
+    """
+
+    __tablename__ = "webapp_drafts"
+    __table_args__ = (UniqueConstraint("partner_id", "page", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    page: Mapped[str] = mapped_column(String(16))  # checkin | reply | followup
+    ref_id: Mapped[int] = mapped_column(Integer)  # the check-in's or the delivery's id
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), index=True
+    )
+    choices: Mapped[dict[str, Any]] = mapped_column(default=dict)  # item id -> choice or score
+    text_ciphertext: Mapped[bytes | None]  # the free-text fields, as encrypted JSON
+    updated_at: Mapped[datetime] = mapped_column(index=True)

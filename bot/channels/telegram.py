@@ -5,7 +5,14 @@ from __future__ import annotations
 import warnings
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyParameters,
+    WebAppInfo,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -41,7 +48,12 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(b.text, callback_data=b.data) for b in row]
+            [
+                InlineKeyboardButton(b.text, web_app=WebAppInfo(b.web_app_url))
+                if b.web_app_url
+                else InlineKeyboardButton(b.text, callback_data=b.data)
+                for b in row
+            ]
             for row in message.buttons
         ]
     )

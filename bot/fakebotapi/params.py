@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.fakebotapi.models import Keyboard, UploadedFile
+from bot.fakebotapi.webapps import is_web_app_url
 
 CALLBACK_DATA_LIMIT = 64
 _BUTTON_ACTIONS = (
@@ -197,6 +198,10 @@ def _check_inline_button(button: object) -> None:
         url = button["url"]
         if not isinstance(url, str) or not _is_button_url(url):
             raise bad_request(f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL")
+    if "web_app" in button:
+        web_app = button["web_app"]
+        if not isinstance(web_app, dict) or not is_web_app_url(web_app.get("url")):
+            raise bad_request("BUTTON_TYPE_INVALID")
 
 
 def _is_button_url(url: str) -> bool:

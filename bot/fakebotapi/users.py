@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.fakebotapi.formatting import TEXT_LIMIT, utf16_length
 from bot.fakebotapi.models import FakeCallbackQuery, FakeMessage
+from bot.fakebotapi.webapps import launch_url, user_init_data
 
 if TYPE_CHECKING:
     from bot.fakebotapi.server import FakeBotAPI
@@ -224,6 +225,25 @@ class FakeUser:
                 return await self.press(message, data)
         labels = [m.button_texts for m in self.visible_messages if m.buttons]
         raise FakeUserError(f"{self!r} sees no button like {text!r}; buttons on screen: {labels}")
+
+    def open_web_app(
+        self, message: FakeMessage, text: str, *, theme: Mapping[str, str] | None = None
+    ) -> str:
+        """Open the Mini App button labelled ``text``: the URL the client loads, initData in it.
+
+        Opening a Mini App sends the bot no update and leaves nothing in the chat.
+        """
+        if message.chat_id != self.id or not message.from_bot or message.deleted:
+            raise FakeUserError(f"message #{message.message_id} is not on {self!r}'s screen")
+        url = message.web_app_url_for(text)
+        if url is None:
+            raise FakeUserError(
+                f"message #{message.message_id} has no Mini App button {text!r}; "
+                f"buttons: {message.button_texts}"
+            )
+        self._act()
+        init_data = user_init_data(self.to_api(), self._api.token, self._api._date())
+        return launch_url(url, init_data, theme=theme)
 
     # In groups ----------------------------------------------------------------------------
 

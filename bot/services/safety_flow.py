@@ -44,6 +44,12 @@ async def raise_alert(
     therapist = await uow.therapists.get(couple.therapist_id)
     assert practice is not None and therapist is not None
     kind = next(k for k in _PRIORITY if k in kinds)
+    if await _raised_before(uow, source, source_id, kind):
+        # The same words seen again (a Mini App draft, then the page sent): the therapist
+        # hears of it once; the partner sees the resources every time.
+        config = parse_practice_config(practice.config_toml)
+        resources = config.crisis_for(partner.language, partner.timezone)
+        return Outgoing(render_crisis_message(partner.language, resources))
     alert = Alert(
         couple_id=couple.id,
         partner_id=partner.id,
@@ -123,6 +129,17 @@ def crisis_guidance(language: str, text: str) -> Outgoing | None:
     if not screen_text(text, language).flagged:
         return None
     return Outgoing(render_crisis_message(language, ()))
+
+
+async def _raised_before(uow: UnitOfWork, source: str, source_id: int | None, kind: str) -> bool:
+    if source_id is None:
+        return False
+    found = await uow.session.scalar(
+        select(Alert.id)
+        .where(Alert.source == source, Alert.source_id == source_id, Alert.kind == kind)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _local(when: datetime, zone: str) -> str:
