@@ -20,7 +20,7 @@ from bot.config import ConfigError
 from bot.health import HealthServer
 from bot.locales import SUPPORTED_LANGUAGES
 from bot.metrics import SEND_LATENCY
-from bot.services import checkins, digests, sessions
+from bot.services import digests, reminders, sessions
 from bot.services.checkins import CheckinInvitation
 from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
@@ -97,6 +97,7 @@ class DyadBot:
         for kind in ("hope", "skill", "skill_followup", "couple_space"):
             self.renderer.kinds[kind] = PromptRenderer()
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
+        self.renderer.kinds[reminders.REMINDER_KIND] = reminders.CheckinReminder()
         self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)
         self.planner = Planner(deps.db, deps.clock)
         self.channels = build_channels(
@@ -177,6 +178,7 @@ class DyadBot:
                 clock=self.deps.clock,
                 dispatcher=self.dispatcher if self.background_dispatch else None,
                 idle_seconds=self.options.idle_seconds,
+                planner=self.planner,
                 host=settings.webhook_listen,
                 port=settings.health_port,
             )
@@ -205,7 +207,7 @@ class DyadBot:
         )
 
     async def maintain(self) -> None:
-        """One round of the periodic work: sessions, digests, planning, stale check-ins."""
+        """One round of the periodic work: sessions, digests, planning, check-in reminders."""
         now = self.deps.clock.now()
         async with self.deps.db.uow() as uow:
             await sessions.ensure_all_weekly(uow, now)
@@ -214,7 +216,7 @@ class DyadBot:
         )
         await self.planner.run()
         async with self.deps.db.uow() as uow:
-            await checkins.expire_stale(uow, now)
+            await reminders.remind_and_expire(uow, now)  # then expiry, per practice
         async with self.deps.db.uow() as uow:
             await purge_drafts(uow, now)
         await self.deps.db.optimize()

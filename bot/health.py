@@ -2,9 +2,10 @@
 
 ``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok"}`` when the
 database answers and this process's dispatcher made a pass recently, else 503 with
-what failed. ``GET /metrics`` is Prometheus text (prometheus_client): this process's
-counters (``bot.metrics``) and the outbox figures read from the database at scrape time,
-which are the same from every worker.
+what failed; ``"planner": "degraded"`` says the last planning pass had to skip a practice
+or couple (the others were planned; the practice's admins were told). ``GET /metrics`` is
+Prometheus text (prometheus_client): this process's counters (``bot.metrics``) and the
+outbox figures read from the database at scrape time, which are the same from every worker.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.metrics import CONTENT_TYPE, METRICS, OutboxFigures, render
 from db.engine import Database
 from db.models import Delivery
 from schedules.dispatcher import Dispatcher
+from schedules.planner import Planner
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class HealthServer:
     registry: CollectorRegistry = METRICS
     slack_seconds: float = DISPATCHER_SLACK_SECONDS
     monotonic: Callable[[], float] = time.monotonic
+    planner: Planner | None = None
     _runner: web.AppRunner | None = field(default=None, init=False)
     _started_at: float = field(default=0.0, init=False)
 
@@ -83,7 +86,11 @@ class HealthServer:
     async def check(self) -> tuple[bool, dict[str, str]]:
         """Whether this process is healthy, and the state of each part."""
         parts = {"database": await self._database(), "dispatcher": self._dispatcher()}
-        healthy = all(state in ("ok", "off") for state in parts.values())
+        if self.planner is not None:
+            # Degraded (some practice or couple could not be planned) still serves the others:
+            # shown, but not a reason for a load balancer to take this worker out.
+            parts["planner"] = self.planner.health.state
+        healthy = all(state in ("ok", "off", "degraded") for state in parts.values())
         return healthy, parts
 
     async def metrics_text(self) -> str:

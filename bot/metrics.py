@@ -52,6 +52,16 @@ ALERTS_RAISED = Counter(
 PLANNER_RUNS = Counter(
     "dyad_planner_runs_total", "Planning passes this process completed.", registry=METRICS
 )
+PLANNER_PRACTICE_FAILURES = Counter(
+    "dyad_planner_practice_failures_total",
+    "Practices a planning pass skipped because their configuration could not be planned.",
+    registry=METRICS,
+)
+PLANNER_COUPLE_FAILURES = Counter(
+    "dyad_planner_couple_failures_total",
+    "Couples a planning pass could not plan (the others were planned).",
+    registry=METRICS,
+)
 SEND_LATENCY = Histogram(
     "dyad_send_latency_seconds",
     "Time from sending a delivery to Telegram's answer.",

@@ -200,6 +200,7 @@ class TherapySession(Base):
     digest_lease_until: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     recurring: Mapped[bool] = mapped_column(Boolean, default=False)
+    moved_from: Mapped[datetime | None]  # a moved occurrence: when it was to start
 
 
 class ConversationState(Base):

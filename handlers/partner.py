@@ -66,7 +66,9 @@ async def settings_button(update: Update, context: Context) -> None:
                 await uow.conversations.set(user_id, "settings_tz", {}, d.clock.now())
                 await uow.commit()
         else:
-            message = await partners.change_setting(uow, partner, data.arg(1), data.arg(2))
+            message = await partners.change_setting(
+                uow, partner, data.arg(1), data.arg(2), d.clock.now()
+            )
             await uow.conversations.clear(user_id)
             await uow.commit()
     await query.answer()
@@ -79,7 +81,7 @@ async def typed_timezone(update: Update, context: Context, text: str) -> None:
     user_id = person_of(update).user_id
     async with d.db.uow() as uow:
         partner = await joined_partner(uow, user_id)
-        message = await partners.typed_timezone(uow, partner, text)
+        message = await partners.typed_timezone(uow, partner, text, d.clock.now())
         await uow.conversations.clear(user_id)
         await uow.commit()
     await reply(update, context, message)

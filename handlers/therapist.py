@@ -117,6 +117,16 @@ async def couples_command(update: Update, context: Context) -> None:
                 next_session=when,
             )
         )
+        if any(row.missed.values()):
+            # Both partners side by side, in the same neutral words, whoever missed them.
+            lines.append(
+                msg(
+                    lang,
+                    "couple.list_missed",
+                    a=row.missed.get("A", 0),
+                    b=row.missed.get("B", 0),
+                )
+            )
     await reply(update, context, Outgoing("\n".join(lines)))
 
 
@@ -342,7 +352,8 @@ async def therapist_button(update: Update, context: Context) -> None:
 
 @kindly
 async def session(update: Update, context: Context) -> None:
-    """``/session HANDLE YYYY-MM-DD HH:MM`` | ``weekly WEEKDAY HH:MM`` | ``cancel``."""
+    """``/session HANDLE YYYY-MM-DD HH:MM`` | ``weekly WEEKDAY HH:MM`` | ``skip DATE`` |
+    ``move [DATE] DATE HH:MM`` | ``cancel`` (the next one) | ``end`` (the weekly series)."""
     d = deps(context)
     args = command_args(context)
     async with d.db.uow() as uow:

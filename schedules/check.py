@@ -32,6 +32,7 @@ from schedules.library import (
 )
 from schedules.model import (
     DEFAULT_PRACTICE_FILE,
+    DEFAULT_TEMPLATE,
     PARTNER_WINDOW,
     SECTIONS,
     WINDOW_NAMES,
@@ -42,6 +43,7 @@ from schedules.model import (
     ScheduleTemplate,
     TimeRange,
 )
+from schedules.planning import rules_never_sent
 
 OTHER_SECTIONS: frozenset[str] = frozenset(
     {
@@ -301,6 +303,10 @@ class _Checker:
         config = PracticeSchedules(
             delivery=delivery, checkin=checkin, schedules=templates, prompts=tuple(prompts)
         )
+        self.check_rules_fire(config, library)
+        problems = tuple(problem for _, _, problem in sorted(self.problems))
+        if problems:
+            return CheckResult(self.source, problems)
         return CheckResult(self.source, (), config, library)
 
     def check_prompts(self) -> list[Prompt]:
@@ -327,17 +333,49 @@ class _Checker:
 
     def check_default_template(self) -> None:
         delivery = self.data.get("delivery", {})
-        default = delivery.get("default_template") if isinstance(delivery, dict) else None
+        written = delivery.get("default_template") if isinstance(delivery, dict) else None
         schedules = self.data.get("schedules")
         names = set(schedules) if isinstance(schedules, dict) else set()
         if "schedules" not in self.data:
             names = set(default_schedules().schedules)
-        if isinstance(default, str) and names and default not in names:
+        if isinstance(written, str) and names and written not in names:
             self.report(
                 ("delivery", "default_template"),
-                f"unknown template '{default}' as default_template",
-                _suggest(default, names),
+                f"unknown template '{written}' as default_template",
+                _suggest(written, names),
             )
+        elif written is None and names and DEFAULT_TEMPLATE not in names:
+            # Left out, default_template is the shipped "standard": the planner would look
+            # for a template this file does not have.
+            self.report(
+                ("schedules",),
+                f"no default_template is given, so new couples would follow "
+                f"'{DEFAULT_TEMPLATE}', which this file does not define",
+                f'Add default_template = "{sorted(names)[0]}" under [delivery] '
+                f"(one of: {', '.join(sorted(names))})",
+            )
+
+    def check_rules_fire(self, config: PracticeSchedules, library: PromptLibrary) -> None:
+        """Plan two weeks of every template as the planner would: each rule must be sent."""
+        for name, template in config.schedules.items():
+            try:
+                never = rules_never_sent(config, library, name)
+            except Exception as error:  # the planner could not use it: say so, here
+                self.report(
+                    ("schedules", name),
+                    f"the planner cannot use template '{name}' ({type(error).__name__}: {error})",
+                    "Correct this template's rules",
+                )
+                continue
+            for index, rule in enumerate(template.rules):
+                if rule.id in never:
+                    self.report(
+                        ("schedules", name, "rules", index),
+                        f"rule '{rule.id}' would never be sent: on its days, rules of higher "
+                        f"priority (or written before it) already use up max_per_day "
+                        f"({config.delivery.max_per_day})",
+                        "Raise max_per_day, move the rule to other days, or remove it",
+                    )
 
     def check_templates(
         self, library: PromptLibrary, delivery: DeliverySettings | None

@@ -17,6 +17,9 @@ from ``schedules/default_practice.toml``)::
     [checkin]
     instrument = "dyad_checkin"   # which check-in instrument scheduled check-ins use
     safety_every = 2              # the private safety question every Nth check-in
+    remind_after_hours = 4        # an unfinished or unstarted check-in: one reminder
+                                  # this long after it was sent, in the partner's window
+    expire_after_hours = 24       # then it is stored as partial (or counted as missed)
 
     [schedules.standard]          # a named template of rules
     description = "Twice-weekly check-in, hope prompts, a skill of the week"
@@ -80,6 +83,7 @@ PARTNER_WINDOW = "partner"
 Rotation = Literal["daily", "weekly"]
 
 DEFAULT_PRACTICE_FILE = Path(__file__).with_name("default_practice.toml")
+DEFAULT_TEMPLATE = "standard"
 MINUTES_PER_DAY = 24 * 60
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -190,7 +194,7 @@ class DeliverySettings(BaseModel):
 
     quiet_hours: QuietHours = TimeRange(21 * 60 + 30, 7 * 60 + 30)
     max_per_day: int = Field(default=3, ge=1, le=12)
-    default_template: str = "standard"
+    default_template: str = DEFAULT_TEMPLATE
     windows: DeliveryWindows = DeliveryWindows()
 
     def resolve_window(self, rule_window: str, partner_window: str) -> TimeRange:
@@ -202,12 +206,26 @@ class DeliverySettings(BaseModel):
 
 
 class CheckinSettings(BaseModel):
-    """Scheduled check-ins: which instrument, and how often the safety question comes."""
+    """Scheduled check-ins: which instrument, how often the safety question comes, and
+    when an unfinished or missed check-in gets its one reminder and when it expires."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instrument: str = Field(default="dyad_checkin", min_length=1)
     safety_every: int = Field(default=2, ge=1, le=12)
+    remind_after_hours: float = Field(default=4.0, ge=0.5, le=72)
+    expire_after_hours: float = Field(default=24.0, ge=1, le=168)
+
+    @model_validator(mode="after")
+    def _remind_before_expiry(self) -> CheckinSettings:
+        if self.expire_after_hours <= self.remind_after_hours:
+            raise ConfigValueError(
+                f"expire_after_hours ({self.expire_after_hours:g}) must be later than "
+                f"remind_after_hours ({self.remind_after_hours:g})",
+                "A reminder comes before the check-in expires: raise expire_after_hours",
+                at=("expire_after_hours",),
+            )
+        return self
 
 
 def _one_of(value: object, allowed: tuple[str, ...], what: str) -> str:

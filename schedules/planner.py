@@ -6,29 +6,58 @@ window (``schedules.planning`` does the calendar maths). Rows are unique per
 (partner, rule, local date), so running the planner again creates nothing new.
 Under a safety hold, conflict-communication exercises are replaced at the same time by
 other prompts of the same kind, identically for both partners: the cadence stays.
+
+Promises the planner keeps, whatever was edited in between:
+
+* **Couple-space prompts come in pairs**: the same prompt key on the same local date for
+  both partners, each in their own window. A half is queued only when the other half is
+  queued in the same pass or already exists, and halves are cancelled together
+  (:func:`drop_pending`), so no partner answers a question the other never got.
+* **A follow-up only follows a skill that was queued or sent** to that partner.
+* **Messages outside the plan** (reveals, notices, reminders) are placed in the partner's
+  window outside quiet hours on a day with room (:func:`place_in_window`), and they take
+  their share of ``max_per_day`` first; the cap is reduced by the same number for both
+  partners, so both keep the same count.
+* **Settings re-plan at once** (:func:`replan_partner`): a change of window, time zone,
+  language or a pause moves that partner's pending rows.
+* **One broken practice or couple never stops the others**: the pass isolates each,
+  counts the failure in ``/metrics``, reports itself degraded in ``/healthz`` and tells
+  the practice's admin therapists once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import html
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from bot.core.clock import Clock
-from bot.metrics import PLANNER_RUNS
-from bot.services.outbox import enqueue
-from bot.services.practice_config import parse_practice_config
+from bot.metrics import PLANNER_COUPLE_FAILURES, PLANNER_PRACTICE_FAILURES, PLANNER_RUNS
+from bot.services.outbox import enqueue, notify
+from bot.services.practice_config import PracticeConfig, parse_practice_config
 from db.engine import Database
 from db.models import Couple, Delivery, Partner, Practice
 from db.uow import UnitOfWork
-from schedules.planning import PartnerTiming, PlannedDelivery, plan_deliveries, substitute_for_hold
+from schedules.planning import (
+    PartnerTiming,
+    PlannedDelivery,
+    next_allowed,
+    plan_deliveries,
+    substitute_for_hold,
+)
 
 log = logging.getLogger(__name__)
 
 HORIZON = timedelta(hours=48)
 PROMPT_KINDS = ("checkin", "hope", "skill", "skill_followup", "couple_space")
+LIVE = ("pending", "claimed", "sent")
+"""Statuses of a row that was or will be sent."""
+PLAN_PREFIX = "plan:"
 
 
 @dataclass
@@ -38,6 +67,8 @@ class PlannerStats:
     couples: int = 0
     planned: int = 0
     created: int = 0
+    failed_couples: int = 0
+    failed_practices: int = 0
 
 
 def _plannable(partner: Partner, now: datetime) -> bool:
@@ -49,44 +80,174 @@ def _plannable(partner: Partner, now: datetime) -> bool:
     )
 
 
+def _couple_open(couple: Couple) -> bool:
+    return (
+        couple.status == "active"
+        and not couple.schedule_paused
+        and couple.space_ready_at is not None
+    )
+
+
+def timing_of(partner: Partner) -> PartnerTiming:
+    """Where the partner's clock is and which window they chose."""
+    assert partner.timezone is not None
+    return PartnerTiming(partner.timezone, partner.window or "evening")
+
+
 def plan_for_partner(
-    couple: Couple, practice: Practice, partner: Partner, start: datetime, end: datetime
+    couple: Couple,
+    config: PracticeConfig,
+    partner: Partner,
+    start: datetime,
+    end: datetime,
+    *,
+    reserved: dict[date, int] | None = None,
 ) -> list[PlannedDelivery]:
-    """What the couple's template holds for one partner in ``[start, end)``."""
-    config = parse_practice_config(practice.config_toml)
+    """What the couple's template holds for one partner in ``[start, end)`` (pure plan)."""
     schedules = config.schedules
     name = couple.schedule_template
     template = schedules.template(name if name in schedules.schedules else None)
-    assert partner.timezone is not None
     return plan_deliveries(
         template,
         schedules.delivery,
         config.library,
-        PartnerTiming(partner.timezone, partner.window or "evening"),
+        timing_of(partner),
         start,
         end,
         couple_seed=str(couple.id),
         safety_hold=couple.safety_hold,
+        reserved=reserved,
     )
 
 
 def plan_key(planned: PlannedDelivery) -> str:
     """One row per rule per local date: a hold may swap the prompt, never add a second row."""
-    return f"plan:{planned.rule_id}:{planned.local_date.isoformat()}"
+    return f"{PLAN_PREFIX}{planned.rule_id}:{planned.local_date.isoformat()}"
 
 
-async def plan_couple(uow: UnitOfWork, couple: Couple, practice: Practice, now: datetime) -> int:
+@dataclass(frozen=True)
+class _Queued:
+    """What a partner already has in the outbox, as far as pairing and capping need it."""
+
+    spaces: frozenset[tuple[str, str]]  # couple-space (key, local date), live
+    skills: frozenset[tuple[str, str]]  # skill (key, local date), live
+    outside_plan: dict[str, int]  # local date -> live rows not from the plan
+
+
+async def _queued(uow: UnitOfWork, partner_ids: list[int], since: str) -> dict[int, _Queued]:
+    rows = (
+        await uow.session.execute(
+            select(
+                Delivery.partner_id,
+                Delivery.kind,
+                Delivery.key,
+                Delivery.local_date,
+                Delivery.dedupe_key,
+            ).where(
+                Delivery.partner_id.in_(partner_ids),
+                Delivery.status.in_(LIVE),
+                Delivery.local_date >= since,
+            )
+        )
+    ).all()
+    spaces: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    skills: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    outside: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for partner_id, kind, key, local_date, dedupe_key in rows:
+        assert partner_id is not None and local_date is not None
+        if kind == "couple_space":
+            spaces[partner_id].add((key, local_date))
+        elif kind == "skill":
+            skills[partner_id].add((key, local_date))
+        if not dedupe_key.startswith(PLAN_PREFIX):
+            outside[partner_id][local_date] += 1
+    return {
+        pid: _Queued(frozenset(spaces[pid]), frozenset(skills[pid]), dict(outside[pid]))
+        for pid in partner_ids
+    }
+
+
+async def couple_plan(
+    uow: UnitOfWork,
+    couple: Couple,
+    config: PracticeConfig,
+    partners: list[Partner],
+    start: datetime,
+    end: datetime,
+    *,
+    assume_open: bool = False,
+) -> dict[int, list[PlannedDelivery]]:
+    """What each plannable partner gets in ``[start, end)``, with the couple's promises kept.
+
+    The one function both the planner and ``dyad schedules preview`` use, so a preview
+    cannot differ from what is queued. Couple-space halves whose other half is neither
+    planned here nor queued are left out, as are follow-ups of skills never queued.
+    ``assume_open``: plan as if the couple space were open and the schedule on (a preview).
+    """
+    if not assume_open and not _couple_open(couple):
+        return {}
+    ready = [p for p in partners if _plannable(p, start)]
+    if not ready:
+        return {}
+    since = (start - timedelta(days=8)).date().isoformat()
+    queued = await _queued(uow, [p.id for p in partners], since)
+    # Messages outside the plan take their share of the day first, alike for both partners.
+    reserved: dict[date, int] = defaultdict(int)
+    for each in queued.values():
+        for day, count in each.outside_plan.items():
+            key = date.fromisoformat(day)
+            reserved[key] = max(reserved[key], count)
+    plans = {
+        p.id: plan_for_partner(couple, config, p, start, end, reserved=dict(reserved))
+        for p in ready
+    }
+    out: dict[int, list[PlannedDelivery]] = {}
+    for partner in ready:
+        others = [o for o in partners if o.id != partner.id]
+        own_skills = queued[partner.id].skills | {
+            (p.prompt_key, p.local_date.isoformat()) for p in plans[partner.id] if p.kind == "skill"
+        }
+        kept: list[PlannedDelivery] = []
+        for planned in plans[partner.id]:
+            if planned.kind == "skill_followup":
+                origin = planned.followup_origin
+                if origin is None or (planned.followup_of, origin.isoformat()) not in own_skills:
+                    continue  # its skill was never queued for this partner
+            if planned.kind == "couple_space":
+                half = (planned.prompt_key, planned.local_date.isoformat())
+                if not others or not all(
+                    half in queued[o.id].spaces
+                    or any(
+                        (q.prompt_key, q.local_date.isoformat()) == half
+                        for q in plans.get(o.id, ())
+                        if q.kind == "couple_space"
+                    )
+                    for o in others
+                ):
+                    continue  # the other half does not exist: neither is queued
+            kept.append(planned)
+        out[partner.id] = kept
+    return out
+
+
+async def plan_couple(
+    uow: UnitOfWork, couple: Couple, config: PracticeConfig | Practice, now: datetime
+) -> int:
     """Queue the next 48 hours for both partners of one couple; returns rows created."""
+    if isinstance(config, Practice):
+        config = parse_practice_config(config.config_toml)
+    partners = await uow.partners.of_couple(couple.id)
+    by_id = {p.id: p for p in partners}
     created = 0
-    if couple.status != "active" or couple.schedule_paused or couple.space_ready_at is None:
-        return 0
-    for partner in await uow.partners.of_couple(couple.id):
-        if not _plannable(partner, now):
-            continue
-        for planned in plan_for_partner(couple, practice, partner, now, now + HORIZON):
+    plans = await couple_plan(uow, couple, config, partners, now, now + HORIZON)
+    for partner_id, planned_rows in plans.items():
+        for planned in planned_rows:
+            params: dict[str, object] = {"rule": planned.rule_id}
+            if planned.followup_of is not None:
+                params["skill"] = planned.followup_of
             created += await enqueue(
                 uow,
-                partner,
+                by_id[partner_id],
                 kind=planned.kind,
                 key=planned.prompt_key,
                 dedupe_key=plan_key(planned),
@@ -94,9 +255,116 @@ async def plan_couple(uow: UnitOfWork, couple: Couple, practice: Practice, now: 
                 not_after=planned.not_after_utc,
                 local_date=planned.local_date.isoformat(),
                 couple_id=couple.id,
-                params={"rule": planned.rule_id},
+                params=params,
             )
     return created
+
+
+# --- cancelling and re-planning ------------------------------------------------------------
+
+
+async def _other_half(uow: UnitOfWork, row: Delivery) -> Delivery | None:
+    return await uow.session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.couple_id == row.couple_id,
+            Delivery.partner_id != row.partner_id,
+            Delivery.kind == "couple_space",
+            Delivery.key == row.key,
+            Delivery.local_date == row.local_date,
+            Delivery.status.in_(LIVE),
+        )
+        .limit(1)
+    )
+
+
+async def drop_pending(
+    uow: UnitOfWork,
+    couple: Couple,
+    *,
+    partner: Partner | None = None,
+    keep_started_pairs: bool = True,
+) -> int:
+    """Cancel planned rows not yet sent (one partner's, or the couple's); returns how many.
+
+    A couple-space half goes together with its other half when that is still pending. With
+    ``keep_started_pairs``, a half whose other half was already sent stays, so the pair
+    completes (a template switch); without, it goes too (a pause, a leave, a close).
+    """
+    query = select(Delivery).where(
+        Delivery.couple_id == couple.id,
+        Delivery.status == "pending",
+        Delivery.kind.in_(PROMPT_KINDS),
+        Delivery.dedupe_key.startswith(PLAN_PREFIX),
+    )
+    if partner is not None:
+        query = query.where(Delivery.partner_id == partner.id)
+    doomed: dict[int, Delivery] = {}
+    for row in await uow.session.scalars(query):
+        if row.kind == "couple_space":
+            other = await _other_half(uow, row)
+            if other is not None and other.status != "pending":
+                if keep_started_pairs:
+                    continue
+            elif other is not None:
+                doomed[other.id] = other
+        doomed[row.id] = row
+    if doomed:
+        await uow.session.execute(delete(Delivery).where(Delivery.id.in_(list(doomed))))
+    return len(doomed)
+
+
+async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> int:
+    """A partner's settings changed (window, time zone, language, pause, resume): re-plan.
+
+    Their pending planned rows are planned again at once (with the other partner's, where a
+    couple-space pair must move together); a half whose other half was already sent stays
+    and moves into the partner's new window, like their pending reveals and notices.
+    Returns the rows created. The caller commits.
+    """
+    couple = await uow.couples.get(partner.couple_id)
+    if couple is None or couple.status != "active":
+        return 0
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    config = parse_practice_config(practice.config_toml)
+    await uow.flush()
+    plannable = _plannable(partner, now) and _couple_open(couple)
+    await drop_pending(uow, couple, partner=partner, keep_started_pairs=plannable)
+    if not plannable:
+        return 0  # paused or gone: nothing of theirs stays queued, nothing new is planned
+    created = await plan_couple(uow, couple, config, now)
+    await _move_into_window(uow, partner, config, now)
+    return created
+
+
+async def _move_into_window(
+    uow: UnitOfWork, partner: Partner, config: PracticeConfig, now: datetime
+) -> None:
+    """The partner's pending rows outside the plan (and kept halves) move to their window."""
+    rows = list(
+        await uow.session.scalars(
+            select(Delivery).where(
+                Delivery.partner_id == partner.id,
+                Delivery.status == "pending",
+                Delivery.local_date.is_not(None),
+                Delivery.kind != "digest",
+            )
+        )
+    )
+    delivery = config.schedules.delivery
+    for row in rows:
+        planned_here = row.dedupe_key.startswith(PLAN_PREFIX) and row.kind != "couple_space"
+        if planned_here:
+            continue  # just planned in the new settings
+        placed = next_allowed(delivery, timing_of(partner), max(now, row.due_at))
+        if placed is None:
+            continue
+        due, day, not_after = placed
+        row.due_at = due
+        row.local_date = day.isoformat()
+        if row.not_after is not None:
+            row.not_after = not_after
 
 
 async def substitute_pending_for_hold(uow: UnitOfWork, couple: Couple) -> int:
@@ -122,6 +390,108 @@ async def substitute_pending_for_hold(uow: UnitOfWork, couple: Couple) -> int:
     return changed
 
 
+# --- messages outside the plan -------------------------------------------------------------
+
+
+async def place_in_window(
+    uow: UnitOfWork, partner: Partner, now: datetime
+) -> tuple[datetime, str | None, datetime | None]:
+    """When a message Dyad sends on its own initiative may reach a partner.
+
+    The first minute from ``now`` in the partner's own window, outside quiet hours, on a
+    local day that has not reached ``max_per_day``; returns (due, local date, not_after).
+    A partner not yet through onboarding (no time zone) is reached at once.
+    """
+    if partner.timezone is None:
+        return now, None, None
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    delivery = parse_practice_config(practice.config_toml).schedules.delivery
+    since = (now - timedelta(days=1)).date().isoformat()
+    counts = (
+        await uow.session.execute(
+            select(Delivery.local_date, func.count())
+            .where(
+                Delivery.partner_id == partner.id,
+                Delivery.status.in_(LIVE),
+                Delivery.local_date >= since,
+            )
+            .group_by(Delivery.local_date)
+        )
+    ).all()
+    full = [date.fromisoformat(d) for d, n in counts if d and n >= delivery.max_per_day]
+    placed = next_allowed(delivery, timing_of(partner), now, full=full)
+    if placed is None:
+        return now, None, None
+    due, day, _ = placed
+    # No not_after: a reveal or notice waits for the next window rather than being lost.
+    return due, day.isoformat(), None
+
+
+async def notify_in_window(
+    uow: UnitOfWork,
+    partner: Partner,
+    key: str,
+    *,
+    dedupe_key: str,
+    now: datetime,
+    couple_id: int | None,
+    **params: object,
+) -> bool:
+    """Queue a notice for a partner, in their window and outside quiet hours."""
+    due, local_date, _ = await place_in_window(uow, partner, now)
+    return await enqueue(
+        uow,
+        partner,
+        kind="notice",
+        key=key,
+        dedupe_key=dedupe_key,
+        due_at=due,
+        couple_id=couple_id,
+        params=dict(params),
+        local_date=local_date,
+    )
+
+
+# --- the pass ------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannerHealth:
+    """What the last pass could not plan: ``/healthz`` says degraded while any is left."""
+
+    failed_practices: set[int] = field(default_factory=set)
+    failed_couples: set[int] = field(default_factory=set)
+
+    @property
+    def state(self) -> str:
+        """``ok``, or ``degraded`` when some practice or couple could not be planned."""
+        return "degraded" if self.failed_practices or self.failed_couples else "ok"
+
+
+def _fingerprint(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:12]
+
+
+async def _tell_admins(
+    uow: UnitOfWork, practice: Practice, key: str, dedupe: str, now: datetime, **params: object
+) -> None:
+    for therapist in await uow.therapists.of_practice(practice.id):
+        if therapist.is_admin and therapist.chat_id is not None:
+            await notify(
+                uow,
+                therapist,
+                key,
+                dedupe_key=dedupe,
+                now=now,
+                couple_id=None,
+                practice=practice.name,
+                **params,
+            )
+
+
 class Planner:
     """Plans every active couple; safe to run often and from several workers."""
 
@@ -129,24 +499,109 @@ class Planner:
         self.db = db
         self.clock = clock
         self.runs = 0
+        self.health = PlannerHealth()
 
     async def run(self) -> PlannerStats:
-        """One planning pass over all active couples."""
+        """One pass over all active couples; a failure stays with its practice or couple."""
         now = self.clock.now()
         stats = PlannerStats()
+        health = PlannerHealth()
         async with self.db.uow() as uow:
-            couple_ids = [c.id for c in await uow.couples.active()]
-        for couple_id in couple_ids:
-            async with self.db.uow() as uow:
-                couple = await uow.couples.get(couple_id)
-                if couple is None:
-                    continue
-                practice = await uow.practices.get(couple.practice_id)
-                assert practice is not None
-                stats.created += await plan_couple(uow, couple, practice, now)
-                await uow.commit()
-            stats.couples += 1
+            couples = [(c.id, c.practice_id) for c in await uow.couples.active()]
+            practices = {p.id: p for p in await uow.practices.all()}
+        configs: dict[int, PracticeConfig | None] = {}
+        for practice_id in {pid for _, pid in couples}:
+            configs[practice_id] = await self._config(practices.get(practice_id), now, health)
+        for couple_id, practice_id in couples:
+            config = configs.get(practice_id)
+            if config is None:
+                continue
+            try:
+                async with self.db.uow() as uow:
+                    couple = await uow.couples.get(couple_id)
+                    if couple is None:
+                        continue
+                    stats.created += await plan_couple(uow, couple, config, now)
+                    await uow.commit()
+                stats.couples += 1
+            except Exception as error:
+                stats.failed_couples += 1
+                health.failed_couples.add(couple_id)
+                PLANNER_COUPLE_FAILURES.inc()
+                log.exception("planning a couple failed", extra={"couple_id": couple_id})
+                await self._tell_couple_failure(practices.get(practice_id), couple_id, error, now)
+        stats.failed_practices = len(health.failed_practices)
+        self.health = health
         self.runs += 1
         PLANNER_RUNS.inc()
-        log.info("planner run", extra={"couples": stats.couples, "rows_created": stats.created})
+        log.info(
+            "planner run",
+            extra={
+                "couples": stats.couples,
+                "rows_created": stats.created,
+                "failed_couples": stats.failed_couples,
+                "failed_practices": stats.failed_practices,
+            },
+        )
         return stats
+
+    async def _config(
+        self, practice: Practice | None, now: datetime, health: PlannerHealth
+    ) -> PracticeConfig | None:
+        """The practice's configuration, or None (counted, admins told once) if unusable."""
+        if practice is None:
+            return None
+        try:
+            config = parse_practice_config(practice.config_toml)
+            # The default template must exist: couples without one of their own follow it.
+            config.schedules.template()
+            return config
+        except Exception as error:
+            health.failed_practices.add(practice.id)
+            PLANNER_PRACTICE_FAILURES.inc()
+            log.exception(
+                "a practice's configuration cannot be planned", extra={"practice_id": practice.id}
+            )
+            try:
+                async with self.db.uow() as uow:
+                    await _tell_admins(
+                        uow,
+                        practice,
+                        "schedule.config_broken",
+                        f"config_broken:{practice.id}:{_fingerprint(practice.config_toml)}",
+                        now,
+                        error=_short(error),
+                    )
+                    await uow.commit()
+            except Exception:
+                log.exception("telling a practice's admins failed")
+            return None
+
+    async def _tell_couple_failure(
+        self, practice: Practice | None, couple_id: int, error: Exception, now: datetime
+    ) -> None:
+        if practice is None:
+            return
+        try:
+            async with self.db.uow() as uow:
+                couple = await uow.couples.get(couple_id)
+                handle = couple.handle if couple is not None else str(couple_id)
+                await _tell_admins(
+                    uow,
+                    practice,
+                    "schedule.couple_failed",
+                    f"couple_failed:{couple_id}:{type(error).__name__}",
+                    now,
+                    handle=handle,
+                    error=type(error).__name__,
+                )
+                await uow.commit()
+        except Exception:
+            log.exception("telling a practice's admins failed")
+
+
+def _short(error: Exception) -> str:
+    """The first line of an error, short enough for a chat message (no partner data in it)."""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else type(error).__name__
+    return html.escape(first[:300], quote=False)

@@ -30,7 +30,7 @@ How a day is planned, in the partner's own time zone:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
@@ -38,7 +38,15 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from schedules.library import PromptLibrary, hold_substitutes
-from schedules.model import DeliverySettings, Rule, ScheduleTemplate, TimeRange
+from schedules.model import (
+    PARTNER_WINDOW,
+    WINDOW_NAMES,
+    DeliverySettings,
+    PracticeSchedules,
+    Rule,
+    ScheduleTemplate,
+    TimeRange,
+)
 
 PRIORITY: dict[str, int] = {
     "checkin": 0,
@@ -72,6 +80,7 @@ class PlannedDelivery:
     prompt_key: str
     not_after_utc: datetime  # past this it would leave the window or enter quiet hours
     followup_of: str | None = None  # for a follow-up: the skill prompt it follows
+    followup_origin: date | None = None  # for a follow-up: the local date of its skill
 
     @property
     def dedupe_key(self) -> str:
@@ -125,15 +134,20 @@ def plan_deliveries(
     *,
     couple_seed: str,
     safety_hold: bool = False,
+    reserved: Mapping[date, int] | None = None,
 ) -> list[PlannedDelivery]:
     """The deliveries due in ``[start, end)`` for one partner, ordered by due time.
 
     ``couple_seed`` must be the same for both partners of a couple (for example the
     couple's id): it fixes the offsets in the window and the prompt choices.
+    ``reserved`` counts, per local date, messages already queued outside the plan
+    (reveals, notices, reminders): they take their share of ``max_per_day`` first.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be aware datetimes")
-    planner = _Planner(template, delivery, library, partner, couple_seed, safety_hold)
+    planner = _Planner(
+        template, delivery, library, partner, couple_seed, safety_hold, reserved or {}
+    )
     first = start.astimezone(planner.zone).date()
     last = end.astimezone(planner.zone).date()
     planner.find_firings(first, last)
@@ -160,7 +174,9 @@ class _Planner:
         partner: PartnerTiming,
         seed: str,
         safety_hold: bool,
+        reserved: Mapping[date, int],
     ) -> None:
+        self.reserved = reserved
         self.rules = template.rules
         self.delivery = delivery
         self.library = library
@@ -212,8 +228,11 @@ class _Planner:
                 followup = self._followup(skill, day, days_before)
                 if followup is not None:
                     arriving.append(followup)
-        kept = _keep(self._base_of(day) + arriving, self.delivery.max_per_day)
+        kept = _keep(self._base_of(day) + arriving, self._cap(day))
         return [candidate.delivery for candidate in kept]
+
+    def _cap(self, day: date) -> int:
+        return max(0, self.delivery.max_per_day - self.reserved.get(day, 0))
 
     def _kept_skills(self, day: date) -> list[_Candidate]:
         # Follow-ups rank below skills, so whether a skill survives its day's cap depends
@@ -221,9 +240,7 @@ class _Planner:
         important = [
             c for c in self._base_of(day) if PRIORITY[c.delivery.kind] <= PRIORITY["skill"]
         ]
-        return [
-            c for c in _keep(important, self.delivery.max_per_day) if c.delivery.kind == "skill"
-        ]
+        return [c for c in _keep(important, self._cap(day)) if c.delivery.kind == "skill"]
 
     def _base_of(self, day: date) -> list[_Candidate]:
         if day not in self._base:
@@ -265,7 +282,14 @@ class _Planner:
         _, position, origin = skill.rank
         return _Candidate(
             PlannedDelivery(
-                "skill_followup", rule_id, day, due, prompt.followup, not_after, prompt.key
+                "skill_followup",
+                rule_id,
+                day,
+                due,
+                prompt.followup,
+                not_after,
+                prompt.key,
+                skill.delivery.local_date,
             ),
             (PRIORITY["skill_followup"], position, origin),
         )
@@ -347,3 +371,83 @@ def _keep(candidates: list[_Candidate], max_per_day: int) -> list[_Candidate]:
         keys.add(candidate.delivery.prompt_key)
         kept.append(candidate)
     return kept[:max_per_day]
+
+
+_TRIAL_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+_TRIAL_DAYS = 14
+
+
+def rules_never_sent(
+    config: PracticeSchedules, library: PromptLibrary, template_name: str
+) -> set[str]:
+    """The template's rules that two weeks of planning never send, for some partner window.
+
+    ``dyad schedules check`` runs this with the planner's own code, so a file it accepts
+    is one the planner can use; an exception here is one the planner would raise.
+    """
+    template = config.schedules[template_name]
+    end = _TRIAL_START + timedelta(days=_TRIAL_DAYS)
+    never: set[str] = set()
+    for window in WINDOW_NAMES:
+        planned = plan_deliveries(
+            template,
+            config.delivery,
+            library,
+            PartnerTiming("UTC", window),
+            _TRIAL_START,
+            end,
+            couple_seed="check",
+            safety_hold=window == WINDOW_NAMES[0],  # a hold must find its stand-ins too
+        )
+        sent = {p.rule_id for p in planned}
+        never |= {rule.id for rule in template.rules if rule.id not in sent}
+    return never
+
+
+def next_allowed(
+    delivery: DeliverySettings,
+    partner: PartnerTiming,
+    after: datetime,
+    *,
+    full: Iterable[date] = (),
+    days: int = 14,
+) -> tuple[datetime, date, datetime] | None:
+    """The first minute at or after ``after`` in the partner's own window, outside quiet
+    hours, on a local date not in ``full`` (a day already at ``max_per_day``).
+
+    Returns the instant, its local date, and when it would leave the window (its
+    ``not_after``); None if no such minute comes within ``days`` days. Messages Dyad
+    sends on its own initiative (reveals, notices, reminders) are placed with this.
+    """
+    if after.tzinfo is None:
+        raise ValueError("after must be an aware datetime")
+    zone = ZoneInfo(partner.timezone)
+    window = delivery.resolve_window(PARTNER_WINDOW, partner.window)
+    skip = set(full)
+    local = after.astimezone(zone)
+    first = local.date()
+    quiet = delivery.quiet_hours
+    for offset in range(days + 1):
+        day = first + timedelta(days=offset)
+        if day in skip:
+            continue
+        start_minute = window.start
+        if offset == 0:
+            # The current minute counts if it has begun less than a minute ago.
+            start_minute = max(window.start, local.hour * 60 + local.minute)
+        for minute in range(start_minute, window.end):
+            if quiet is not None and quiet.contains(minute):
+                continue
+            wall = datetime.combine(day, time(minute // 60, minute % 60))
+            instant = wall.replace(tzinfo=zone).astimezone(UTC)
+            if instant.astimezone(zone).replace(tzinfo=None) != wall:
+                continue  # a minute the clock skips
+            if offset == 0 and instant < after.astimezone(UTC).replace(second=0, microsecond=0):
+                continue
+            last = minute
+            while last + 1 < window.end and (quiet is None or not quiet.contains(last + 1)):
+                last += 1
+            end_wall = datetime.combine(day, time(last // 60, last % 60))
+            not_after = end_wall.replace(tzinfo=zone).astimezone(UTC) + timedelta(minutes=1)
+            return max(instant, after.astimezone(UTC)), day, not_after
+    return None

@@ -6,22 +6,23 @@ own couples only, so a handle that belongs to someone else reads as unknown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import delete
 
 from bot.services import events, groups
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.practices import IssuedInvite, issue_invite
+from bot.services.reminders import missed_checkins
 from bot.services.texts import UserError, msg
-from db.models import Couple, Delivery, Partner, Therapist
+from db.models import Couple, Partner, Therapist
 from db.uow import UnitOfWork
+from schedules.planner import drop_pending, notify_in_window, plan_couple
 
 MAX_LABEL = 60
 MAX_GOAL = 500
+MISSED_PERIOD = timedelta(days=14)  # /couples counts missed check-ins over this span
 
 
 async def own_couple(
@@ -99,6 +100,7 @@ class CoupleStatus:
     couple: Couple
     partners: list[Partner]
     next_session: datetime | None
+    missed: dict[str, int] = field(default_factory=dict)  # slot -> check-ins not completed
 
 
 async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> list[CoupleStatus]:
@@ -106,10 +108,15 @@ async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> li
     couples = await uow.couples.of_therapist(therapist.id)
     partners = await uow.partners.of_couples([c.id for c in couples])
     out = []
+    practice = await uow.practices.get(therapist.practice_id)
+    assert practice is not None
     for couple in couples:
         upcoming = await uow.sessions.next_for(couple.id, now)
+        missed = await missed_checkins(uow, couple, practice, now - MISSED_PERIOD, now)
         out.append(
-            CoupleStatus(couple, partners[couple.id], upcoming.starts_at if upcoming else None)
+            CoupleStatus(
+                couple, partners[couple.id], upcoming.starts_at if upcoming else None, missed
+            )
         )
     return out
 
@@ -181,7 +188,7 @@ async def set_goal(
     if couple.space_ready_at is not None:
         for partner in await uow.partners.of_couple(couple.id):
             if partner.active:
-                await notify(
+                await notify_in_window(
                     uow,
                     partner,
                     "couple.goal_set",
@@ -201,6 +208,7 @@ async def close_couple(
     uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime
 ) -> None:
     """End the couple's use of Dyad; both partners are told in the same words."""
+    await drop_pending(uow, couple, keep_started_pairs=False)
     couple.status = "closed"
     couple.closed_at = now
     for partner in await uow.partners.of_couple(couple.id):
@@ -247,14 +255,16 @@ async def schedule(
     actor = f"therapist:{therapist.id}"
     if choice == "pause":
         couple.schedule_paused = True
-        await _drop_pending_prompts(uow, couple)
+        await drop_pending(uow, couple, keep_started_pairs=False)
         text = msg(lang, "schedule.paused", handle=handle)
     elif choice == "resume":
         couple.schedule_paused = False
+        await plan_couple(uow, couple, practice, now)
         text = msg(lang, "schedule.resumed", handle=handle)
     elif choice in schedules.schedules:
         couple.schedule_template = choice
-        await _drop_pending_prompts(uow, couple)
+        await drop_pending(uow, couple)  # both halves of a couple-space pair go, or stay
+        await plan_couple(uow, couple, practice, now)
         text = msg(lang, "schedule.switched", handle=handle, template=choice)
     else:
         raise UserError(
@@ -263,14 +273,3 @@ async def schedule(
     uow.audit.record(actor=actor, action=f"schedule.{choice}"[:64], couple_id=couple.id, at=now)
     await uow.commit()
     return text
-
-
-async def _drop_pending_prompts(uow: UnitOfWork, couple: Couple) -> None:
-    """Planned prompts not yet sent give way to the new plan (for both partners alike)."""
-    await uow.session.execute(
-        delete(Delivery).where(
-            Delivery.couple_id == couple.id,
-            Delivery.status == "pending",
-            Delivery.kind.in_(("checkin", "hope", "skill", "skill_followup", "couple_space")),
-        )
-    )

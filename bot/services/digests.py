@@ -154,15 +154,10 @@ async def _partner_data(
         )
     )
     replies: list[ReplyData] = []
-    skills: list[SkillPracticeData] = []
+    skills = await _skill_practice(
+        uow, partner, config, rows, responses, delivered, start, end, language
+    )
     for response in responses:
-        if response.kind == "skill_followup":
-            skills.append(
-                SkillPracticeData(
-                    skill_name(config, response.prompt_key, language),
-                    _TRIED.get(response.choice or ""),  # type: ignore[arg-type]
-                )
-            )
         # Couple-space answers have their own section; a text sent unasked (crisis words)
         # is the therapist's through /alerts, never quoted or counted as a reply.
         if response.kind in ("couple_space", FREE_TEXT) or response.text_ciphertext is None:
@@ -184,6 +179,95 @@ async def _partner_data(
         ),
         replies=tuple(replies),
     )
+
+
+def _followup_skill(config: PracticeConfig, followup_key: str) -> str | None:
+    """The skill a follow-up prompt asks about."""
+    return next(
+        (p.key for p in config.library.by_kind("skill") if p.followup == followup_key), None
+    )
+
+
+async def _skill_practice(
+    uow: UnitOfWork,
+    partner: Partner,
+    config: PracticeConfig,
+    checkins: list[CheckIn],
+    responses: list[Response],
+    delivered: list[Delivery],
+    start: datetime,
+    end: datetime,
+    language: str,
+) -> list[SkillPracticeData]:
+    """One entry per skill the partner was sent in the period, with what they said of it.
+
+    The answer is the skill's follow-up ("Did you try it?"), else the "did you try the
+    skill?" item of a check-in completed before the next skill came; an entry with neither
+    counts as not answered. A follow-up or check-in answer about a skill sent before the
+    period counts too, named after that skill.
+    """
+    skills = sorted(
+        (d for d in delivered if d.kind == "skill" and d.sent_at is not None),
+        key=lambda d: d.sent_at or start,
+    )
+    followups = [r for r in responses if r.kind == "skill_followup" and r.choice]
+    answers = [
+        c
+        for c in checkins
+        if start <= c.started_at < end and isinstance(c.answers.get("skill"), str)
+    ]
+    used_followups: set[int] = set()
+    used_checkins: set[int] = set()
+    out: list[SkillPracticeData] = []
+    for index, skill in enumerate(skills):
+        assert skill.sent_at is not None
+        until = skills[index + 1].sent_at if index + 1 < len(skills) else end
+        assert until is not None
+        followup_key = (
+            config.library.get(skill.key).followup if skill.key in config.library else None
+        )
+        tried: str | None = None
+        for response in followups:
+            if (
+                response.id not in used_followups
+                and response.prompt_key == followup_key
+                and response.created_at >= skill.sent_at
+            ):
+                used_followups.add(response.id)
+                tried = _TRIED.get(response.choice or "")
+                break
+        if tried is None:
+            for checkin in answers:
+                if checkin.id not in used_checkins and skill.sent_at <= checkin.started_at < until:
+                    used_checkins.add(checkin.id)
+                    tried = _TRIED.get(str(checkin.answers["skill"]))
+                    break
+        out.append(SkillPracticeData(skill_name(config, skill.key, language), tried))  # type: ignore[arg-type]
+    # Answers in the period about a skill sent before it.
+    for response in followups:
+        if response.id in used_followups:
+            continue
+        key = _followup_skill(config, response.prompt_key)
+        name = skill_name(config, key or response.prompt_key, language)
+        out.append(SkillPracticeData(name, _TRIED.get(response.choice or "")))  # type: ignore[arg-type]
+    leftover = [c for c in answers if c.id not in used_checkins]
+    if leftover and not skills:
+        earlier = await uow.session.scalar(
+            select(Delivery.key)
+            .where(
+                Delivery.partner_id == partner.id,
+                Delivery.kind == "skill",
+                Delivery.status == "sent",
+                Delivery.sent_at < start,
+            )
+            .order_by(Delivery.sent_at.desc())
+            .limit(1)
+        )
+        if earlier is not None:
+            checkin = leftover[-1]  # the latest answer says where the practice stands
+            tried = _TRIED.get(str(checkin.answers["skill"]))
+            out.append(SkillPracticeData(skill_name(config, earlier, language), tried))  # type: ignore[arg-type]
+    return out
 
 
 async def _couple_space(

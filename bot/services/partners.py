@@ -18,6 +18,7 @@ from bot.services.practice_config import parse_practice_config
 from bot.services.texts import Html, UserError, msg
 from db.models import Partner
 from db.uow import UnitOfWork
+from schedules.planner import replan_partner
 
 MAX_PAUSE_DAYS = 30
 SETTINGS = ("language", "timezone", "window", "discreet")
@@ -94,8 +95,13 @@ async def _zones(uow: UnitOfWork, partner: Partner) -> list[str]:
     return offered_timezones(partner.language, practice.timezone)
 
 
-async def change_setting(uow: UnitOfWork, partner: Partner, name: str, value: str) -> Outgoing:
-    """Apply one setting from a button; invalid values are refused and change nothing."""
+async def change_setting(
+    uow: UnitOfWork, partner: Partner, name: str, value: str, now: datetime | None = None
+) -> Outgoing:
+    """Apply one setting from a button; invalid values are refused and change nothing.
+
+    With ``now``, the partner's pending prompts are re-planned at once for the new setting.
+    """
     if name == "language" and value in SUPPORTED_LANGUAGES:
         partner.language = value
     elif (
@@ -110,16 +116,22 @@ async def change_setting(uow: UnitOfWork, partner: Partner, name: str, value: st
         partner.discreet = value == "yes"
     else:
         raise UserError("common.stale_button")
+    if now is not None:
+        await replan_partner(uow, partner, now)
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.saved"))
 
 
-async def typed_timezone(uow: UnitOfWork, partner: Partner, text: str) -> Outgoing:
-    """A time zone typed after choosing Time zone in /settings."""
+async def typed_timezone(
+    uow: UnitOfWork, partner: Partner, text: str, now: datetime | None = None
+) -> Outgoing:
+    """A time zone typed after choosing Time zone in /settings (re-planned with ``now``)."""
     zone = canonical_timezone(text)
     if zone is None:
         raise UserError("onboarding.timezone_unknown", text=text[:64])
     partner.timezone = zone
+    if now is not None:
+        await replan_partner(uow, partner, now)
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.saved"))
 
@@ -136,6 +148,7 @@ async def pause(
     if partner.paused_until is None or partner.paused_until <= now:
         partner.paused_since = now  # a new pause; the digest counts paused days from here
     partner.paused_until = now + timedelta(days=days)
+    await replan_partner(uow, partner, now)
     await uow.commit()
     zone = ZoneInfo(partner.timezone or "UTC")
     until = partner.paused_until.astimezone(zone).strftime("%Y-%m-%d")
@@ -147,6 +160,7 @@ async def resume(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
     if partner.paused_until is None or partner.paused_until <= now:
         return Outgoing(msg(partner.language, "partner.not_paused"))
     partner.paused_until = now  # ended now: the pause's span stays known to the digest
+    await replan_partner(uow, partner, now)
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.resumed"))
 
@@ -190,6 +204,7 @@ async def leave(uow: UnitOfWork, partner: Partner, now: datetime, *, erased: boo
     partner.onboarding_step = "left"
     # The group was agreed to by the two who held the seats then: it stops here.
     await groups.seat_changed(uow, couple, now)
+    await replan_partner(uow, partner, now)  # their couple-space halves go with the other's
     await notify(
         uow,
         therapist,

@@ -29,6 +29,7 @@ from bot.services.texts import UserError, msg
 from db.models import Delivery, Partner, Response, Therapist
 from db.uow import UnitOfWork
 from schedules.library import PromptLibrary
+from schedules.planner import place_in_window
 
 TEXT_KINDS = ("hope", "skill", "couple_space")
 REPLY_WINDOW = timedelta(hours=72)
@@ -67,6 +68,8 @@ class PromptRenderer(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
             return None
+        if delivery.kind == "skill_followup" and not await _skill_was_sent(uow, delivery):
+            return None  # "Did you try it?" only about a skill the partner received
         if person.discreet:
             button = Button(
                 msg(person.language, "prompts.open"), callbacks.encode("po", delivery.id)
@@ -77,6 +80,47 @@ class PromptRenderer(KindRenderer):
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
         """A couple-space question also goes to the couple's linked group, if any."""
         await groups.post_space_prompt(uow, delivery)
+
+
+async def _skill_was_sent(uow: UnitOfWork, followup: Delivery) -> bool:
+    skill = followup.params.get("skill")
+    if not isinstance(skill, str):
+        return True  # queued by hand (or before follow-ups named their skill)
+    found = await uow.session.scalar(
+        select(Delivery.id)
+        .where(
+            Delivery.partner_id == followup.partner_id,
+            Delivery.kind == "skill",
+            Delivery.key == skill,
+            Delivery.status == "sent",
+            Delivery.sent_at < followup.due_at,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def _other_half_coming(uow: UnitOfWork, partner: Partner, response: Response) -> bool:
+    """Whether the other partner got, or will get, the same couple-space question."""
+    mine = await uow.session.get(Delivery, response.delivery_id) if response.delivery_id else None
+    query = select(Delivery).where(
+        Delivery.couple_id == partner.couple_id,
+        Delivery.partner_id != partner.id,
+        Delivery.kind == "couple_space",
+        Delivery.key == response.prompt_key,
+        Delivery.status.in_(("pending", "claimed", "sent")),
+    )
+    if mine is not None and mine.local_date is not None:
+        query = query.where(Delivery.local_date == mine.local_date)
+    else:
+        query = query.where(Delivery.due_at >= response.created_at - SHARE_WINDOW)
+    for half in await uow.session.scalars(query):
+        other = await uow.partners.get(half.partner_id or 0)
+        if other is None or not other.active:
+            continue
+        if half.status == "sent" or await deliverable(uow, other, half):
+            return True
+    return False
 
 
 class RevealRenderer(KindRenderer):
@@ -329,8 +373,13 @@ async def set_share(
     )
     if other is not None and other.share is not None:
         await _conclude(uow, response, other, now)
+        said = "prompts.share_noted_both"  # the outcome follows: no "I'll let you know"
+    elif other is not None or await _other_half_coming(uow, partner, response):
+        said = "prompts.share_noted"
+    else:
+        said = "prompts.share_noted_alone"  # a reveal is promised only when one can come
     await uow.commit()
-    return Outgoing(msg(partner.language, "prompts.share_noted"))
+    return Outgoing(msg(partner.language, said))
 
 
 async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: datetime) -> None:
@@ -343,15 +392,18 @@ async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: dat
     for mine, theirs in ((first, second), (second, first)):
         partner = await uow.partners.get(mine.partner_id)
         assert partner is not None
+        # Quiet hours and the daily maximum hold for a reveal too: it waits for the window.
+        due, local_date, _ = await place_in_window(uow, partner, now)
         await enqueue(
             uow,
             partner,
             kind="reveal",
             key=mine.prompt_key,
             dedupe_key=f"reveal:{pair[0]}:{pair[1]}",
-            due_at=now,
+            due_at=due,
             couple_id=partner.couple_id,
             params={"outcome": outcome, "response_id": theirs.id},
+            local_date=local_date,
         )
     if outcome == "shared":
         await groups.post_shared_answers(uow, first, second, now)

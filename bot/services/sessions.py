@@ -52,14 +52,37 @@ async def add_session(
     return row
 
 
+def _local_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError("sessions.bad_date", text=text[:20]) from None
+
+
+def _local_datetime(therapist: Therapist, day_text: str, time_text: str) -> datetime:
+    try:
+        day = date.fromisoformat(day_text)
+        return datetime.combine(day, _parse_time(time_text), tzinfo=ZoneInfo(therapist.timezone))
+    except ValueError:
+        text = f"{day_text} {time_text}"
+        raise UserError("sessions.bad_time", text=text[:30], zone=therapist.timezone) from None
+
+
 async def command(
     uow: UnitOfWork, therapist: Therapist, couple: Couple, args: list[str], now: datetime
 ) -> str:
-    """``/session HANDLE …``: schedule one, set a weekly rhythm, or cancel the next."""
-    lang, zone = therapist.language, ZoneInfo(therapist.timezone)
+    """``/session HANDLE …``: schedule one, set a weekly rhythm, skip or move one
+    occurrence, cancel the next, or end the weekly series."""
+    lang = therapist.language
     lead_hours = int((await _lead(uow, couple)).total_seconds() // 3600)
     if args == ["cancel"]:
         return await _cancel(uow, therapist, couple, now)
+    if args == ["end"]:
+        return await _end_series(uow, therapist, couple, now)
+    if len(args) == 2 and args[0] == "skip":
+        return await _skip(uow, therapist, couple, _local_date(args[1]), now)
+    if len(args) in (3, 4) and args[0] == "move":
+        return await _move(uow, therapist, couple, args[1:], now)
     if len(args) == 3 and args[0] == "weekly":
         weekday = args[1].lower()[:3]
         if weekday not in WEEKDAYS:
@@ -84,12 +107,7 @@ async def command(
         )
     if len(args) != 2:
         raise UserError("sessions.usage")
-    text = " ".join(args)
-    try:
-        day = date.fromisoformat(args[0])
-        local = datetime.combine(day, _parse_time(args[1]), tzinfo=zone)
-    except ValueError:
-        raise UserError("sessions.bad_time", text=text[:30], zone=therapist.timezone) from None
+    local = _local_datetime(therapist, args[0], args[1])
     if local <= now:
         raise UserError("sessions.in_past")
     await add_session(uow, couple, local)
@@ -102,6 +120,115 @@ async def command(
         zone=therapist.timezone,
         lead=lead_hours,
     )
+
+
+async def _on_date(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, day: date, now: datetime
+) -> TherapySession | None:
+    """The couple's coming session on a local date (a weekly one is created if not yet)."""
+    zone = ZoneInfo(therapist.timezone)
+    begin = datetime.combine(day, time(0), tzinfo=zone)
+    found = await uow.session.scalar(
+        select(TherapySession)
+        .where(
+            TherapySession.couple_id == couple.id,
+            TherapySession.starts_at >= max(begin, now),
+            TherapySession.starts_at < begin + timedelta(days=1),
+            TherapySession.cancelled_at.is_(None),
+        )
+        .order_by(TherapySession.starts_at)
+        .limit(1)
+    )
+    if found is not None or not couple.weekly_session:
+        return found
+    weekday, hhmm = couple.weekly_session.split()
+    local = datetime.combine(day, _parse_time(hhmm), tzinfo=zone)
+    if WEEKDAYS[day.weekday()] != weekday or local <= now:
+        return None
+    # Further ahead than the sessions made so far: make this one now, so it can change.
+    return await add_session(uow, couple, local, recurring=True)
+
+
+def _when(session_start: datetime, therapist: Therapist) -> str:
+    return f"{session_start.astimezone(ZoneInfo(therapist.timezone)):%Y-%m-%d %H:%M}"
+
+
+async def _skip(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, day: date, now: datetime
+) -> str:
+    """Cancel the one session on ``day``; a weekly series goes on after it."""
+    found = await _on_date(uow, therapist, couple, day, now)
+    if found is None:
+        raise UserError("sessions.none_on_date", handle=couple.handle, day=day.isoformat())
+    found.cancelled_at = now
+    await uow.commit()
+    return msg(
+        therapist.language,
+        "sessions.skipped",
+        handle=couple.handle,
+        when=_when(found.starts_at, therapist),
+        weekly=msg(therapist.language, "sessions.weekly_goes_on") if found.recurring else "",
+    )
+
+
+async def _move(
+    uow: UnitOfWork, therapist: Therapist, couple: Couple, args: list[str], now: datetime
+) -> str:
+    """``move [FROM-DATE] YYYY-MM-DD HH:MM``: one session (the next, or FROM-DATE's) moves;
+    its digest follows the new time, and a weekly series keeps its usual slot after it."""
+    if len(args) == 3:
+        found = await _on_date(uow, therapist, couple, _local_date(args[0]), now)
+        if found is None:
+            raise UserError("sessions.none_on_date", handle=couple.handle, day=args[0][:10])
+    else:
+        found = await uow.sessions.next_for(couple.id, now)
+        if found is None:
+            raise UserError("sessions.nothing_to_cancel", handle=couple.handle)
+    target = _local_datetime(therapist, args[-2], args[-1])
+    if target <= now:
+        raise UserError("sessions.in_past")
+    # The old slot stays, cancelled: a weekly series does not create it again.
+    found.cancelled_at = now
+    await uow.flush()
+    moved = await uow.session.scalar(
+        select(TherapySession).where(
+            TherapySession.couple_id == couple.id, TherapySession.starts_at == target
+        )
+    )
+    if moved is None:
+        moved = await add_session(uow, couple, target)
+        assert moved is not None
+    else:
+        moved.cancelled_at = None
+        moved.digest_due_at = target - await _lead(uow, couple)
+        moved.digest_sent_at = None
+    moved.moved_from = found.moved_from or found.starts_at
+    await uow.commit()
+    return msg(
+        therapist.language,
+        "sessions.moved",
+        handle=couple.handle,
+        old=_when(found.starts_at, therapist),
+        new=_when(target, therapist),
+        zone=therapist.timezone,
+    )
+
+
+async def _end_series(uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime) -> str:
+    if couple.weekly_session is None:
+        raise UserError("sessions.no_series", handle=couple.handle)
+    couple.weekly_session = None
+    for later in await uow.session.scalars(
+        select(TherapySession).where(
+            TherapySession.couple_id == couple.id,
+            TherapySession.starts_at > now,
+            TherapySession.recurring.is_(True),
+            TherapySession.cancelled_at.is_(None),
+        )
+    ):
+        later.cancelled_at = now
+    await uow.commit()
+    return msg(therapist.language, "sessions.series_ended", handle=couple.handle)
 
 
 async def ensure_weekly(
@@ -126,54 +253,78 @@ async def ensure_weekly(
 
 
 async def _cancel(uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime) -> str:
+    """Cancel the next session only; a weekly series goes on (``end`` stops it)."""
     upcoming = await uow.sessions.next_for(couple.id, now)
     if upcoming is None:
         raise UserError("sessions.nothing_to_cancel", handle=couple.handle)
     upcoming.cancelled_at = now
-    stopped = couple.weekly_session is not None
-    if stopped:
-        couple.weekly_session = None
-        for later in await uow.session.scalars(
-            select(TherapySession).where(
-                TherapySession.couple_id == couple.id,
-                TherapySession.starts_at > now,
-                TherapySession.recurring.is_(True),
-                TherapySession.cancelled_at.is_(None),
-            )
-        ):
-            later.cancelled_at = now
     await uow.commit()
-    when = upcoming.starts_at.astimezone(ZoneInfo(therapist.timezone))
+    lang = therapist.language
     return msg(
-        therapist.language,
+        lang,
         "sessions.cancelled",
         handle=couple.handle,
-        when=f"{when:%Y-%m-%d %H:%M}",
-        weekly=msg(therapist.language, "sessions.weekly_stopped") if stopped else "",
+        when=_when(upcoming.starts_at, therapist),
+        weekly=msg(lang, "sessions.weekly_goes_on") if couple.weekly_session else "",
     )
 
 
+PER_COUPLE = 3
+"""How many coming occurrences ``/sessions`` shows for each couple."""
+
+
 async def upcoming(uow: UnitOfWork, therapist: Therapist, now: datetime) -> str:
-    """``/sessions``: the therapist's upcoming sessions across their couples."""
+    """``/sessions``: the next few occurrences of each of the therapist's couples, in time
+    order, with moved ones and skipped weekly ones marked."""
     lang, zone = therapist.language, ZoneInfo(therapist.timezone)
-    rows = (
-        await uow.session.execute(
-            select(TherapySession, Couple)
-            .join(Couple, Couple.id == TherapySession.couple_id)
-            .where(
-                Couple.therapist_id == therapist.id,
-                Couple.status == "active",
-                TherapySession.starts_at > now,
-                TherapySession.cancelled_at.is_(None),
-            )
-            .order_by(TherapySession.starts_at)
-            .limit(30)
+    couples = list(
+        await uow.session.scalars(
+            select(Couple).where(Couple.therapist_id == therapist.id, Couple.status == "active")
         )
-    ).all()
-    if not rows:
+    )
+    for couple in couples:
+        await ensure_weekly(uow, couple, therapist, now)
+    await uow.commit()
+    shown: list[tuple[TherapySession, Couple]] = []
+    for couple in couples:
+        rows = list(
+            await uow.session.scalars(
+                select(TherapySession)
+                .where(TherapySession.couple_id == couple.id, TherapySession.starts_at > now)
+                .order_by(TherapySession.starts_at)
+            )
+        )
+        coming = [
+            r
+            for r in rows
+            if r.cancelled_at is None
+            or (r.recurring and couple.weekly_session is not None and r.moved_from is None)
+        ]
+        # Skipped weekly slots that were moved elsewhere are shown at their new time only.
+        moved_away = {r.moved_from for r in rows if r.moved_from is not None}
+        coming = [r for r in coming if r.cancelled_at is None or r.starts_at not in moved_away]
+        live = 0
+        for row in coming:
+            if live >= PER_COUPLE:
+                break
+            shown.append((row, couple))
+            live += row.cancelled_at is None
+    if not shown:
         return msg(lang, "sessions.list_empty")
     lines = [msg(lang, "sessions.list_header")]
-    for session, couple in rows:
+    for session, couple in sorted(shown, key=lambda pair: pair[0].starts_at):
+        if session.cancelled_at is not None:
+            mark = msg(lang, "sessions.list_skipped")
+        elif session.moved_from is not None:
+            mark = msg(
+                lang,
+                "sessions.list_moved",
+                old=f"{session.moved_from.astimezone(zone):%a %Y-%m-%d %H:%M}",
+            )
+        elif session.recurring:
+            mark = msg(lang, "sessions.list_weekly")
+        else:
+            mark = ""
         lines.append(
             msg(
                 lang,
@@ -181,7 +332,7 @@ async def upcoming(uow: UnitOfWork, therapist: Therapist, now: datetime) -> str:
                 when=f"{session.starts_at.astimezone(zone):%a %Y-%m-%d %H:%M}",
                 handle=couple.handle,
                 label=couple.label,
-                weekly=msg(lang, "sessions.list_weekly") if session.recurring else "",
+                weekly=mark,
             )
         )
     return "\n".join(lines)

@@ -99,7 +99,9 @@ async def test_sessions_can_be_listed_made_weekly_and_cancelled(harness: Harness
     await therapist.send_command("session", f"{handle} tomorrow 10:00")
     assert "couldn't read" in (await therapist.wait_for_message()).text
     await therapist.send_command("session", f"{handle} cancel")
-    assert "weekly sessions stop" in (await therapist.wait_for_message()).text
+    assert "weekly sessions go on" in (await therapist.wait_for_message()).text
+    await therapist.send_command("session", f"{handle} end")
+    assert "weekly sessions of" in (await therapist.wait_for_message()).text
     await therapist.send_command("sessions")
     assert "No upcoming sessions" in (await therapist.wait_for_message()).text
 

@@ -297,7 +297,9 @@ async def test_a_linked_group_gets_only_what_both_partners_chose_to_share(
     together = await group.wait_for_message(lambda m: "Your patience" in m.text)
     assert "Tu paciencia el martes" in together.text  # both answers, one message
     assert "<b>Alex</b>" in together.raw_text and "<b>Blanca</b>" in together.raw_text
-    # The private reveal still happens, as without a group.
+    # The private reveal still happens, as without a group (in each partner's own window).
+    harness.clock.advance(timedelta(hours=13))
+    await harness.settle()
     await alex.wait_for_message(lambda m: "Tu paciencia" in m.text)
 
     # Another question, where one keeps the answer private: nothing of it in the group.

@@ -76,7 +76,7 @@ async def test_healthz_is_ok_while_the_database_answers_and_the_dispatcher_runs(
     port = free_port()
     async with running_bot(fake, db, clock, mode, health_port=port) as harness:
         await fake.wait_for(lambda: harness.bot.dispatcher.alive_at > 0)
-        assert await _health(port) == (200, {"database": "ok", "dispatcher": "ok"})
+        assert await _health(port) == (200, {"database": "ok", "dispatcher": "ok", "planner": "ok"})
 
 
 async def test_healthz_names_a_stalled_dispatcher_and_an_unreachable_database(

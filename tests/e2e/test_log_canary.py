@@ -153,6 +153,7 @@ async def _every_flow(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None
         await _send_prompt(harness, people[slot], "couple_space.appreciation", "couple_space")
     await _answer_space(alex, f"{CANARY}-spaceA", t("en", "prompts.share_yes"))
     await _answer_space(blanca, f"{CANARY}-spaceB", t("en", "prompts.share_yes"))
+    harness.clock.advance(timedelta(hours=13))  # reveals and notices wait for the evening window
     await harness.settle()
     await alex.wait_for_message(lambda m: f"{CANARY}-spaceB" in m.text)
 
@@ -165,7 +166,7 @@ async def _every_flow(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None
     await therapist.wait_for_message(lambda m: "is saved" in m.text)
     await harness.settle()
     monkeypatch.undo()
-    harness.clock.advance(timedelta(minutes=1))
+    harness.clock.advance(timedelta(hours=18))  # 23:00 in Madrid: hers waits for her window
     await harness.settle()
     await blanca.wait_for_message(lambda m: f"{CANARY}-goal" in m.text)
 

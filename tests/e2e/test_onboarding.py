@@ -288,6 +288,7 @@ async def test_goal_and_close_reach_both_partners_in_the_same_words(harness: Har
     therapist, alex, blanca, handle = await _couple_with_both_joined(harness)
     await therapist.send_command("goal", f"{handle} Talk <gently> & often")
     await therapist.wait_for_message(lambda m: "is saved" in m.text)
+    harness.clock.advance(timedelta(hours=9))  # the goal notice waits for each one's window
     await harness.settle()
     goal_a = await alex.wait_for_message(lambda m: "shared goal" in m.text)
     goal_b = await blanca.wait_for_message(lambda m: "objetivo compartido" in m.text)

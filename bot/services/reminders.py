@@ -1,0 +1,206 @@
+"""Completion reminders: one gentle reminder for a check-in left unfinished or not started,
+then expiry; and the count of missed check-ins the therapist sees, both partners alike.
+
+A practice sets both times in ``[checkin]`` (``remind_after_hours``, ``expire_after_hours``).
+A scheduled check-in that was sent and is not complete ``remind_after_hours`` later gets
+one reminder, placed in the partner's own window outside quiet hours (and within the daily
+maximum), and never after the check-in expires. The reminder speaks of the partner's own
+check-in only: nothing in it says anything about the other partner. At expiry an open
+check-in is stored as partial; a scheduled one never started counts as missed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from bot.channels.base import Button, Outgoing
+from bot.core import callbacks
+from bot.services.checkins import deliverable
+from bot.services.delivery_render import KindRenderer
+from bot.services.outbox import enqueue
+from bot.services.practice_config import PracticeConfig, parse_practice_config
+from bot.services.texts import msg
+from db.models import CheckIn, Couple, Delivery, Partner, Practice, Therapist
+from db.uow import UnitOfWork
+from schedules.planner import place_in_window
+
+REMINDER_KIND = "checkin_reminder"
+LONGEST_EXPIRY = timedelta(hours=168)  # the most a practice may set
+
+
+@dataclass
+class ReminderStats:
+    """What one round did."""
+
+    reminded: int = 0
+    expired: int = 0
+
+
+def _hours(value: float) -> timedelta:
+    return timedelta(hours=value)
+
+
+async def _configs(uow: UnitOfWork) -> dict[int, PracticeConfig]:
+    """Each practice's configuration; a practice whose file cannot be read is left out."""
+    out: dict[int, PracticeConfig] = {}
+    for practice in await uow.practices.all():
+        try:
+            out[practice.id] = parse_practice_config(practice.config_toml)
+        except ValueError:
+            continue  # the planner reports it to the practice's admins
+    return out
+
+
+async def _finished_since(uow: UnitOfWork, partner_id: int, since: datetime) -> bool:
+    found = await uow.session.scalar(
+        select(CheckIn.id)
+        .where(
+            CheckIn.partner_id == partner_id,
+            CheckIn.status == "complete",
+            CheckIn.started_at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def remind_and_expire(uow: UnitOfWork, now: datetime) -> ReminderStats:
+    """Queue the reminders that are due and expire what ran out; commits."""
+    stats = ReminderStats()
+    configs = await _configs(uow)
+    rows = (
+        await uow.session.execute(
+            select(Delivery, Couple.practice_id)
+            .join(Couple, Couple.id == Delivery.couple_id)
+            .where(
+                Delivery.kind == "checkin",
+                Delivery.status == "sent",
+                Delivery.sent_at >= now - LONGEST_EXPIRY,
+                Couple.status == "active",
+            )
+        )
+    ).all()
+    for delivery, practice_id in rows:
+        config = configs.get(practice_id)
+        if config is None or delivery.sent_at is None or delivery.partner_id is None:
+            continue
+        settings = config.schedules.checkin
+        remind_at = delivery.sent_at + _hours(settings.remind_after_hours)
+        expires_at = delivery.sent_at + _hours(settings.expire_after_hours)
+        if not remind_at <= now < expires_at:
+            continue
+        if await _finished_since(uow, delivery.partner_id, delivery.sent_at):
+            continue
+        partner = await uow.partners.get(delivery.partner_id)
+        if partner is None or not partner.active:
+            continue
+        due, local_date, _ = await place_in_window(uow, partner, now)
+        if due >= expires_at:
+            continue  # no window before it expires: no reminder rather than a late one
+        stats.reminded += await enqueue(
+            uow,
+            partner,
+            kind=REMINDER_KIND,
+            key="checkin.reminder",
+            dedupe_key=f"remind:checkin:{delivery.id}",
+            due_at=due,
+            not_after=expires_at,
+            local_date=local_date,
+            couple_id=delivery.couple_id,
+            params={"checkin_delivery": delivery.id},
+        )
+    stats.expired = await _expire(uow, configs, now)
+    await uow.commit()
+    return stats
+
+
+async def _expire(uow: UnitOfWork, configs: dict[int, PracticeConfig], now: datetime) -> int:
+    """Open check-ins older than their practice's expiry are stored as partial."""
+    expired = 0
+    default = parse_practice_config(None).schedules.checkin.expire_after_hours
+    rows = (
+        await uow.session.execute(
+            select(CheckIn.id, CheckIn.started_at, Couple.practice_id)
+            .join(Couple, Couple.id == CheckIn.couple_id)
+            .where(CheckIn.status == "open")
+        )
+    ).all()
+    stale: list[int] = []
+    for checkin_id, started_at, practice_id in rows:
+        config = configs.get(practice_id)
+        hours = config.schedules.checkin.expire_after_hours if config else default
+        if started_at <= now - _hours(hours):
+            stale.append(checkin_id)
+    if stale:
+        result = await uow.session.execute(
+            update(CheckIn)
+            .where(CheckIn.id.in_(stale), CheckIn.status == "open")
+            .values(status="partial", completed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        expired = int(result.rowcount)  # type: ignore[attr-defined]
+    return expired
+
+
+async def missed_checkins(
+    uow: UnitOfWork, couple: Couple, practice: Practice, since: datetime, now: datetime
+) -> dict[str, int]:
+    """Per slot, scheduled check-ins sent since ``since`` and not completed before expiry."""
+    config = parse_practice_config(practice.config_toml)
+    expiry = _hours(config.schedules.checkin.expire_after_hours)
+    partners = {p.id: p.slot for p in await uow.partners.of_couple(couple.id)}
+    counts: dict[str, int] = defaultdict(int)
+    for slot in partners.values():
+        counts[slot] = 0
+    sent = await uow.session.scalars(
+        select(Delivery).where(
+            Delivery.couple_id == couple.id,
+            Delivery.kind == "checkin",
+            Delivery.status == "sent",
+            Delivery.sent_at >= since,
+            Delivery.sent_at <= now - expiry,
+        )
+    )
+    for delivery in sent:
+        if delivery.partner_id not in partners or delivery.sent_at is None:
+            continue
+        done = await uow.session.scalar(
+            select(CheckIn.id)
+            .where(
+                CheckIn.partner_id == delivery.partner_id,
+                CheckIn.status == "complete",
+                CheckIn.started_at >= delivery.sent_at,
+                CheckIn.started_at < delivery.sent_at + expiry,
+            )
+            .limit(1)
+        )
+        if done is None:
+            counts[partners[delivery.partner_id]] += 1
+    return dict(counts)
+
+
+class CheckinReminder(KindRenderer):
+    """The reminder: about the partner's own check-in, with its Start button; neutral in
+    discreet mode. Skipped once the check-in is done."""
+
+    async def render(
+        self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
+    ) -> Outgoing | None:
+        if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
+            return None
+        original = await uow.session.get(Delivery, int(delivery.params["checkin_delivery"]))
+        if original is None or original.sent_at is None:
+            return None
+        if await _finished_since(uow, person.id, original.sent_at):
+            return None
+        lang = person.language
+        if person.discreet:
+            text, label = msg(lang, "checkin.discreet_ready"), msg(lang, "checkin.open")
+        else:
+            text, label = msg(lang, "checkin.reminder"), msg(lang, "checkin.start")
+        button = Button(label, callbacks.encode("cis", original.id))
+        return Outgoing(text, ((button,),))
