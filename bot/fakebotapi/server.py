@@ -9,8 +9,8 @@ faults. Everything runs in the caller's event loop on 127.0.0.1 and a free port.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import logging
 import re

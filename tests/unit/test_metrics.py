@@ -20,6 +20,8 @@ def test_the_process_metrics_and_the_outbox_gauges_keep_their_names_and_types() 
         "dyad_updates_handled_total": "counter",
         "dyad_alerts_total": "counter",
         "dyad_planner_runs_total": "counter",
+        "dyad_planner_practice_failures_total": "counter",
+        "dyad_planner_couple_failures_total": "counter",
         "dyad_send_latency_seconds": "histogram",
         "dyad_deliveries_sent_total": "gauge",
         "dyad_deliveries_failed_total": "gauge",
