@@ -1,10 +1,12 @@
 """``/healthz`` and ``/metrics`` over HTTP, for load balancers, orchestrators and Prometheus.
 
-``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok"}`` when the
-database answers and this process's dispatcher made a pass recently, else 503 with
-what failed. ``GET /metrics`` is Prometheus text: this process's counters
-(``bot.metrics``) and the outbox figures read from the database, which are the same
-from every worker.
+``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok", "channels": "ok"}``
+when the database answers and this process's dispatcher made a pass recently, else 503
+with what failed. ``channels`` names the channels the dispatcher finds down (``"down:
+telegram"``): that is reported, and the answer stays 200, because restarting this process
+would not bring Telegram back (its rows wait in the outbox). ``GET /metrics`` is
+Prometheus text: this process's counters (``bot.metrics``) and the outbox figures read
+from the database, which are the same from every worker.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class HealthServer:
         """Whether this process is healthy, and the state of each part."""
         parts = {"database": await self._database(), "dispatcher": self._dispatcher()}
         healthy = all(state in ("ok", "off") for state in parts.values())
+        parts["channels"] = self._channels()
         return healthy, parts
 
     async def metrics_text(self) -> str:
@@ -104,6 +107,12 @@ class HealthServer:
         limit = 3 * self.idle_seconds + self.slack_seconds
         return "ok" if self.monotonic() - last <= limit else "stalled"
 
+    def _channels(self) -> str:
+        if self.dispatcher is None:
+            return "off"
+        down = sorted(self.dispatcher.outages())
+        return f"down: {', '.join(down)}" if down else "ok"
+
     async def _outbox_gauges(self) -> list[Gauge]:
         now = self.clock.now()
         by_status = select(Delivery.status, func.count()).group_by(Delivery.status)
@@ -118,7 +127,13 @@ class HealthServer:
             waiting = int(await uow.session.scalar(backlog) or 0)
         # Read from the database, so every worker reports the same whole figure: aggregate
         # these with max(), not sum(). Retention may delete old rows, so they are gauges.
+        down = self.dispatcher.outages() if self.dispatcher is not None else {}
         return [
+            Gauge(
+                "dyad_channels_down",
+                "Channels this process's dispatcher finds down (all sends failing).",
+                len(down),
+            ),
             Gauge(
                 "dyad_deliveries_sent_total",
                 "Deliveries sent, from the outbox (all workers).",
