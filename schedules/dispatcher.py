@@ -73,6 +73,8 @@ _OUTAGE_ADDRESSES = 3
 _PROBE_FIRST, _PROBE_MAX = 1.0, 30.0  # seconds between probes of a channel that is down
 _ESCALATE_EVERY = timedelta(seconds=20)
 _MAX_RENDER_ATTEMPTS = 3
+_FOLLOWUP_FIRST_RETRY = 5.0
+_MARKABLE = ("claimed", "pending")  # a sent message is recorded even after its lease lapsed
 _MAX_OUTAGE_WAIT = 30.0
 _MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible lease
 
@@ -382,6 +384,7 @@ class Dispatcher:
         self.alive_at = time.monotonic()
         stats = DispatchStats()
         await self._escalate_late()
+        await self._retry_followups()
         claimed = await self._claim(self.batch_size)
         stats.claimed = len(claimed)
         if not claimed:
@@ -695,6 +698,13 @@ class Dispatcher:
         return renewed
 
     async def _mark_sent(self, delivery_id: int, sent: Sent, stats: DispatchStats) -> None:
+        """Record a sent row and what it starts; a failed follow-up is kept to be retried.
+
+        The two are kept apart: a database that fails the mark is waited out (the message is
+        out, and sending it again when the lease ends would repeat it), while a follow-up
+        that fails (``on_sent`` raising) leaves the row sent with ``followup_due_at`` set, so
+        :meth:`_retry_followups` runs it again later, never dropping it.
+        """
         stats.sent += 1
         values: dict[str, Any] = {
             "status": "sent",
@@ -702,31 +712,92 @@ class Dispatcher:
             "message_id": sent.message_id or None,  # 0: the channel has no message ids
             "lease_until": None,
         }
+        broke: list[BaseException] = []
 
         async def on_sent(uow: UnitOfWork, delivery: Delivery) -> None:
-            await self.renderer.on_sent(uow, delivery, sent)
+            try:
+                await self.renderer.on_sent(uow, delivery, sent)
+            except Exception as error:
+                broke.append(error)
+                raise
 
         # The message is out: record it even if our lease lapsed meanwhile (a row another
         # worker retried must not be sent a second time later), and ride out a short database
         # hiccup rather than leave the row to be sent again when its lease runs out.
+        marked = False
         for delay in (*_MARK_SENT_RETRY_DELAYS, None):
+            broken_before = bool(broke)
             try:
-                marked = await self._settle(
-                    delivery_id,
-                    None,
-                    values,
-                    hook=on_sent,
-                    fallback="sent; recording what it starts failed",
-                    allowed=("claimed", "pending"),
-                )
+                if broke:
+                    log.warning("delivery %s: follow-up failed; kept to retry", delivery_id)
+                    later = self.clock.now() + timedelta(seconds=_FOLLOWUP_FIRST_RETRY)
+                    kept = {
+                        **values,
+                        "followup_due_at": later,
+                        "last_error": "sent; what it starts failed, trying again",
+                    }
+                    marked = await self._settle(delivery_id, None, kept, allowed=_MARKABLE)
+                else:
+                    marked = await self._settle(
+                        delivery_id, None, values, hook=on_sent, allowed=_MARKABLE
+                    )
                 break
             except Exception:
+                if broke and not broken_before:
+                    continue  # the follow-up failed just now: record the send alone, at once
                 if delay is None:
                     raise
                 log.warning("delivery %s sent; recording it failed, trying again", delivery_id)
                 await asyncio.sleep(delay)
         if not marked:
             log.warning("delivery %s was sent here and elsewhere", delivery_id)
+
+    async def _retry_followups(self) -> int:
+        """Run again the follow-ups (``on_sent``) that failed after a send; how many succeeded."""
+        now = self.clock.now()
+        due = (
+            select(Delivery.id, Delivery.followup_due_at, Delivery.sent_at)
+            .where(Delivery.status == "sent", Delivery.followup_due_at <= now)
+            .order_by(Delivery.followup_due_at)
+            .limit(self.batch_size)
+        )
+        async with self.db.uow() as uow:
+            waiting = list((await uow.session.execute(due)).all())
+        done = 0
+        for delivery_id, due_at, sent_at in waiting:
+            # Taken by the conditional update (another worker may be retrying it too), and
+            # the follow-up runs in the same transaction: both happen, or neither.
+            take = (
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.followup_due_at == due_at)
+                .values(followup_due_at=None, last_error=None)
+                .returning(Delivery)
+                .execution_options(synchronize_session=False)
+            )
+            try:
+                async with self.db.uow() as uow:
+                    row = (await uow.session.scalars(take)).one_or_none()
+                    if row is None:
+                        continue
+                    await self.renderer.on_sent(uow, row, Sent(row.message_id or 0))
+                    await uow.commit()
+                done += 1
+            except Exception:
+                log.exception("delivery %s: follow-up failed again", delivery_id)
+                # Waits about as long again as it has been failing (10 s to 5 minutes).
+                waited = (now - (sent_at or now)).total_seconds()
+                later = now + timedelta(seconds=min(max(waited, 10.0), _MAX_BACKOFF))
+                again = (
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, Delivery.followup_due_at == due_at)
+                    .values(followup_due_at=later)
+                    .execution_options(synchronize_session=False)
+                )
+                with contextlib.suppress(Exception):
+                    async with self.db.uow() as uow:
+                        await uow.session.execute(again)
+                        await uow.commit()
+        return done
 
     async def _retry(
         self,

@@ -72,6 +72,7 @@ class PlannedDelivery:
     prompt_key: str
     not_after_utc: datetime  # past this it would leave the window or enter quiet hours
     followup_of: str | None = None  # for a follow-up: the skill prompt it follows
+    origin_date: date | None = None  # for a follow-up: the local date of that skill
 
     @property
     def dedupe_key(self) -> str:
@@ -265,7 +266,14 @@ class _Planner:
         _, position, origin = skill.rank
         return _Candidate(
             PlannedDelivery(
-                "skill_followup", rule_id, day, due, prompt.followup, not_after, prompt.key
+                "skill_followup",
+                rule_id,
+                day,
+                due,
+                prompt.followup,
+                not_after,
+                prompt.key,
+                skill.delivery.local_date,
             ),
             (PRIORITY["skill_followup"], position, origin),
         )

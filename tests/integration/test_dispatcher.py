@@ -524,7 +524,11 @@ async def test_a_row_that_cannot_be_rendered_ends_failed_and_does_not_stall_the_
 
 
 class PromptThatBreaksOnSent(KindRenderer):
-    """A delivery kind whose follow-up (recording what the message starts) always fails."""
+    """A delivery kind whose follow-up (recording what the message starts) fails at first."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.started: list[int] = []
 
     async def render(
         self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
@@ -532,22 +536,33 @@ class PromptThatBreaksOnSent(KindRenderer):
         return Outgoing(f"Prompt: {delivery.params['goal']}")
 
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
-        raise RuntimeError("follow-up broke")
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("follow-up broke")
+        assert sent.message_id == delivery.message_id
+        self.started.append(delivery.id)
 
 
-async def test_a_sent_row_whose_follow_up_fails_is_still_marked_sent_and_not_resent(
+async def test_a_follow_up_that_fails_after_a_send_is_retried_not_dropped_nor_resent(
     db: Database, lax_fake: FakeBotAPI, clock: ManualClock
 ) -> None:
     clinic = await open_clinic(db, lax_fake, clock.now(), couples=1)
     partner = clinic.partners[0]
     [row_id] = await queue_notes(db, [partner], 1, clock.now(), kind="broken_prompt")
     renderer = DyadRenderer()
-    renderer.kinds["broken_prompt"] = PromptThatBreaksOnSent()
+    breaking = renderer.kinds["broken_prompt"] = PromptThatBreaksOnSent(failures=3)
     async with telegram(lax_fake) as messenger:
         worker = dispatcher(db, clock, messenger, renderer=renderer)
-        await drain([worker], db, clock)
+        await worker.run_until_idle()
+        row = (await rows(db))[row_id]
+        assert row.status == "sent" and row.followup_due_at is not None
+        assert breaking.started == []
+        for _ in range(4):
+            clock.advance(timedelta(minutes=10))
+            await worker.run_until_idle()
     row = (await rows(db))[row_id]
-    assert (row.status, row.last_error) == ("sent", "sent; recording what it starts failed")
+    assert (row.status, row.followup_due_at, row.last_error) == ("sent", None, None)
+    assert breaking.started == [row_id], "what the message starts happened once"
     assert partner.chat_id is not None
     [message] = lax_fake.sent_to(partner.chat_id)
     assert message.message_id == row.message_id
