@@ -1,11 +1,14 @@
 """``/healthz`` and ``/metrics`` over HTTP, for load balancers, orchestrators and Prometheus.
 
-``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok"}`` when the
-database answers and this process's dispatcher made a pass recently, else 503 with
-what failed; ``"planner": "degraded"`` says the last planning pass had to skip a practice
-or couple (the others were planned; the practice's admins were told). ``GET /metrics`` is
-Prometheus text (prometheus_client): this process's counters (``bot.metrics``) and the
-outbox figures read from the database at scrape time, which are the same from every worker.
+``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok", "channels": "ok"}``
+when the database answers and this process's dispatcher made a pass recently, else 503
+with what failed. ``"planner": "degraded"`` says the last planning pass had to skip a
+practice or couple (the others were planned; the practice's admins were told).
+``channels`` names the channels the dispatcher finds down (``"down: telegram"``): that is
+reported, and the answer stays 200, because restarting this process would not bring
+Telegram back (its rows wait in the outbox). ``GET /metrics`` is Prometheus text
+(prometheus_client): this process's counters (``bot.metrics``) and the outbox figures read
+from the database at scrape time, which are the same from every worker.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class HealthServer:
             # shown, but not a reason for a load balancer to take this worker out.
             parts["planner"] = self.planner.health.state
         healthy = all(state in ("ok", "off", "degraded") for state in parts.values())
+        parts["channels"] = self._channels()
         return healthy, parts
 
     async def metrics_text(self) -> str:
@@ -110,6 +114,12 @@ class HealthServer:
         last = max(self.dispatcher.alive_at, self._started_at)
         limit = 3 * self.idle_seconds + self.slack_seconds
         return "ok" if self.monotonic() - last <= limit else "stalled"
+
+    def _channels(self) -> str:
+        if self.dispatcher is None:
+            return "off"
+        down = sorted(self.dispatcher.outages())
+        return f"down: {', '.join(down)}" if down else "ok"
 
     async def _outbox_figures(self) -> OutboxFigures:
         now = self.clock.now()

@@ -214,13 +214,26 @@ class ConversationState(Base):
     updated_at: Mapped[datetime]
 
 
-class UpdateSeen(Base):
-    """Telegram update ids already taken, so a retried webhook is handled once."""
+class InboxUpdate(Base):
+    """A Telegram update, stored before it is acknowledged and marked once it is handled.
 
-    __tablename__ = "updates_seen"
+    ``payload`` is the update's JSON, encrypted (it holds what a person wrote); it is cleared
+    when the update is handled, so a handled row keeps its id alone, which is what makes a
+    repeat of the same update (a retried webhook, a second worker) a no-op. ``lease_until``
+    and ``lease_token``: the worker handling it now (in the database's time); a row whose
+    lease ran out unhandled is taken over by any worker's sweeper.
+    """
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (Index("ix_inbox_updates_unhandled", "handled_at", "received_at"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    seen_at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[bytes | None]
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditEntry(Base):
@@ -273,6 +286,10 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    """Who holds the claim now: set by each claim, checked by every later change to the row."""
+    followup_due_at: Mapped[datetime | None]
+    """Sent, but what it starts (``on_sent``) failed: run it again at this time."""
 
 
 class CheckIn(Base):

@@ -14,12 +14,12 @@ from db.models import (
     AuditEntry,
     ConversationState,
     Couple,
+    InboxUpdate,
     Invite,
     Partner,
     Practice,
     Therapist,
     TherapySession,
-    UpdateSeen,
 )
 
 
@@ -226,13 +226,15 @@ class UpdateRepository(_Repository):
         """Record an update id; False when it was already recorded (a retried webhook)."""
         try:
             async with self.session.begin_nested():
-                self.session.add(UpdateSeen(update_id=update_id, seen_at=now))
+                self.session.add(
+                    InboxUpdate(update_id=update_id, received_at=now, handled_at=now, attempts=1)
+                )
         except IntegrityError:
             return False
         return True
 
     async def count(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(UpdateSeen)) or 0)
+        return int(await self.session.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
 
 
 class AuditRepository(_Repository):

@@ -76,3 +76,30 @@ async def notify(
         couple_id=couple_id,
         params=params,
     )
+
+
+async def copy_to_channel(uow: UnitOfWork, delivery: Delivery, channel: str, now: datetime) -> bool:
+    """Queue a copy of ``delivery`` on another channel, due now; False when there is none to make.
+
+    Once per (row, channel): the copy's dedupe key names both. An email copy goes only to a
+    therapist who gave an address (nothing of a partner's ever goes by email).
+    """
+    person: Partner | Therapist | None = None
+    if delivery.therapist_id is not None:
+        person = await uow.session.get(Therapist, delivery.therapist_id)
+    elif delivery.partner_id is not None and channel != "email":
+        person = await uow.session.get(Partner, delivery.partner_id)
+    if person is None or (channel == "email" and not getattr(person, "email", None)):
+        return False
+    return await enqueue(
+        uow,
+        person,
+        kind=delivery.kind,
+        key=delivery.key,
+        dedupe_key=f"{delivery.dedupe_key}@{channel}"[:160],
+        due_at=now,
+        couple_id=delivery.couple_id,
+        params=dict(delivery.params),
+        not_after=delivery.not_after,
+        channel=channel,
+    )
