@@ -27,6 +27,7 @@ from bot.services.deps import Deps
 from bot.services.events import EventRenderer
 from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
 from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
+from bot.services.outbox import scrub_finished
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
@@ -219,6 +220,8 @@ class DyadBot:
             await reminders.remind_and_expire(uow, now)  # then expiry, per practice
         async with self.deps.db.uow() as uow:
             await purge_drafts(uow, now)
+            await scrub_finished(uow)  # sent digests and events keep no words in the outbox
+            await uow.commit()
         await self.deps.db.optimize()
         self._wake.set()
 

@@ -29,6 +29,7 @@ from bot.core import callbacks
 from bot.locales import DEFAULT_LANGUAGE, t
 from bot.services import digests, groups, partners
 from bot.services.crypto import Cipher
+from bot.services.outbox import SEALED_PARAMS
 from bot.services.practices import AdminError, practice_by_slug
 from bot.services.texts import msg
 from db.engine import Database
@@ -282,10 +283,6 @@ async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 
                 await uow.commit()
     await _rotate_outbox(db, everyone, newest, report, batch)
     return report
-
-
-SEALED_PARAMS = ("text", "email", "data_ciphertext")
-"""Outbox parameters that hold ciphertext (base64): a digest's chunk, its e-mail, an event."""
 
 
 async def _rotate_outbox(

@@ -339,3 +339,16 @@ async def test_odd_digits_in_numbers_get_the_kind_refusal(harness: Harness) -> N
     await alex.send_command("pause", "²")
     refusal = await alex.wait_for_message(lambda m: "1" in m.text and "30" in m.text)
     assert refusal.text == t("en", "partner.pause_invalid", limit=30)
+
+
+async def test_a_sent_digest_keeps_no_ciphertext_in_the_outbox(harness: Harness) -> None:
+    therapist, alex, _, handle = await _couple(harness)
+    await _checkin(alex, note="CANARY-sent raise it", ok_to_raise="Yes")
+    await alex.wait_for_message(lambda m: "saved" in m.text)
+    text = await _digest_text(harness, therapist, handle)
+    assert "CANARY-sent" in text
+    await harness.bot.maintain()
+    async with harness.db.uow() as uow:
+        rows = list(await uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
+    assert rows and all(row.status == "sent" for row in rows)
+    assert all(not {"text", "email"} & set(row.params) for row in rows)
