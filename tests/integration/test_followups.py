@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI
 from bot.services.delivery_render import DyadRenderer
+from bot.services.practice_config import parse_practice_config
 from bot.services.prompts import PromptRenderer
 from db.engine import Database
 from db.models import Couple, Delivery, Practice
@@ -101,9 +102,10 @@ async def test_a_three_day_follow_up_beside_two_day_ones_is_delivered_every_time
         couple.space_ready_at = start
         await uow.commit()
     partners = clinic.partners
+    config = parse_practice_config(practice.config_toml)
     expected: Counter[tuple[int, str, str]] = Counter()
     for partner in partners:
-        for planned in plan_for_partner(couple, practice, partner, start, start + FORTNIGHT):
+        for planned in plan_for_partner(couple, config, partner, start, start + FORTNIGHT):
             if planned.kind == "skill_followup":
                 expected[partner.id, planned.local_date.isoformat(), planned.prompt_key] += 1
     per_day = Counter((partner_id, day) for partner_id, day, _ in expected)
