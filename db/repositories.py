@@ -215,9 +215,10 @@ class ConversationRepository(_Repository):
         else:
             state.kind, state.data, state.updated_at = kind, dict(data), now
 
-    async def clear(self, telegram_user_id: int) -> None:
+    async def clear(self, telegram_user_id: int, *, only: Sequence[str] | None = None) -> None:
+        """Forget what the bot waits for from this user (``only``: if it is one of these)."""
         state = await self.session.get(ConversationState, telegram_user_id)
-        if state is not None:
+        if state is not None and (only is None or state.kind in only):
             await self.session.delete(state)
 
 

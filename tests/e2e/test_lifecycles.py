@@ -352,3 +352,35 @@ async def test_a_sent_digest_keeps_no_ciphertext_in_the_outbox(harness: Harness)
         rows = list(await uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
     assert rows and all(row.status == "sent" for row in rows)
     assert all(not {"text", "email"} & set(row.params) for row in rows)
+
+
+async def test_a_new_prompt_ends_a_time_zone_answer_left_pending_in_settings(
+    harness: Harness,
+) -> None:
+    """A mistyped time zone in /settings, then a prompt: the reply is the prompt's answer."""
+    _, alex, _, _ = await _couple(harness)
+    await alex.send_command("settings")
+    await alex.wait_for_message(lambda m: bool(m.buttons))
+    await alex.press_button(t("en", "partner.settings_timezone"))
+    await alex.wait_for_message(lambda m: bool(m.buttons))
+    await alex.send_text("Nowhere/Land")
+    await alex.wait_for_message(lambda m: "Nowhere/Land" in m.text)
+    async with harness.db.uow() as uow:
+        partner = await uow.partners.by_user(alex.id)
+        assert partner is not None
+        await enqueue(
+            uow,
+            partner,
+            kind="hope",
+            key="hope.small_win",
+            dedupe_key="test:hope-after-settings",
+            due_at=harness.clock.now(),
+            couple_id=partner.couple_id,
+        )
+        await uow.commit()
+    await harness.settle()
+    prompt = await alex.wait_for_message(lambda m: "small" in m.text.lower() or bool(m.text))
+    await alex.reply_to(prompt, "We laughed at dinner")
+    await alex.wait_for_message(lambda m: m.text == t("en", "prompts.saved_raise"))
+    async with harness.db.uow() as uow:
+        assert await uow.session.scalar(select(Response).where(Response.kind == "hope"))
