@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from telegram import BotCommandScopeDefault
+from telegram import Bot, BotCommandScopeDefault
 from telegram.ext import AIORateLimiter, Application
 
 import handlers
@@ -26,7 +26,10 @@ from bot.services.delivery_render import DyadRenderer
 from bot.services.deps import Deps
 from bot.services.events import EventRenderer
 from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
+from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
+from bot.services.outbox import scrub_finished
 from bot.services.prompts import PromptRenderer, RevealRenderer
+from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher
 from schedules.planner import Planner
@@ -90,6 +93,8 @@ class DyadBot:
         self.options = options
         self.renderer = DyadRenderer()
         self.renderer.kinds["checkin"] = CheckinInvitation()
+        if deps.settings.webapp_url is not None:  # the invitation offers the Mini App too
+            self.renderer.kinds["checkin"] = MiniAppCheckinInvitation(deps.settings.webapp_url)
         for kind in ("hope", "skill", "skill_followup", "couple_space"):
             self.renderer.kinds[kind] = PromptRenderer()
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
@@ -102,8 +107,11 @@ class DyadBot:
         self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
         self.renderer.kinds[CONSENT_KIND] = GroupConsentRenderer()
         self.channels.register(GROUP_CHANNEL, self.application.bot_data["messenger"], GROUP_LIMITS)
+        # Membership reads before each group post go around the send rate limiter.
+        api_url = deps.settings.telegram_api_url
+        self._probe_bot = Bot(token, base_url=api_url, base_file_url=file_url_for(api_url))
         self.renderer.channels[GROUP_CHANNEL] = GroupRenderer(
-            deps.cipher, TelegramGroupProbe(self.application.bot), deps.clock
+            deps.cipher, TelegramGroupProbe(self.application.bot, self._probe_bot), deps.clock
         )
         self.dispatcher = Dispatcher(
             db=deps.db,
@@ -116,11 +124,14 @@ class DyadBot:
         # The dispatcher's hook for metrics, replaced on this instance as it invites.
         setattr(self.dispatcher, "metrics_send_latency", SEND_LATENCY.observe)  # noqa: B010
         self.health: HealthServer | None = None
+        self.web: WebServer | None = None
+        self._token = token
         self.background_dispatch = background_dispatch
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.application.bot_data["dispatch_wake"] = self._wake
+        deps.extras["dispatch_wake"] = self._wake  # the Mini App's "saved" note goes out at once
         self.application.bot_data["dyad"] = self
 
     async def start(self, mode: IntakeMode = "poll", *, poll: bool = True) -> None:
@@ -135,6 +146,7 @@ class DyadBot:
             raise ConfigError("DYAD_WEBHOOK_URL and DYAD_WEBHOOK_SECRET: both needed for webhooks")
         app = self.application
         await app.initialize()
+        await self._probe_bot.initialize()
         self.deps.bot_username = app.bot.username
         for language in SUPPORTED_LANGUAGES:
             await app.bot.set_my_commands(
@@ -172,6 +184,11 @@ class DyadBot:
                 port=settings.health_port,
             )
             await self.health.start()
+        if settings.webapp_url is not None and settings.webapp_port is not None:
+            self.web = WebServer(
+                self.deps, self._token, host=settings.webapp_listen, port=settings.webapp_port
+            )
+            await self.web.start()
 
     async def _start_webhook(self) -> None:
         """Serve Telegram's webhook; several workers may share one URL behind a balancer."""
@@ -201,6 +218,10 @@ class DyadBot:
         await self.planner.run()
         async with self.deps.db.uow() as uow:
             await reminders.remind_and_expire(uow, now)  # then expiry, per practice
+        async with self.deps.db.uow() as uow:
+            await purge_drafts(uow, now)
+            await scrub_finished(uow)  # sent digests and events keep no words in the outbox
+            await uow.commit()
         await self.deps.db.optimize()
         self._wake.set()
 
@@ -219,6 +240,9 @@ class DyadBot:
         if self.health is not None:
             await self.health.stop()
             self.health = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         self._stop.set()
         self._wake.set()
         if self._task is not None:
@@ -231,3 +255,4 @@ class DyadBot:
         if app.running:
             await app.stop()
         await app.shutdown()
+        await self._probe_bot.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -67,11 +68,17 @@ def migrate() -> None:
     "--keep", "keep", type=click.Path(dir_okay=False), help="Keep the demo database here."
 )
 @click.option("--seed", default=1, show_default=True, help="Varies the partners' behaviour.")
-def demo(keep: str | None, seed: int) -> None:
+@click.option("--web", is_flag=True, help="Serve the check-in Mini App on loopback instead.")
+@click.option("--port", default=8780, show_default=True, help="The loopback port for --web.")
+def demo(keep: str | None, seed: int, web: bool, port: int) -> None:
     """Run Dyad end to end against a local fake Telegram, with no token and no network."""
-    from bot.demo import run_demo
+    from bot.demo import run_demo, run_web_demo
 
     configure_logging("WARNING")
+    if web:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(lambda: run_web_demo(port=port, out=sys.stdout))
+        return
     _run(lambda: run_demo(keep=keep, seed=seed, out=sys.stdout))
 
 

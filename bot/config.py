@@ -6,6 +6,7 @@ import ipaddress
 import re
 from email.utils import parseaddr
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_sender: str | None = None
     smtp_starttls: bool = True
+    # The private check-in as a Telegram Mini App (bot/web): the public https URL of its
+    # pages, where this process serves them, and how long a page opened from Telegram is
+    # trusted (initData's auth_date).
+    webapp_url: str | None = None
+    webapp_port: int | None = Field(default=None, ge=0, le=65535)
+    webapp_listen: str = "0.0.0.0"
+    webapp_auth_max_age_seconds: int = Field(default=3600, ge=60, le=86400)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -105,6 +113,18 @@ class Settings(BaseSettings):
         if value and not loopback and not re.match(r"^https://[^/\s]+(/\S*)?$", value):
             raise ValueError("must be an https:// URL that Telegram can reach")
         return value or None
+
+    @field_validator("webapp_url")
+    @classmethod
+    def _webapp_url(cls, value: str | None) -> str | None:
+        # Telegram opens Mini Apps only over https; http is for loopback (tests, the demo).
+        if not value:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+        if not (loopback or (parts.scheme == "https" and parts.hostname)) or parts.query:
+            raise ValueError("must be an https:// URL (without a query) that Telegram can open")
+        return value.rstrip("/")
 
     @field_validator("webhook_secret")
     @classmethod

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 from bot.locales import t
@@ -345,3 +345,121 @@ async def _play(demo: Demo, seed: int, out: TextIO) -> None:
         f"All messages from Dyad, including answers to their own replies: "
         f"Jordan {len(jordan.messages)}, Marta {len(marta.messages)}\n"
     )
+
+
+async def run_web_demo(*, port: int, out: TextIO, stop: asyncio.Event | None = None) -> None:
+    """``dyad demo --web``: the one-page check-in served on loopback, a link per partner.
+
+    The links carry a valid test ``initData`` (signed with the fake Telegram's token), so
+    any browser opens them; the demo clock stands still, so they stay valid while it runs.
+    Serves until ``stop`` is set (or the process is interrupted), then prints what each
+    partner's chat holds: the invitation and the "saved" note, nothing of the answers.
+    """
+    from bot.fakebotapi.webapps import launch_url, user_init_data
+    from bot.services.outbox import enqueue
+    from bot.web.server import WebServer
+
+    with tempfile.TemporaryDirectory(prefix="dyad-demo-web-") as scratch:
+        db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'demo.db'}")
+        await db.migrate()
+        clock = ManualClock(START)
+        async with FakeBotAPI(bot_username="dyad_demo_bot", clock=clock) as fake:
+
+            def settings(url: str) -> Settings:
+                return load_settings(
+                    _env_file=None,
+                    telegram_api_url=fake.base_url,
+                    bot_token=fake.token,
+                    database_url=db.url,
+                    webapp_url=url,
+                )
+
+            deps = Deps(
+                settings=settings("http://127.0.0.1/app"),
+                db=db,
+                clock=clock,
+                cipher=Cipher([new_key()]),
+            )
+            web = WebServer(deps, fake.token, host="127.0.0.1", port=port)
+            await web.start()
+            deps.settings = settings(web.base_url)
+            bot = DyadBot(
+                deps,
+                fake.token,
+                dispatch=DispatchOptions(
+                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+                ),
+            )
+            await bot.start()
+            demo = Demo(bot, fake, clock, db)
+            try:
+                partners = await _web_couple(demo)
+                out.write(
+                    "Dyad demo: the private check-in as a Mini App, served on "
+                    f"{web.base_url}.\nOpen a link in any browser (each is that partner's own "
+                    "page, as Telegram would open it):\n"
+                )
+                for user in partners:
+                    async with db.uow() as uow:
+                        partner = await uow.partners.by_user(user.id)
+                        assert partner is not None
+                        await enqueue(
+                            uow,
+                            partner,
+                            kind="checkin",
+                            key="checkin",
+                            dedupe_key="demo:web",
+                            due_at=clock.now(),
+                            couple_id=partner.couple_id,
+                        )
+                        await uow.commit()
+                    await demo.settle()
+                    label = t(partner.language, "webapp.button")
+                    invitation = await user.wait_for_message(_has_page_button, after=0)
+                    page = invitation.web_app_url_for(label)
+                    assert page is not None
+                    init = user_init_data(user.to_api(), fake.token, fake._date())
+                    out.write(f"\n{user.first_name}: {launch_url(page, init)}\n")
+                out.write("\nPress Ctrl-C to stop.\n")
+                out.flush()
+                await (stop or asyncio.Event()).wait()
+                await demo.settle()
+                for user in partners:
+                    out.write(f"\n=== {user.first_name}'s chat, last messages ===\n")
+                    for message in user.messages[-2:]:
+                        out.write(f"{message.text}\n")
+            finally:
+                await bot.stop()
+                await web.stop()
+        await db.dispose()
+
+
+def _has_page_button(message: FakeMessage) -> bool:
+    rows = (message.reply_markup_raw or {}).get("inline_keyboard", [])
+    return any("web_app" in button for row in rows for button in row)
+
+
+async def _web_couple(demo: Demo) -> list[FakeUser]:
+    """A practice, its therapist, and a couple whose two partners have joined."""
+    fake, clock = demo.fake, demo.clock
+    async with demo.db.uow() as uow:
+        practice = await create_practice(
+            uow, "North Practice", timezone="Europe/Madrid", language="en", now=clock.now()
+        )
+        issued = await invite_therapist(
+            uow, practice.slug, "Dr Ana Rivera", is_admin=True, now=clock.now(),
+            ttl=timedelta(days=7),
+        )  # fmt: skip
+        await uow.commit()
+    ana = fake.add_user(100, "Ana", language_code="en")
+    await ana.send_command("start", issued.token)
+    await ana.wait_for_message()
+    await ana.send_command("newcouple", "J & M")
+    created = await ana.wait_for_message(lambda m: "?start=" in m.text)
+    token_a, token_b = _LINK.findall(created.text)
+    jordan = fake.add_user(201, "Jordan", language_code="en")
+    marta = fake.add_user(202, "Marta", language_code="es")
+    await demo.join(jordan, token_a, "en", "America/New_York", "evening")
+    await demo.join(marta, token_b, "es", "Europe/Madrid", "morning")
+    await demo.settle()
+    return [jordan, marta]

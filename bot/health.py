@@ -1,12 +1,14 @@
 """``/healthz`` and ``/metrics`` over HTTP, for load balancers, orchestrators and Prometheus.
 
-``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok"}`` when the
-database answers and this process's dispatcher made a pass recently, else 503 with
-what failed; ``"planner": "degraded"`` says the last planning pass had to skip a practice
-or couple (the others were planned; the practice's admins were told). ``GET /metrics``
-is Prometheus text: this process's counters
-(``bot.metrics``) and the outbox figures read from the database, which are the same
-from every worker.
+``GET /healthz`` answers 200 ``{"database": "ok", "dispatcher": "ok", "channels": "ok"}``
+when the database answers and this process's dispatcher made a pass recently, else 503
+with what failed. ``"planner": "degraded"`` says the last planning pass had to skip a
+practice or couple (the others were planned; the practice's admins were told).
+``channels`` names the channels the dispatcher finds down (``"down: telegram"``): that is
+reported, and the answer stays 200, because restarting this process would not bring
+Telegram back (its rows wait in the outbox). ``GET /metrics`` is Prometheus text
+(prometheus_client): this process's counters (``bot.metrics``) and the outbox figures read
+from the database at scrape time, which are the same from every worker.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from sqlalchemy import func, or_, select
 
 from bot.core.clock import Clock
-from bot.metrics import METRICS, Gauge, Registry
+from bot.metrics import CONTENT_TYPE, METRICS, OutboxFigures, render
 from db.engine import Database
 from db.models import Delivery
 from schedules.dispatcher import Dispatcher
@@ -35,7 +38,6 @@ log = logging.getLogger(__name__)
 # take a while; a restart would not help it, so only a long silence counts as a failure.
 DISPATCHER_SLACK_SECONDS = 60.0
 DATABASE_TIMEOUT_SECONDS = 3.0
-_PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass
@@ -48,7 +50,7 @@ class HealthServer:
     idle_seconds: float
     host: str = "127.0.0.1"
     port: int = 0
-    registry: Registry = METRICS
+    registry: CollectorRegistry = METRICS
     slack_seconds: float = DISPATCHER_SLACK_SECONDS
     monotonic: Callable[[], float] = time.monotonic
     planner: Planner | None = None
@@ -92,11 +94,12 @@ class HealthServer:
             # shown, but not a reason for a load balancer to take this worker out.
             parts["planner"] = self.planner.health.state
         healthy = all(state in ("ok", "off", "degraded") for state in parts.values())
+        parts["channels"] = self._channels()
         return healthy, parts
 
     async def metrics_text(self) -> str:
         """Every metric in Prometheus' text format."""
-        return self.registry.render(await self._outbox_gauges())
+        return render(self.registry, [await self._outbox_figures()])
 
     async def _database(self) -> str:
         try:
@@ -112,7 +115,13 @@ class HealthServer:
         limit = 3 * self.idle_seconds + self.slack_seconds
         return "ok" if self.monotonic() - last <= limit else "stalled"
 
-    async def _outbox_gauges(self) -> list[Gauge]:
+    def _channels(self) -> str:
+        if self.dispatcher is None:
+            return "off"
+        down = sorted(self.dispatcher.outages())
+        return f"down: {', '.join(down)}" if down else "ok"
+
+    async def _outbox_figures(self) -> OutboxFigures:
         now = self.clock.now()
         by_status = select(Delivery.status, func.count()).group_by(Delivery.status)
         backlog = select(func.count()).where(
@@ -124,25 +133,9 @@ class HealthServer:
         async with self.db.uow() as uow:
             counts = {status: int(n) for status, n in (await uow.session.execute(by_status)).all()}
             waiting = int(await uow.session.scalar(backlog) or 0)
-        # Read from the database, so every worker reports the same whole figure: aggregate
-        # these with max(), not sum(). Retention may delete old rows, so they are gauges.
-        return [
-            Gauge(
-                "dyad_deliveries_sent_total",
-                "Deliveries sent, from the outbox (all workers).",
-                counts.get("sent", 0),
-            ),
-            Gauge(
-                "dyad_deliveries_failed_total",
-                "Deliveries that failed for good, from the outbox (all workers).",
-                counts.get("failed", 0),
-            ),
-            Gauge(
-                "dyad_deliveries_pending",
-                "Deliveries due now and not yet sent, or being sent (all workers).",
-                waiting,
-            ),
-        ]
+        return OutboxFigures(
+            sent=counts.get("sent", 0), failed=counts.get("failed", 0), waiting=waiting
+        )
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         healthy, parts = await self.check()
@@ -155,4 +148,4 @@ class HealthServer:
             # The database is away: say so rather than report figures that are wrong.
             log.warning("metrics scrape failed", extra={"error_type": type(error).__name__})
             return web.Response(status=503, text=json.dumps({"database": "unreachable"}))
-        return web.Response(body=body.encode("utf-8"), headers={"Content-Type": _PROMETHEUS_TYPE})
+        return web.Response(body=body.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})

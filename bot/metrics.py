@@ -1,182 +1,111 @@
-"""A tiny in-process metrics registry, rendered in Prometheus' text exposition format.
+"""The process's Prometheus metrics (prometheus_client), and how a scrape renders them.
 
 Counters and histograms here count what *this process* did (updates it handled, alerts
 it raised, how long its sends took); a scrape of every worker sums them. Figures that
 must be right across workers (deliveries sent, failed, waiting) are read from the
-database at scrape time instead (``bot.health``), so any one worker reports them whole.
+database at scrape time instead (``bot.health``, through :class:`OutboxFigures`), so any
+one worker reports them whole.
 
 Names and label values are fixed by the code: never a user's text, name or score.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+# The text format the scrape answers in (what Prometheus has read since 2.0).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Telegram answers in tens to hundreds of milliseconds; a 429 or a timeout takes seconds.
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# No `*_created` series: each would be one more per-process start time that nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
-class Counter:
-    """A number that only goes up."""
+METRICS = CollectorRegistry(auto_describe=True)
+"""The process's registry (one process, one registry, as Prometheus expects).
 
-    kind = "counter"
+Not prometheus_client's global ``REGISTRY``: its process and garbage-collector series
+would say things about the host that a scrape of Dyad does not need.
+"""
 
-    def __init__(self, name: str, help_text: str) -> None:
-        self.name = name
-        self.help = help_text
-        self._value = 0.0
-        self._lock = threading.Lock()
-
-    def inc(self, amount: float = 1.0) -> None:
-        """Add ``amount`` (at least zero)."""
-        if amount < 0:
-            raise ValueError("a counter cannot go down")
-        with self._lock:
-            self._value += amount
-
-    @property
-    def value(self) -> float:
-        """The count so far."""
-        return self._value
-
-    def samples(self) -> list[str]:
-        """Its lines in the exposition format."""
-        return [f"{self.name} {_number(self._value)}"]
-
-
-class Histogram:
-    """Observations counted into cumulative ``le`` buckets, with their sum and count."""
-
-    kind = "histogram"
-
-    def __init__(
-        self, name: str, help_text: str, buckets: Sequence[float] = LATENCY_BUCKETS
-    ) -> None:
-        if list(buckets) != sorted(set(buckets)) or not buckets:
-            raise ValueError("buckets must be distinct and increasing")
-        self.name = name
-        self.help = help_text
-        self.buckets = tuple(float(b) for b in buckets)
-        self._counts = [0] * (len(self.buckets) + 1)  # the last one is +Inf
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def observe(self, value: float) -> None:
-        """Count one observation (a latency in seconds, say)."""
-        with self._lock:
-            self._counts[bisect_left(self.buckets, value)] += 1
-            self._sum += value
-
-    @property
-    def count(self) -> int:
-        """How many observations there were."""
-        return sum(self._counts)
-
-    def samples(self) -> list[str]:
-        """Its lines in the exposition format."""
-        with self._lock:
-            counts, total = list(self._counts), self._sum
-        lines: list[str] = []
-        running = 0
-        for bound, count in zip((*self.buckets, math.inf), counts, strict=True):
-            running += count
-            lines.append(f'{self.name}_bucket{{le="{_number(bound)}"}} {running}')
-        lines.append(f"{self.name}_sum {_number(total)}")
-        lines.append(f"{self.name}_count {running}")
-        return lines
+UPDATES_HANDLED = Counter(
+    "dyad_updates_handled_total",
+    "Telegram updates this process handled (repeats not counted).",
+    registry=METRICS,
+)
+ALERTS_RAISED = Counter(
+    "dyad_alerts_total", "Safety alerts this process raised for therapists.", registry=METRICS
+)
+PLANNER_RUNS = Counter(
+    "dyad_planner_runs_total", "Planning passes this process completed.", registry=METRICS
+)
+PLANNER_PRACTICE_FAILURES = Counter(
+    "dyad_planner_practice_failures_total",
+    "Practices a planning pass skipped because their configuration could not be planned.",
+    registry=METRICS,
+)
+PLANNER_COUPLE_FAILURES = Counter(
+    "dyad_planner_couple_failures_total",
+    "Couples a planning pass could not plan (the others were planned).",
+    registry=METRICS,
+)
+SEND_LATENCY = Histogram(
+    "dyad_send_latency_seconds",
+    "Time from sending a delivery to Telegram's answer.",
+    buckets=LATENCY_BUCKETS,
+    registry=METRICS,
+)
 
 
 @dataclass(frozen=True)
-class Gauge:
-    """A value read at scrape time (from the database, or from a running object)."""
+class OutboxFigures:
+    """The outbox as the shared database had it at scrape time: one collector per scrape.
 
-    name: str
-    help: str
-    value: float
-    kind: str = "gauge"
+    Every worker reads the same rows, so these are the same on every worker: aggregate
+    them with ``max()``, not ``sum()``. Retention may delete old rows, so they are gauges
+    (the ``_total`` names are kept from earlier releases, for existing dashboards).
+    """
 
-    def samples(self) -> list[str]:
-        """Its line in the exposition format."""
-        return [f"{self.name} {_number(self.value)}"]
+    sent: int
+    failed: int
+    waiting: int
 
-
-Metric = Counter | Histogram | Gauge
-
-
-class Registry:
-    """The metrics one process keeps."""
-
-    def __init__(self) -> None:
-        self._metrics: dict[str, Counter | Histogram] = {}
-
-    def counter(self, name: str, help_text: str) -> Counter:
-        """Register (or return the existing) counter called ``name``."""
-        existing = self._metrics.get(name)
-        if isinstance(existing, Counter):
-            return existing
-        if existing is not None:
-            raise ValueError(f"{name} is already registered as a {existing.kind}")
-        metric = self._metrics[name] = Counter(name, help_text)
-        return metric
-
-    def histogram(
-        self, name: str, help_text: str, buckets: Sequence[float] = LATENCY_BUCKETS
-    ) -> Histogram:
-        """Register (or return the existing) histogram called ``name``."""
-        existing = self._metrics.get(name)
-        if isinstance(existing, Histogram):
-            return existing
-        if existing is not None:
-            raise ValueError(f"{name} is already registered as a {existing.kind}")
-        metric = self._metrics[name] = Histogram(name, help_text, buckets)
-        return metric
-
-    def render(self, extra: Iterable[Metric] = ()) -> str:
-        """Every metric (and ``extra`` ones read at scrape time) as Prometheus text."""
-        lines: list[str] = []
-        for metric in (*self._metrics.values(), *extra):
-            lines.append(f"# HELP {metric.name} {_escape_help(metric.help)}")
-            lines.append(f"# TYPE {metric.name} {metric.kind}")
-            lines.extend(metric.samples())
-        return "\n".join(lines) + "\n"
+    def collect(self) -> Iterator[Metric]:
+        """The three gauges."""
+        yield GaugeMetricFamily(
+            "dyad_deliveries_sent_total",
+            "Deliveries sent, from the outbox (all workers).",
+            value=self.sent,
+        )
+        yield GaugeMetricFamily(
+            "dyad_deliveries_failed_total",
+            "Deliveries that failed for good, from the outbox (all workers).",
+            value=self.failed,
+        )
+        yield GaugeMetricFamily(
+            "dyad_deliveries_pending",
+            "Deliveries due now and not yet sent, or being sent (all workers).",
+            value=self.waiting,
+        )
 
 
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-METRICS = Registry()
-"""The process's registry (one process, one registry, as Prometheus expects)."""
-
-UPDATES_HANDLED = METRICS.counter(
-    "dyad_updates_handled_total", "Telegram updates this process handled (repeats not counted)."
-)
-ALERTS_RAISED = METRICS.counter(
-    "dyad_alerts_total", "Safety alerts this process raised for therapists."
-)
-PLANNER_RUNS = METRICS.counter("dyad_planner_runs_total", "Planning passes this process completed.")
-PLANNER_PRACTICE_FAILURES = METRICS.counter(
-    "dyad_planner_practice_failures_total",
-    "Practices a planning pass skipped because their configuration could not be planned.",
-)
-PLANNER_COUPLE_FAILURES = METRICS.counter(
-    "dyad_planner_couple_failures_total",
-    "Couples a planning pass could not plan (the others were planned).",
-)
-SEND_LATENCY = METRICS.histogram(
-    "dyad_send_latency_seconds", "Time from sending a delivery to Telegram's answer."
-)
+def render(registry: CollectorRegistry = METRICS, extra: Iterable[Collector] = ()) -> str:
+    """Every metric of ``registry``, then the ``extra`` collectors, in the text format."""
+    scrape = CollectorRegistry(auto_describe=True)
+    scrape.register(registry)
+    for collector in extra:
+        scrape.register(collector)  # a name already taken raises: one meaning per name
+    return generate_latest(scrape).decode("utf-8")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -121,8 +122,24 @@ class Couple(Base):
 
 
 class Partner(Base):
+    """One person in one seat (A or B) of a couple.
+
+    A seat that changes hands gets a new row: the previous holder's row is *retired*
+    (``retired_at``) and keeps their history for the therapist's record, so nothing of
+    theirs is ever read through the newcomer's id. At most one current row per seat.
+    """
+
     __tablename__ = "partners"
-    __table_args__ = (UniqueConstraint("couple_id", "slot"),)
+    __table_args__ = (
+        Index(
+            "uq_partners_current_seat",
+            "couple_id",
+            "slot",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
@@ -142,6 +159,7 @@ class Partner(Base):
     consented_at: Mapped[datetime | None]
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
 
     couple: Mapped[Couple] = relationship(lazy="raise")
 
@@ -196,13 +214,26 @@ class ConversationState(Base):
     updated_at: Mapped[datetime]
 
 
-class UpdateSeen(Base):
-    """Telegram update ids already taken, so a retried webhook is handled once."""
+class InboxUpdate(Base):
+    """A Telegram update, stored before it is acknowledged and marked once it is handled.
 
-    __tablename__ = "updates_seen"
+    ``payload`` is the update's JSON, encrypted (it holds what a person wrote); it is cleared
+    when the update is handled, so a handled row keeps its id alone, which is what makes a
+    repeat of the same update (a retried webhook, a second worker) a no-op. ``lease_until``
+    and ``lease_token``: the worker handling it now (in the database's time); a row whose
+    lease ran out unhandled is taken over by any worker's sweeper.
+    """
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (Index("ix_inbox_updates_unhandled", "handled_at", "received_at"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    seen_at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[bytes | None]
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class AuditEntry(Base):
@@ -255,6 +286,10 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    """Who holds the claim now: set by each claim, checked by every later change to the row."""
+    followup_due_at: Mapped[datetime | None]
+    """Sent, but what it starts (``on_sent``) failed: run it again at this time."""
 
 
 class CheckIn(Base):
@@ -365,3 +400,26 @@ class GroupLinkCode(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class WebAppDraft(Base):
+    """A half-filled Mini App page, kept on the server (never in the browser) until sent.
+
+    One per (check-in or delivery, page); ``telegram_user_id`` is who wrote it, so a seat
+    that changes hands never sees the previous holder's draft. Free text only encrypted.
+    """
+
+    __tablename__ = "webapp_drafts"
+    __table_args__ = (UniqueConstraint("partner_id", "page", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    page: Mapped[str] = mapped_column(String(16))  # checkin | reply | followup
+    ref_id: Mapped[int] = mapped_column(Integer)  # the check-in's or the delivery's id
+    checkin_id: Mapped[int | None] = mapped_column(
+        ForeignKey("checkins.id", ondelete="CASCADE"), index=True
+    )
+    choices: Mapped[dict[str, Any]] = mapped_column(default=dict)  # item id -> choice or score
+    text_ciphertext: Mapped[bytes | None]  # the free-text fields, as encrypted JSON
+    updated_at: Mapped[datetime] = mapped_column(index=True)

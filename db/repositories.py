@@ -14,12 +14,12 @@ from db.models import (
     AuditEntry,
     ConversationState,
     Couple,
+    InboxUpdate,
     Invite,
     Partner,
     Practice,
     Therapist,
     TherapySession,
-    UpdateSeen,
 )
 
 
@@ -124,8 +124,11 @@ class PartnerRepository(_Repository):
         )
 
     async def of_couple(self, couple_id: int) -> list[Partner]:
+        """The couple's current seat holders (A, then B); retired holders are not among them."""
         rows = await self.session.scalars(
-            select(Partner).where(Partner.couple_id == couple_id).order_by(Partner.slot)
+            select(Partner)
+            .where(Partner.couple_id == couple_id, Partner.retired_at.is_(None))
+            .order_by(Partner.slot)
         )
         return list(rows)
 
@@ -133,7 +136,9 @@ class PartnerRepository(_Repository):
         out: dict[int, list[Partner]] = {couple_id: [] for couple_id in couple_ids}
         if couple_ids:
             rows = await self.session.scalars(
-                select(Partner).where(Partner.couple_id.in_(couple_ids)).order_by(Partner.slot)
+                select(Partner)
+                .where(Partner.couple_id.in_(couple_ids), Partner.retired_at.is_(None))
+                .order_by(Partner.slot)
             )
             for partner in rows:
                 out[partner.couple_id].append(partner)
@@ -210,9 +215,10 @@ class ConversationRepository(_Repository):
         else:
             state.kind, state.data, state.updated_at = kind, dict(data), now
 
-    async def clear(self, telegram_user_id: int) -> None:
+    async def clear(self, telegram_user_id: int, *, only: Sequence[str] | None = None) -> None:
+        """Forget what the bot waits for from this user (``only``: if it is one of these)."""
         state = await self.session.get(ConversationState, telegram_user_id)
-        if state is not None:
+        if state is not None and (only is None or state.kind in only):
             await self.session.delete(state)
 
 
@@ -221,13 +227,15 @@ class UpdateRepository(_Repository):
         """Record an update id; False when it was already recorded (a retried webhook)."""
         try:
             async with self.session.begin_nested():
-                self.session.add(UpdateSeen(update_id=update_id, seen_at=now))
+                self.session.add(
+                    InboxUpdate(update_id=update_id, received_at=now, handled_at=now, attempts=1)
+                )
         except IntegrityError:
             return False
         return True
 
     async def count(self) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(UpdateSeen)) or 0)
+        return int(await self.session.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
 
 
 class AuditRepository(_Repository):

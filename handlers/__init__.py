@@ -41,6 +41,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         ("goal", therapist.goal),
         ("close", therapist.close),
         ("alerts", therapist.alerts),
+        ("notes", therapist.notes),
         ("clearhold", therapist.clearhold),
         ("schedule", therapist.schedule),
         ("session", therapist.session),
@@ -58,6 +59,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         add(CommandHandler(name, callback, filters=private))
     add(MessageHandler(filters.COMMAND & private, common.unknown_command))
     add(MessageHandler(filters.TEXT & private, text.on_text))
+    add(common.ButtonOutsidePrivateChat())  # after the group consent button, before the rest
     add(CallbackQueryHandler(onboarding.onboarding_button, pattern=r"^1\|ob\|"))
     add(CallbackQueryHandler(partner.settings_button, pattern=r"^1\|setv?\|"))
     add(CallbackQueryHandler(partner.stop_button, pattern=r"^1\|stop\|"))

@@ -24,7 +24,7 @@ async def _send_step(update: Update, context: Context, step: checkins.Step) -> N
         last = await reply(update, context, message)
     if last is not None and not step.finished:
         async with d.db.uow() as uow:
-            partner = await joined_partner(uow, person_of(update).user_id)
+            partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
             await checkins.remember_question(uow, partner, last.message_id)
     kick_dispatcher(context)  # an alert may be waiting for the therapist
 
@@ -34,7 +34,7 @@ async def checkin_command(update: Update, context: Context) -> None:
     """``/checkin``: start a private check-in, or resume the open one."""
     d = deps(context)
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         step = await checkins.start(uow, partner, d.clock.now())
     await _send_step(update, context, step)
 
@@ -47,7 +47,7 @@ async def start_button(update: Update, context: Context) -> None:
     data = callbacks.decode(query.data)
     d = deps(context)
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         step = await checkins.start_scheduled(uow, partner, data.int_arg(0), d.clock.now())
     await query.answer()
     if partner.discreet and query.message is not None:
@@ -63,7 +63,7 @@ async def item_button(update: Update, context: Context) -> None:
     data = callbacks.decode(query.data)
     d = deps(context)
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         step = await checkins.answer_button(
             uow,
             partner,
@@ -83,7 +83,7 @@ async def note_text(update: Update, context: Context, text: str) -> bool:
     d = deps(context)
     message = update.effective_message
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         checkin = await checkins.open_checkin(uow, partner)
         if checkin is None or not await checkins.awaits_note(uow, partner, checkin):
             return False

@@ -6,7 +6,8 @@ import logging
 import traceback
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop
+from telegram.constants import ChatType
+from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler
 
 from bot.channels.base import Outgoing
 from bot.locales import t
@@ -46,6 +47,33 @@ async def stray_text(update: Update, context: Context) -> None:
     """Text nobody is waiting for."""
     actor = await current_actor(update, context)
     await reply(update, context, Outgoing(t(actor.language, "common.stray_text")))
+
+
+class ButtonOutsidePrivateChat(CallbackQueryHandler[Context, None]):
+    """A button pressed anywhere but the presser's private chat with the bot.
+
+    Partner and therapist buttons act only there (their answers and replies are private);
+    the one exception is the group consent button, which its own handler takes first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(private_button_elsewhere)
+
+    def check_update(self, update: object) -> bool:
+        """Whether this is a button press on a message outside a private chat."""
+        if not super().check_update(update):
+            return False
+        assert isinstance(update, Update) and update.callback_query is not None
+        message = update.callback_query.message
+        return message is None or message.chat.type != ChatType.PRIVATE
+
+
+async def private_button_elsewhere(update: Update, context: Context) -> None:
+    """Refuse, kindly and privately (a pop-up only the presser sees); nothing changes."""
+    query = update.callback_query
+    assert query is not None
+    actor = await current_actor(update, context)
+    await query.answer(t(actor.language, "common.private_button"), show_alert=True)
 
 
 async def stale_button(update: Update, context: Context) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from telegram import Update
 
-from bot.channels.base import Outgoing
+from bot.channels.base import Outgoing, SendError
 from bot.core import callbacks
 from bot.services import confirmations, data_rights
 from bot.services.texts import UserError, msg
-from handlers._base import Context, deps, kick_dispatcher, kindly, person_of, reply
+from handlers._base import Context, deps, kick_dispatcher, kindly, messenger, person_of, reply
 from handlers.partner import joined_partner
 
 
@@ -46,11 +48,19 @@ async def delete_button(update: Update, context: Context) -> None:
         if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
             raise UserError("common.stale_button")
         await confirmations.take(uow, person_of(update).user_id, "erase", partner.id)
+        erased = None
         if data.arg(1) == "yes":
-            message = await data_rights.erase(uow, partner, d.clock.now())
+            erased = await data_rights.erase(uow, partner, d.cipher, d.clock.now())
+            message = erased.message
         else:
             await uow.commit()
             message = Outgoing(msg(partner.language, "data.kept"))
     await query.answer()
     await reply(update, context, message)
+    if erased is not None:
+        for chat_id, message_id in erased.group_posts:
+            # Best effort: past Telegram's 48 hours, or already gone, a post stays deleted
+            # from Dyad's side only; the link has ended either way.
+            with contextlib.suppress(SendError):
+                await messenger(context).delete(chat_id, message_id)
     kick_dispatcher(context)

@@ -64,6 +64,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         filters.StatusUpdate.NEW_CHAT_MEMBERS | filters.StatusUpdate.LEFT_CHAT_MEMBER
     )
     add(MessageHandler(in_groups & joins_and_departures, membership_message))
+    add(MessageHandler(in_groups & filters.StatusUpdate.MIGRATE, migration_message))
     add(GroupChatMemberHandler(member_update, ChatMemberHandler.ANY_CHAT_MEMBER))
 
 
@@ -189,6 +190,20 @@ async def membership_message(update: Update, context: Context) -> None:
         if message.left_chat_member is not None:
             left = message.left_chat_member.id
             changed = await groups.member_left(uow, chat_id, left, bot_id, now) or changed
+    if changed:
+        kick_dispatcher(context)
+
+
+async def migration_message(update: Update, context: Context) -> None:
+    """Telegram upgraded a group to a supergroup: the old one says where it went, the new one
+    where it came from. Either way the link of the old chat id is suspended."""
+    message = update.effective_message
+    if message is None:
+        return
+    old_chat_id = message.migrate_from_chat_id if message.migrate_from_chat_id else message.chat_id
+    d = deps(context)
+    async with d.db.uow() as uow:
+        changed = await groups.migrated(uow, old_chat_id, d.clock.now())
     if changed:
         kick_dispatcher(context)
 

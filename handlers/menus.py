@@ -28,6 +28,7 @@ THERAPIST_COMMANDS = (
     "sessions",
     "digest",
     "alerts",
+    "notes",
     "clearhold",
     "linkgroup",
     "close",

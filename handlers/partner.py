@@ -21,8 +21,12 @@ from handlers._base import (
 )
 
 
-async def joined_partner(uow: UnitOfWork, user_id: int) -> Partner:
-    """The partner behind this user, fully joined; anyone else gets a kind refusal."""
+async def joined_partner(uow: UnitOfWork, user_id: int, *, in_programme: bool = False) -> Partner:
+    """The partner behind this user, fully joined; anyone else gets a kind refusal.
+
+    ``in_programme``: for answering (check-ins, prompts), the couple must still be in the
+    programme; after ``/close`` the partner is told kindly, with the crisis lines.
+    """
     partner = await uow.partners.by_user(user_id)
     if partner is None or partner.left_at is not None:
         if await uow.therapists.by_user(user_id) is not None:
@@ -30,6 +34,8 @@ async def joined_partner(uow: UnitOfWork, user_id: int) -> Partner:
         raise UserError("common.help_stranger")
     if partner.onboarding_step != "done":
         raise UserError("partner.not_joined")
+    if in_programme:
+        await partners.require_programme(uow, partner)
     return partner
 
 

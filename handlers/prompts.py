@@ -32,7 +32,7 @@ async def button(update: Update, context: Context) -> None:
     d = deps(context)
     now = d.clock.now()
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         if data.action == "po":
             opened = await prompts.reveal_discreet(uow, partner, data.int_arg(0))
             await query.answer()
@@ -56,7 +56,7 @@ async def followup_words(update: Update, context: Context, response_id: int, tex
     """The optional words after a follow-up's button."""
     d = deps(context)
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         result = await prompts.followup_words(
             uow, partner, d.cipher, response_id, text, d.clock.now()
         )
@@ -73,7 +73,7 @@ async def reply_text(update: Update, context: Context, text: str) -> bool:
         else None
     )
     async with d.db.uow() as uow:
-        partner = await joined_partner(uow, person_of(update).user_id)
+        partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         delivery = await prompts.open_prompt(uow, partner, d.clock.now(), reply_to)
         if delivery is None:
             return False

@@ -10,6 +10,7 @@ from telegram import Update
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.services import confirmations, couples, digests, safety_flow, sessions
+from bot.services import notes as kept_notes
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist
 from db.uow import UnitOfWork
@@ -198,6 +199,13 @@ async def _alerts(
     return Outgoing(await safety_flow.alerts_view(uow, therapist, couple, d.clock.now(), d.cipher))
 
 
+async def _notes(
+    context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
+) -> Outgoing:
+    d = deps(context)
+    return Outgoing(await kept_notes.notes_view(uow, therapist, couple, d.cipher, d.clock.now()))
+
+
 async def _clearhold(
     context: Context, uow: UnitOfWork, therapist: Therapist, couple: Couple, rest: list[str]
 ) -> Outgoing:
@@ -229,10 +237,15 @@ COUPLE_ACTIONS: dict[str, CoupleAction] = {
     "goal": _goal,
     "close": _close,
     "alerts": _alerts,
+    "notes": _notes,
     "clearhold": _clearhold,
     "schedule": _schedule,
     "digest": _digest,
 }
+
+
+READ_AFTER_CLOSE = frozenset({"alerts", "notes"})
+"""A closed couple's safety record and kept-private words stay readable by its therapist."""
 
 
 def couple_command(name: str, doc: str) -> HandlerFn:
@@ -247,7 +260,9 @@ def couple_command(name: str, doc: str) -> HandlerFn:
             if not args:
                 message: Outgoing | None = await _picker(uow, therapist, name)
             else:
-                couple = await couples.own_couple(uow, therapist, args[0])
+                couple = await couples.own_couple(
+                    uow, therapist, args[0], include_closed=name in READ_AFTER_CLOSE
+                )
                 message = await COUPLE_ACTIONS[name](context, uow, therapist, couple, args[1:])
         if message is not None:
             await reply(update, context, message)
@@ -261,6 +276,7 @@ invite = couple_command("invite", "``/invite HANDLE A|B``: a fresh link for one 
 goal = couple_command("goal", "``/goal HANDLE TEXT``: set the shared goal both partners see.")
 close = couple_command("close", "``/close HANDLE``: asks first, then ends the couple's use.")
 alerts = couple_command("alerts", "``/alerts HANDLE``: safety alerts with the words; audited.")
+notes = couple_command("notes", "``/notes HANDLE``: words kept for the therapist only; audited.")
 clearhold = couple_command("clearhold", "``/clearhold HANDLE``: lift the safety hold.")
 schedule = couple_command("schedule", "``/schedule HANDLE [TEMPLATE|pause|resume]``.")
 digest = couple_command("digest", "``/digest HANDLE``: the digest now; the read is audited.")

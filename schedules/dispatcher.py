@@ -5,6 +5,16 @@ or ``skipped`` (too late for its window, or its recipient left). A worker that d
 after claiming leaves rows whose lease runs out; any worker then claims them again, so
 a crash between sending and marking can duplicate at most the rows in flight.
 
+Retries end by time, not by count: a row is tried again (with backoff capped at five
+minutes) until its ``not_after`` (prompts), or until its kind's horizon after it was first
+due (``retry_horizon``, three days unless a kind sets its own: alerts, digests and notices
+are never given up within a day). When a whole channel fails (server errors and timeouts
+for several addresses in a row) the channel is taken to be down: its rows wait for it
+without using up tries, one probe at a time tests whether it is back, and ``outages()``
+(shown on ``/healthz``) says since when. A notice that ``escalations`` names (the safety
+alert) and that has not reached its recipient within minutes is also queued on another
+channel (an email to the therapist), where that channel and an address exist.
+
 A claim's ``lease_until`` doubles as a fencing token: every later change to a claimed row
 is an ``UPDATE ... WHERE lease_until = <our token>``, so a worker that stalled past its
 lease (and whose rows another worker has taken) can neither send them nor overwrite
@@ -31,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.channels.base import (
     Address,
@@ -44,8 +55,9 @@ from bot.channels.base import (
     Sent,
     TransientFailure,
 )
-from bot.channels.registry import TELEGRAM, ChannelRegistry
+from bot.channels.registry import EMAIL, TELEGRAM, ChannelRegistry
 from bot.core.clock import Clock
+from bot.services.outbox import copy_to_channel
 from db.engine import Database
 from db.models import Delivery
 from db.uow import UnitOfWork
@@ -54,6 +66,15 @@ log = logging.getLogger(__name__)
 
 _REASON_LENGTH = 200  # Delivery.last_error's column size
 _MAX_BACKOFF = 300.0
+RETRY_HORIZON = timedelta(days=3)
+"""How long a row without a ``not_after`` is retried after it was first due."""
+_OUTAGE_FAILURES = 5  # failures in a row, to this many different addresses at least:
+_OUTAGE_ADDRESSES = 3
+_PROBE_FIRST, _PROBE_MAX = 1.0, 30.0  # seconds between probes of a channel that is down
+_ESCALATE_EVERY = timedelta(seconds=20)
+_MAX_RENDER_ATTEMPTS = 3
+_FOLLOWUP_FIRST_RETRY = 5.0
+_MARKABLE = ("claimed", "pending")  # a sent message is recorded even after its lease lapsed
 _MAX_OUTAGE_WAIT = 30.0
 _MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible lease
 
@@ -90,6 +111,54 @@ class DispatchStats:
     skipped: int = 0
     retried: int = 0
     rate_limited: int = 0
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A notice that must not wait: after ``after`` undelivered, also send it on ``channel``."""
+
+    after: timedelta
+    channel: str = EMAIL
+
+
+ESCALATIONS: Mapping[str, Escalation] = {"alerts.notice": Escalation(timedelta(minutes=3))}
+"""Notices (by catalog key) that also go by another channel when Telegram cannot deliver."""
+
+
+@dataclass
+class ChannelState:
+    """Whether one channel works: recent failures, and since when it has been down."""
+
+    recent: list[Address] = field(default_factory=list)
+    down_since: datetime | None = None
+    probe_at: datetime | None = None
+    probe_interval: float = _PROBE_FIRST
+    probing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def down(self) -> bool:
+        return self.down_since is not None
+
+    def succeeded(self) -> bool:
+        """Record a send that went through; True when that ends an outage."""
+        ended = self.down
+        self.recent.clear()
+        self.down_since = self.probe_at = None
+        self.probe_interval = _PROBE_FIRST
+        return ended
+
+    def failed(self, address: Address, now: datetime) -> bool:
+        """Record a transient failure; True when it starts an outage."""
+        if self.down:
+            self.probe_interval = min(self.probe_interval * 2, _PROBE_MAX)
+            self.probe_at = now + timedelta(seconds=self.probe_interval)
+            return False
+        self.recent = [*self.recent[-(_OUTAGE_FAILURES - 1) :], address]
+        if len(self.recent) < _OUTAGE_FAILURES or len(set(self.recent)) < _OUTAGE_ADDRESSES:
+            return False
+        self.down_since = now
+        self.probe_at = now + timedelta(seconds=self.probe_interval)
+        return True
 
 
 class Pacer:
@@ -211,12 +280,17 @@ class Dispatcher:
     lease: timedelta = timedelta(seconds=120)
     batch_size: int = 100
     concurrency: int = 8
-    max_attempts: int = 8
+    retry_horizon: timedelta = RETRY_HORIZON
+    horizons: Mapping[str, timedelta] = field(default_factory=dict)
+    """Per delivery kind, instead of ``retry_horizon``."""
+    escalations: Mapping[str, Escalation] = field(default_factory=lambda: dict(ESCALATIONS))
     worker_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     pacer: Pacer | None = None
     alive_at: float = 0.0
     limits: Mapping[str, ChannelLimits] | None = None
     _pacers: dict[str, Pacer] = field(default_factory=dict, init=False, repr=False)
+    _states: dict[str, ChannelState] = field(default_factory=dict, init=False, repr=False)
+    _escalated_at: datetime | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.pacer is None:
@@ -259,6 +333,13 @@ class Dispatcher:
             (Delivery.status == "pending") & (Delivery.due_at <= now),
             (Delivery.status == "claimed") & (Delivery.lease_until < now),
         )
+        waiting = [
+            name
+            for name, state in self._states.items()
+            if state.probe_at is not None and state.probe_at > now
+        ]
+        if waiting:  # channels that are down: nothing to send on them before the next probe
+            due = due & Delivery.channel.not_in(waiting)
         candidates = select(Delivery.id).where(due).order_by(Delivery.due_at, Delivery.id)
         candidates = candidates.limit(limit)
         if self.db.is_postgres:
@@ -302,6 +383,8 @@ class Dispatcher:
         """Claim one batch of due rows and send them; returns what happened."""
         self.alive_at = time.monotonic()
         stats = DispatchStats()
+        await self._escalate_late()
+        await self._retry_followups()
         claimed = await self._claim(self.batch_size)
         stats.claimed = len(claimed)
         if not claimed:
@@ -363,8 +446,65 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=idle)
 
+    async def _escalate_late(self) -> None:
+        """Queue on their other channel the urgent notices that have waited too long."""
+        now = self.clock.now()
+        if not self.escalations or (
+            self._escalated_at is not None and now - self._escalated_at < _ESCALATE_EVERY
+        ):
+            return
+        self._escalated_at = now
+        usable = {k: e for k, e in self.escalations.items() if e.channel in self.channels}
+        if not usable:
+            return
+        oldest = now - min(e.after for e in usable.values())
+        late = select(Delivery).where(
+            Delivery.status.in_(("pending", "claimed")),
+            Delivery.kind == "notice",
+            Delivery.key.in_(list(usable)),
+            Delivery.channel == TELEGRAM,
+            Delivery.created_at <= oldest,
+        )
+        try:
+            async with self.db.uow() as uow:
+                for row in (await uow.session.scalars(late)).all():
+                    escalation = usable[row.key]
+                    if row.created_at <= now - escalation.after and await copy_to_channel(
+                        uow, row, escalation.channel, now
+                    ):
+                        log.warning(
+                            "urgent notice late on Telegram; also sent by %s",
+                            escalation.channel,
+                            extra={"delivery_id": row.id},
+                        )
+                await uow.commit()
+        except Exception:
+            # Telegram still has the row; the next pass tries again.
+            log.exception("could not queue late urgent notices on another channel")
+
     def metrics_send_latency(self, seconds: float) -> None:
         """Hook for metrics (the health server replaces it)."""
+
+    def outages(self) -> dict[str, datetime]:
+        """The channels this process finds down, and since when."""
+        return {
+            name: state.down_since
+            for name, state in self._states.items()
+            if state.down_since is not None
+        }
+
+    def _state(self, channel: str) -> ChannelState:
+        state = self._states.get(channel)
+        if state is None:
+            state = self._states[channel] = ChannelState()
+        return state
+
+    def _give_up_at(self, delivery: Delivery) -> datetime:
+        """When retrying this row ends: its window, or its kind's horizon."""
+        if delivery.not_after is not None:
+            return delivery.not_after
+        horizon = self.horizons.get(delivery.kind, self.retry_horizon)
+        return delivery.created_at + horizon
 
     async def _deliver(self, delivery: Delivery, stats: DispatchStats) -> None:
         assert delivery.lease_until is not None
@@ -375,39 +515,95 @@ class Dispatcher:
             log.exception("delivery %s could not be prepared", delivery.id)
             stats.retried += 1
             reason = f"render failed: {error!r}"
-            await self._retry(delivery, token, None, reason, stats, count=True)
+            # A database that is away is worth waiting for; a row we cannot render is not.
+            counted = not isinstance(error, SQLAlchemyError | OSError)
+            await self._retry(delivery, token, None, reason, stats, render_failure=counted)
             return
         if prepared is None:
             return
         rendered = prepared.rendered
-        # The outcome is recorded before the chat's turn ends, so the next message to this
-        # chat sees it (a 403 marks the partner unreachable once, not once per message).
-        async with prepared.pacer.turn(rendered.address, prepared.interval):
-            if delivery.not_after is not None and self.clock.now() > delivery.not_after:
-                # The wait for a turn (a 429 pause) outlasted the delivery's window.
-                ending = self._final("skipped", "too late for its window")
-                if await self._settle(delivery.id, token, ending):
-                    stats.skipped += 1
+        state = self._state(delivery.channel)
+        probing = False
+        if state.down:
+            allowed, probing = await self._may_probe(state)
+            if not allowed:
+                await self._wait_for_channel(delivery, token, state, stats)
                 return
-            held = await self._keep_lease(delivery.id, token)
-            if held is None:
-                return
-            started = time.monotonic()
-            try:
-                sent = await prepared.messenger.send(rendered.address, rendered.message)
-            except SendError as error:
-                await self._after_refusal(
-                    delivery, held, error, stats, prepared.pacer, rendered.address
-                )
-                return
-            except Exception as error:
-                # An error we do not know: the message may or may not have gone out.
-                log.exception("delivery %s: unexpected send error", delivery.id)
-                stats.retried += 1
-                await self._retry(delivery, held, None, repr(error), stats, count=True)
-                return
-            self.metrics_send_latency(time.monotonic() - started)
-            await self._mark_sent(delivery.id, sent, stats)
+        try:
+            # The outcome is recorded before the chat's turn ends, so the next message to
+            # this chat sees it (a 403 marks the partner unreachable once, not once per message).
+            async with prepared.pacer.turn(rendered.address, prepared.interval):
+                await self._send_in_turn(delivery, token, prepared, stats, state)
+        finally:
+            if probing:
+                state.probing.release()
+
+    async def _may_probe(self, state: ChannelState) -> tuple[bool, bool]:
+        """Whether a send may go to a channel that is down, and whether it is the probe."""
+        if state.probe_at is not None and self.clock.now() < state.probe_at:
+            return False, False
+        if state.probing.locked():
+            # Another send is probing: its outcome decides for this one too.
+            async with state.probing:
+                pass
+            return not state.down, False
+        await state.probing.acquire()  # released by _deliver once the probe is answered
+        return True, True
+
+    async def _wait_for_channel(
+        self, delivery: Delivery, token: datetime, state: ChannelState, stats: DispatchStats
+    ) -> None:
+        """Put a row back until its channel's next probe, keeping its tries untouched."""
+        assert state.probe_at is not None and state.down_since is not None
+        after = max((state.probe_at - self.clock.now()).total_seconds(), 0.0)
+        reason = f"channel {delivery.channel} down since {state.down_since:%Y-%m-%d %H:%M} UTC"
+        stats.retried += 1
+        await self._retry(delivery, token, after, reason, stats)
+
+    async def _send_in_turn(
+        self,
+        delivery: Delivery,
+        token: datetime,
+        prepared: _Prepared,
+        stats: DispatchStats,
+        state: ChannelState,
+    ) -> None:
+        """Send one prepared row in its turn, and record what came of it."""
+        rendered = prepared.rendered
+        if delivery.not_after is not None and self.clock.now() > delivery.not_after:
+            # The wait for a turn (a 429 pause) outlasted the delivery's window.
+            ending = self._final("skipped", "too late for its window")
+            if await self._settle(delivery.id, token, ending):
+                stats.skipped += 1
+            return
+        held = await self._keep_lease(delivery.id, token)
+        if held is None:
+            return
+        started = time.monotonic()
+        try:
+            sent = await prepared.messenger.send(rendered.address, rendered.message)
+        except SendError as error:
+            if not isinstance(error, TransientFailure | RateLimited):
+                state.succeeded()  # the channel answered: it is up, even if it refused
+            await self._after_refusal(
+                delivery, held, error, stats, prepared.pacer, rendered.address, state
+            )
+            return
+        except Exception as error:
+            # An error we do not know: the message may or may not have gone out.
+            log.exception("delivery %s: unexpected send error", delivery.id)
+            self._channel_failed(delivery.channel, state, rendered.address)
+            stats.retried += 1
+            await self._retry(delivery, held, None, repr(error), stats)
+            return
+        if state.succeeded():
+            log.warning("channel back up", extra={"channel": delivery.channel})
+        self.metrics_send_latency(time.monotonic() - started)
+        await self._mark_sent(delivery.id, sent, stats)
+
+    def _channel_failed(self, channel: str, state: ChannelState, address: Address) -> None:
+        if state.failed(address, self.clock.now()):
+            log.warning("channel down: every recent send failed", extra={"channel": channel})
 
     async def _after_refusal(
         self,
@@ -417,6 +613,7 @@ class Dispatcher:
         stats: DispatchStats,
         pacer: Pacer,
         address: Address,
+        state: ChannelState,
     ) -> None:
         """Record what the channel's refusal means for the row (and its recipient)."""
         if isinstance(error, RateLimited):
@@ -438,8 +635,14 @@ class Dispatcher:
             log.warning("delivery refused", extra={"delivery_id": delivery.id})
         else:
             reason = error.reason if isinstance(error, TransientFailure) else repr(error)
+            self._channel_failed(delivery.channel, state, address)
             stats.retried += 1
-            await self._retry(delivery, token, None, reason, stats, count=True)
+            if state.down:
+                # The channel is down, not this row: wait for its next probe, tries untouched.
+                after = max((state.probe_at or self.clock.now()) - self.clock.now(), timedelta())
+                await self._retry(delivery, token, after.total_seconds(), reason, stats)
+            else:
+                await self._retry(delivery, token, None, reason, stats)
 
     async def _prepare(self, delivery: Delivery, stats: DispatchStats) -> _Prepared | None:
         """Render a claimed row; None when it ends here instead (too late, gone, no channel)."""
@@ -447,12 +650,12 @@ class Dispatcher:
         ending: tuple[str, str] | None = None
         rendered: Rendered | None = None
         messenger = self.channels.get(delivery.channel)
-        if delivery.not_after is not None and self.clock.now() > delivery.not_after:
+        now = self.clock.now()
+        if delivery.not_after is not None and now > delivery.not_after:
             ending = ("skipped", "too late for its window")
-        elif delivery.attempts > self.max_attempts:
-            # Only reclaims after lost leases get here (counted retries stop earlier).
-            attempts = delivery.attempts - 1
-            ending = ("failed", f"gave up after {attempts} attempts: worker lost its lease")
+        elif now > self._give_up_at(delivery):
+            last = delivery.last_error or "out of time"
+            ending = ("failed", f"gave up after {delivery.attempts - 1} attempts: {last}")
         elif messenger is None:
             ending = ("failed", f"no messenger for channel {delivery.channel!r}")
         else:
@@ -462,7 +665,9 @@ class Dispatcher:
                 ending = ("skipped", "recipient gone or paused")
         if ending is not None or rendered is None or messenger is None:
             status, reason = ending or ("skipped", "recipient gone or paused")
-            if await self._settle(delivery.id, delivery.lease_until, self._final(status, reason)):
+            # Nothing was tried in this claim: it does not count.
+            values = {**self._final(status, reason), "attempts": max(0, delivery.attempts - 1)}
+            if await self._settle(delivery.id, delivery.lease_until, values):
                 setattr(stats, status, getattr(stats, status) + 1)
             return None
         return _Prepared(rendered, messenger, *self.pacer_for(delivery.channel))
@@ -493,6 +698,13 @@ class Dispatcher:
         return renewed
 
     async def _mark_sent(self, delivery_id: int, sent: Sent, stats: DispatchStats) -> None:
+        """Record a sent row and what it starts; a failed follow-up is kept to be retried.
+
+        The two are kept apart: a database that fails the mark is waited out (the message is
+        out, and sending it again when the lease ends would repeat it), while a follow-up
+        that fails (``on_sent`` raising) leaves the row sent with ``followup_due_at`` set, so
+        :meth:`_retry_followups` runs it again later, never dropping it.
+        """
         stats.sent += 1
         values: dict[str, Any] = {
             "status": "sent",
@@ -500,31 +712,92 @@ class Dispatcher:
             "message_id": sent.message_id or None,  # 0: the channel has no message ids
             "lease_until": None,
         }
+        broke: list[BaseException] = []
 
         async def on_sent(uow: UnitOfWork, delivery: Delivery) -> None:
-            await self.renderer.on_sent(uow, delivery, sent)
+            try:
+                await self.renderer.on_sent(uow, delivery, sent)
+            except Exception as error:
+                broke.append(error)
+                raise
 
         # The message is out: record it even if our lease lapsed meanwhile (a row another
         # worker retried must not be sent a second time later), and ride out a short database
         # hiccup rather than leave the row to be sent again when its lease runs out.
+        marked = False
         for delay in (*_MARK_SENT_RETRY_DELAYS, None):
+            broken_before = bool(broke)
             try:
-                marked = await self._settle(
-                    delivery_id,
-                    None,
-                    values,
-                    hook=on_sent,
-                    fallback="sent; recording what it starts failed",
-                    allowed=("claimed", "pending"),
-                )
+                if broke:
+                    log.warning("delivery %s: follow-up failed; kept to retry", delivery_id)
+                    later = self.clock.now() + timedelta(seconds=_FOLLOWUP_FIRST_RETRY)
+                    kept = {
+                        **values,
+                        "followup_due_at": later,
+                        "last_error": "sent; what it starts failed, trying again",
+                    }
+                    marked = await self._settle(delivery_id, None, kept, allowed=_MARKABLE)
+                else:
+                    marked = await self._settle(
+                        delivery_id, None, values, hook=on_sent, allowed=_MARKABLE
+                    )
                 break
             except Exception:
+                if broke and not broken_before:
+                    continue  # the follow-up failed just now: record the send alone, at once
                 if delay is None:
                     raise
                 log.warning("delivery %s sent; recording it failed, trying again", delivery_id)
                 await asyncio.sleep(delay)
         if not marked:
             log.warning("delivery %s was sent here and elsewhere", delivery_id)
+
+    async def _retry_followups(self) -> int:
+        """Run again the follow-ups (``on_sent``) that failed after a send; how many succeeded."""
+        now = self.clock.now()
+        due = (
+            select(Delivery.id, Delivery.followup_due_at, Delivery.sent_at)
+            .where(Delivery.status == "sent", Delivery.followup_due_at <= now)
+            .order_by(Delivery.followup_due_at)
+            .limit(self.batch_size)
+        )
+        async with self.db.uow() as uow:
+            waiting = list((await uow.session.execute(due)).all())
+        done = 0
+        for delivery_id, due_at, sent_at in waiting:
+            # Taken by the conditional update (another worker may be retrying it too), and
+            # the follow-up runs in the same transaction: both happen, or neither.
+            take = (
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.followup_due_at == due_at)
+                .values(followup_due_at=None, last_error=None)
+                .returning(Delivery)
+                .execution_options(synchronize_session=False)
+            )
+            try:
+                async with self.db.uow() as uow:
+                    row = (await uow.session.scalars(take)).one_or_none()
+                    if row is None:
+                        continue
+                    await self.renderer.on_sent(uow, row, Sent(row.message_id or 0))
+                    await uow.commit()
+                done += 1
+            except Exception:
+                log.exception("delivery %s: follow-up failed again", delivery_id)
+                # Waits about as long again as it has been failing (10 s to 5 minutes).
+                waited = (now - (sent_at or now)).total_seconds()
+                later = now + timedelta(seconds=min(max(waited, 10.0), _MAX_BACKOFF))
+                again = (
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, Delivery.followup_due_at == due_at)
+                    .values(followup_due_at=later)
+                    .execution_options(synchronize_session=False)
+                )
+                with contextlib.suppress(Exception):
+                    async with self.db.uow() as uow:
+                        await uow.session.execute(again)
+                        await uow.commit()
+        return done
 
     async def _retry(
         self,
@@ -534,14 +807,20 @@ class Dispatcher:
         reason: str,
         stats: DispatchStats,
         *,
-        count: bool = False,
+        render_failure: bool = False,
     ) -> None:
-        """Put a row back for later, or end it when tries or its window are used up."""
-        if count and delivery.attempts >= self.max_attempts:
+        """Put a row back for later, or end it when its window or horizon is over.
+
+        ``after`` None backs off (doubling, capped); a given ``after`` (a 429's
+        ``retry_after``, a channel's next probe) is the channel's doing, not a failed try,
+        so the claim's count is given back. A row we cannot render ends after a few tries.
+        """
+        if render_failure and delivery.attempts >= _MAX_RENDER_ATTEMPTS:
             reason = f"gave up after {delivery.attempts} attempts: {reason}"
             if await self._settle(delivery.id, token, self._final("failed", reason)):
                 stats.failed += 1
             return
+        counted = after is None
         if after is None:
             after = min(2.0**delivery.attempts, _MAX_BACKOFF)
         due = self.clock.now() + timedelta(seconds=after)
@@ -550,13 +829,22 @@ class Dispatcher:
             if await self._settle(delivery.id, token, self._final("skipped", reason)):
                 stats.skipped += 1
             return
+        give_up = self._give_up_at(delivery)
+        if due > give_up:
+            if give_up - self.clock.now() > timedelta(seconds=1):
+                due = give_up  # one last try at the end of the horizon
+            else:
+                tries = delivery.attempts if counted else delivery.attempts - 1
+                reason = f"gave up after {tries} attempts: {reason}"
+                if await self._settle(delivery.id, token, self._final("failed", reason)):
+                    stats.failed += 1
+                return
         values: dict[str, Any] = {
             "status": "pending",
             "lease_until": None,
             "last_error": reason[:_REASON_LENGTH],
             "due_at": due,
-            # A rate limit is the channel's doing, not a failed try: give the claim's count back.
-            "attempts": delivery.attempts if count else max(0, delivery.attempts - 1),
+            "attempts": delivery.attempts if counted else max(0, delivery.attempts - 1),
         }
         await self._settle(delivery.id, token, values)
 

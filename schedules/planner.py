@@ -121,8 +121,17 @@ def plan_for_partner(
 
 
 def plan_key(planned: PlannedDelivery) -> str:
-    """One row per rule per local date: a hold may swap the prompt, never add a second row."""
-    return f"{PLAN_PREFIX}{planned.rule_id}:{planned.local_date.isoformat()}"
+    """One row per rule per local date: a hold may swap the prompt, never add a second row.
+
+    A follow-up also names how many days after its skill it comes: one rule's skills with
+    different delays (a practice's own 3-day skill beside the 2-day ones) can bring two
+    follow-ups to one day, and each needs its own row.
+    """
+    day = planned.local_date.isoformat()
+    if planned.followup_origin is not None:
+        delay = (planned.local_date - planned.followup_origin).days
+        return f"{PLAN_PREFIX}{planned.rule_id}+{delay}d:{day}"
+    return f"{PLAN_PREFIX}{planned.rule_id}:{day}"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,14 @@ Address: TypeAlias = int | str
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """An inline button: its label and its (small, versioned) callback data."""
+    """An inline button: its label and its (small, versioned) callback data.
+
+    With ``web_app_url`` it opens that page as a Telegram Mini App instead (``data`` unused).
+    """
 
     text: str
     data: str
+    web_app_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

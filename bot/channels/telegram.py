@@ -5,9 +5,23 @@ from __future__ import annotations
 import warnings
 from datetime import timedelta
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyParameters,
+    WebAppInfo,
+)
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TimedOut,
+)
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
@@ -34,7 +48,12 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton(b.text, callback_data=b.data) for b in row]
+            [
+                InlineKeyboardButton(b.text, web_app=WebAppInfo(b.web_app_url))
+                if b.web_app_url
+                else InlineKeyboardButton(b.text, callback_data=b.data)
+                for b in row
+            ]
             for row in message.buttons
         ]
     )
@@ -72,6 +91,8 @@ class TelegramMessenger:
         except RetryAfter as error:
             raise RateLimited(_retry_seconds(error)) from error
         except Forbidden as error:
+            raise Blocked(error.message) from error
+        except ChatMigrated as error:  # a basic group upgraded: its old id takes nothing more
             raise Blocked(error.message) from error
         except BadRequest as error:
             if "chat not found" in error.message.lower():

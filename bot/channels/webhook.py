@@ -28,6 +28,7 @@ from bot.channels.base import (
     TransientFailure,
 )
 from bot.core.clock import Clock
+from bot.core.numbers import is_ascii_digits
 
 EVENT_ID_HEADER = "Dyad-Event-Id"
 TIMESTAMP_HEADER = "Dyad-Timestamp"
@@ -65,7 +66,7 @@ def verify_signature(
     A timestamp more than ``tolerance`` seconds away from ``now`` fails (replay). The header
     may hold several comma-separated ``v1=`` signatures (during a secret rotation).
     """
-    if not timestamp.isdigit():
+    if not is_ascii_digits(timestamp):
         return False
     current = now.timestamp() if isinstance(now, datetime) else float(now)
     if abs(current - int(timestamp)) > tolerance:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.core.numbers import is_ascii_digits
+
 VERSION = "1"
 MAX_BYTES = 64
 _ARG = re.compile(r"^[A-Za-z0-9_.:+/-]{0,40}$")
@@ -37,7 +39,7 @@ class Callback:
     def int_arg(self, index: int) -> int:
         """The argument at ``index`` as a non-negative integer."""
         value = self.arg(index)
-        if not value.isdigit() or len(value) > 18:
+        if not is_ascii_digits(value) or len(value) > 18:
             raise ForgedCallback("not an id")
         return int(value)
 

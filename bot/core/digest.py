@@ -73,6 +73,7 @@ class CheckinData:
     note: str | None = None
     ok_to_raise: bool | None = None
     partial: bool = False
+    safety_declined: bool = False  # "Prefer not to say" to the private safety question
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,19 @@ class PartnerData:
 
 @dataclass(frozen=True)
 class CoupleAnswerData:
-    """A couple-space prompt of the period and each partner's answer (None: not answered)."""
+    """A couple-space prompt both partners received, and what of each answer may be quoted.
+
+    An answer is given here only when it may be quoted: revealed to both, or marked OK to
+    raise by its author, and never one that raised a safety flag. Otherwise the text is
+    None and ``private_a``/``private_b`` says whether the partner answered at all (an
+    answer kept private is counted, never shown).
+    """
 
     prompt_title: str
     answer_a: str | None
     answer_b: str | None
+    private_a: bool = False
+    private_b: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,11 +278,12 @@ class PartnerSection:
 
 @dataclass(frozen=True)
 class SlotAnswer:
-    """One partner's couple-space answer (None: not answered)."""
+    """One partner's couple-space answer (None: not answered, or ``private``: kept private)."""
 
     slot: Slot
     text: str | None
     truncated: bool
+    private: bool = False
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,8 @@ class Safety:
 
     alerts: tuple[AlertView, ...]
     open_count: int
+    declined: tuple[tuple[Slot, int], ...] = ()
+    """Partners who chose "Prefer not to say" to the safety question, and how often."""
 
 
 AgendaKey = Literal[
@@ -615,17 +627,17 @@ def _partner_section(partner: PartnerData, settings: DigestSettings, tz: tzinfo)
 
 
 def _couple_space(space: CoupleSpaceData, order: tuple[Slot, Slot], limit: int) -> CoupleSpaceView:
-    def answer(slot: Slot, text: str | None) -> SlotAnswer:
+    def answer(slot: Slot, text: str | None, private: bool) -> SlotAnswer:
         if text is None or not _clean(text):
-            return SlotAnswer(slot=slot, text=None, truncated=False)
+            return SlotAnswer(slot=slot, text=None, truncated=False, private=private)
         cleaned = _clean(text)
         cut = cut_at_word(cleaned, limit)
         return SlotAnswer(slot=slot, text=cut, truncated=cut != cleaned)
 
     answers = []
     for item in space.answers:
-        by_slot = {"A": item.answer_a, "B": item.answer_b}
-        first, second = (answer(slot, by_slot[slot]) for slot in order)
+        by_slot = {"A": (item.answer_a, item.private_a), "B": (item.answer_b, item.private_b)}
+        first, second = (answer(slot, *by_slot[slot]) for slot in order)
         answers.append(
             CoupleAnswer(prompt_title=_clean(item.prompt_title), answers=(first, second))
         )
@@ -683,6 +695,15 @@ def _safety(data: DigestInput, order: tuple[Slot, Slot], tz: tzinfo) -> Safety:
             for a in kept
         ),
         open_count=sum(1 for a in kept if a.open),
+        declined=tuple(
+            (slot, count)
+            for slot in order
+            if (
+                count := sum(
+                    c.safety_declined for p in data.partners if p.slot == slot for c in p.checkins
+                )
+            )
+        ),
     )
 
 

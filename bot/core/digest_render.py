@@ -339,7 +339,9 @@ def _together(digest: Digest, language: str) -> Part:
             blocks.append(_item(answer.prompt_title, "italic"))
             for slot_answer in answer.answers:
                 name = digest.partner(slot_answer.slot).display_name
-                if slot_answer.text is None:
+                if slot_answer.private:
+                    text = _k(language, "couple.kept_private", name=name)
+                elif slot_answer.text is None:
                     text = _k(language, "couple.no_answer", name=name)
                 else:
                     quoted = _k(language, "words.quote", text=slot_answer.text)
@@ -435,8 +437,11 @@ def _alert_line(alert: AlertView, digest: Digest, language: str) -> Block:
 
 def _safety(digest: Digest, language: str) -> Part:
     blocks: list[Block] = [Block("heading", (Span(_k(language, "section.safety")),))]
-    if not digest.safety.alerts:
+    if not digest.safety.alerts and not digest.safety.declined:
         blocks.append(_item(_k(language, "safety.none")))
+    for slot, count in digest.safety.declined:
+        name = digest.partner(slot).display_name
+        blocks.append(_item(_k(language, "safety.declined", name=name, count=count)))
     for alert in digest.safety.alerts:
         blocks.append(_alert_line(alert, digest, language))
     if digest.safety.open_count:

@@ -8,6 +8,7 @@ a false alarm is better than a miss.
 Crisis resources are per country (``data/crisis_resources.toml``), replaced per locale
 by a practice's ``[[crisis."<locale>"]]`` tables. A locale with no known country gets no
 numbers, only "call your local emergency number": a wrong number is the worst defect.
+Every packaged line names at least two independent published sources that confirm it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -203,7 +204,12 @@ def phrase_source(phrase_id: str) -> Phrase | None:
 
 # --- crisis resources -------------------------------------------------------------------
 
-_NUMBER: Final = re.compile(r"\+?[0-9][0-9 ().-]*[0-9]|[0-9]")
+# A leading "*" is a short code dialled as such (Chile's *4141).
+_NUMBER: Final = re.compile(r"[+*]?[0-9][0-9 ().-]*[0-9]|[0-9]")
+# A packaged line needs this many published sources ("Organisation: URL") confirming it.
+MIN_SOURCES: Final = 2
+# "Organisation: URL"; group 1 is the URL's host, "www." dropped, to tell publishers apart.
+_SOURCE: Final = re.compile(r"\S.*: https?://(?:www\.)?([^/\s?#]+)\S*")
 # Common non-ISO region codes people type.
 _REGION_ALIASES: Final = {"UK": "GB"}
 
@@ -216,6 +222,8 @@ class CrisisResource:
     number: str
     description: str = ""
     emergency: bool = False
+    # Where the number is published ("Organisation: URL"); set for every packaged line.
+    sources: tuple[str, ...] = field(default=(), compare=False)
 
 
 def parse_locale(locale: str) -> tuple[str, str | None]:
@@ -287,26 +295,66 @@ def _localised(value: Any, language: str, where: str) -> str:
     return str(value[language])
 
 
+def _sources(value: Any, where: str) -> tuple[str, ...]:
+    """At least two well-formed sources from different publishers (web hosts)."""
+    listed = [] if isinstance(value, str | bytes) or not isinstance(value, Sequence) else value
+    matches = [_SOURCE.fullmatch(source) if isinstance(source, str) else None for source in listed]
+    hosts = {match[1].lower() for match in matches if match is not None}
+    if not listed or None in matches or len(hosts) < MIN_SOURCES:
+        raise ValueError(
+            f"{where}: 'sources' must list at least {MIN_SOURCES} published sources from"
+            " different publishers confirming the number, each as 'Organisation: https://...'"
+        )
+    return tuple(listed)
+
+
+@cache
+def _packaged() -> dict[str, list[dict[str, Any]]]:
+    with (_DATA / "crisis_resources.toml").open("rb") as fh:
+        countries: dict[str, list[dict[str, Any]]] = tomllib.load(fh)["countries"]
+    return countries
+
+
+def packaged_countries() -> frozenset[str]:
+    """The ISO codes of the countries Dyad ships crisis resources for."""
+    return frozenset(_packaged())
+
+
+def parse_country_resources(
+    country: str, entries: Sequence[Mapping[str, Any]], language: str
+) -> tuple[CrisisResource, ...]:
+    """Validate one country's packaged entries and return them in one language.
+
+    Raises ValueError for an entry without at least two sources, so a line nobody
+    confirmed twice can never be shipped, and for a country without exactly one
+    emergency line.
+    """
+    resources: list[CrisisResource] = []
+    for index, entry in enumerate(entries):
+        where = f"crisis_resources.toml {country}[{index}]"
+        unknown = set(entry) - {"name", "number", "description", "emergency", "sources"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        sources = _sources(entry.get("sources"), where)
+        resource = _resource_from_table(
+            {
+                "name": _localised(entry.get("name"), language, where),
+                "number": entry.get("number"),
+                "description": _localised(entry.get("description"), language, where),
+                "emergency": entry.get("emergency", False),
+            },
+            where,
+        )
+        resources.append(replace(resource, sources=sources))
+    if resources and sum(resource.emergency for resource in resources) != 1:
+        raise ValueError(f"crisis_resources.toml {country}: needs exactly one emergency line")
+    return tuple(resources)
+
+
 @cache
 def default_crisis_resources(country: str, language: str) -> tuple[CrisisResource, ...]:
     """The packaged resources for an ISO country, in one supported language (empty if none)."""
-    with (_DATA / "crisis_resources.toml").open("rb") as fh:
-        countries = tomllib.load(fh)["countries"]
-    resources: list[CrisisResource] = []
-    for index, entry in enumerate(countries.get(country, [])):
-        where = f"crisis_resources.toml {country}[{index}]"
-        resources.append(
-            _resource_from_table(
-                {
-                    "name": _localised(entry["name"], language, where),
-                    "number": entry["number"],
-                    "description": _localised(entry["description"], language, where),
-                    "emergency": entry.get("emergency", False),
-                },
-                where,
-            )
-        )
-    return tuple(resources)
+    return parse_country_resources(country, _packaged().get(country, []), language)
 
 
 def crisis_resources(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import zoneinfo
 from functools import cache
 
+# Every zone offered here must belong to a country with packaged crisis resources
+# (bot/core/data/crisis_resources.toml); a test checks it.
 COMMON_TIMEZONES: dict[str, tuple[str, ...]] = {
     "en": (
         "America/New_York",
@@ -19,6 +21,9 @@ COMMON_TIMEZONES: dict[str, tuple[str, ...]] = {
         "America/Mexico_City",
         "America/Bogota",
         "America/Argentina/Buenos_Aires",
+        "America/Santiago",
+        "America/Lima",
+        "America/Sao_Paulo",
         "America/New_York",
         "America/Los_Angeles",
     ),
@@ -38,10 +43,14 @@ def canonical_timezone(text: str) -> str | None:
     return _by_folded_name().get(cleaned.casefold())
 
 
+# Buttons offered at most (two a row); anyone else types their zone's name.
+MAX_OFFERED: int = 10
+
+
 def offered_timezones(language: str, practice_default: str) -> list[str]:
     """The practice's default first, then the common ones for the language."""
     names = [practice_default, *COMMON_TIMEZONES.get(language, COMMON_TIMEZONES["en"])]
-    return list(dict.fromkeys(names))[:6]
+    return list(dict.fromkeys(names))[:MAX_OFFERED]
 
 
 @cache

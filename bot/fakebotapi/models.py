@@ -109,6 +109,14 @@ class FakeMessage:
                 return data
         return None
 
+    def web_app_url_for(self, text: str) -> str | None:
+        """The Mini App URL of the ``web_app`` button labelled exactly ``text``, or None."""
+        rows = (self.reply_markup_raw or {}).get("inline_keyboard", [])
+        for button in (button for row in rows for button in row):
+            if button.get("text") == text and isinstance(button.get("web_app"), dict):
+                return str(button["web_app"]["url"])
+        return None
+
     def snapshot(self) -> MessageVersion:
         """The current state, kept in `edits` before an edit changes it."""
         return MessageVersion(

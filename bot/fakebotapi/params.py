@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.fakebotapi.models import Keyboard, UploadedFile
+from bot.fakebotapi.webapps import is_web_app_url
 
 CALLBACK_DATA_LIMIT = 64
 _BUTTON_ACTIONS = (
@@ -26,11 +27,19 @@ _BUTTON_ACTIONS = (
 class ApiError(Exception):
     """A refusal, answered as Telegram's `{"ok": false, ...}` JSON with this HTTP status."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> dict[str, Any]:
         """The JSON body Telegram sends with this error."""
@@ -41,6 +50,8 @@ class ApiError(Exception):
         }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -187,6 +198,10 @@ def _check_inline_button(button: object) -> None:
         url = button["url"]
         if not isinstance(url, str) or not _is_button_url(url):
             raise bad_request(f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL")
+    if "web_app" in button:
+        web_app = button["web_app"]
+        if not isinstance(web_app, dict) or not is_web_app_url(web_app.get("url")):
+            raise bad_request("BUTTON_TYPE_INVALID")
 
 
 def _is_button_url(url: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -601,6 +602,18 @@ class FakeBotAPI:
         )
         return query
 
+    def _copy_into_group(self, message: FakeMessage, group: FakeGroup) -> FakeMessage:
+        """A bot message shown again in a group, buttons and all (as a forward shows it)."""
+        copy = dataclasses.replace(
+            message,
+            message_id=self._new_message_id(group.id),
+            chat_id=group.id,
+            chat=group.chat_api(),
+            date=self._date(),
+        )
+        self._messages[(group.id, copy.message_id)] = copy
+        return copy
+
     def _user_sent_group_text(
         self,
         user: FakeUser,
@@ -857,6 +870,13 @@ class FakeBotAPI:
     @staticmethod
     def _check_in_group(group: FakeGroup) -> None:
         """A bot that was removed from a group can neither write there nor look inside."""
+        if group.migrated_to is not None:
+            # What Telegram answers for a basic group that became a supergroup (new id).
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=group.migrated_to,
+            )
         if group.bot_status == "kicked":
             raise ApiError(403, f"Forbidden: bot was kicked from the {group.type} chat")
         if group.bot_status == "left":

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from bot.fakebotapi.formatting import TEXT_LIMIT, utf16_length
 from bot.fakebotapi.models import FakeCallbackQuery, FakeMessage
+from bot.fakebotapi.webapps import launch_url, user_init_data
 
 if TYPE_CHECKING:
     from bot.fakebotapi.server import FakeBotAPI
@@ -193,6 +194,24 @@ class FakeUser:
         self._act()
         return self._api._user_pressed(self, message, callback_data)
 
+    async def press_copy_in_group(
+        self, group: FakeGroup, message: FakeMessage, callback_data: str
+    ) -> FakeCallbackQuery:
+        """Press a button of one of the bot's messages to this user, on a copy in ``group``.
+
+        Plays a user forwarding a message with its inline keyboard into a group and pressing
+        it there: the callback query then comes from the group's chat, not the private one.
+        """
+        if message.chat_id != self.id or not message.from_bot:
+            raise FakeUserError(f"message #{message.message_id} is not a bot message to {self!r}")
+        if callback_data not in [data for _, data in message.buttons]:
+            raise FakeUserError(f"message #{message.message_id} has no such button")
+        if self.id not in group.member_ids:
+            raise FakeUserError(f"{self!r} is not in {group!r}")
+        self._act()
+        copy = self._api._copy_into_group(message, group)
+        return self._api._user_pressed(self, copy, callback_data)
+
     async def press_button(self, text: str) -> FakeCallbackQuery:
         """Press the button labelled `text` (or containing it) on the newest message having one."""
         for message in reversed(self.visible_messages):
@@ -206,6 +225,25 @@ class FakeUser:
                 return await self.press(message, data)
         labels = [m.button_texts for m in self.visible_messages if m.buttons]
         raise FakeUserError(f"{self!r} sees no button like {text!r}; buttons on screen: {labels}")
+
+    def open_web_app(
+        self, message: FakeMessage, text: str, *, theme: Mapping[str, str] | None = None
+    ) -> str:
+        """Open the Mini App button labelled ``text``: the URL the client loads, initData in it.
+
+        Opening a Mini App sends the bot no update and leaves nothing in the chat.
+        """
+        if message.chat_id != self.id or not message.from_bot or message.deleted:
+            raise FakeUserError(f"message #{message.message_id} is not on {self!r}'s screen")
+        url = message.web_app_url_for(text)
+        if url is None:
+            raise FakeUserError(
+                f"message #{message.message_id} has no Mini App button {text!r}; "
+                f"buttons: {message.button_texts}"
+            )
+        self._act()
+        init_data = user_init_data(self.to_api(), self._api.token, self._api._date())
+        return launch_url(url, init_data, theme=theme)
 
     # In groups ----------------------------------------------------------------------------
 
@@ -297,6 +335,8 @@ class FakeGroup:
         self.creator_id = creator_id
         self.bot_status = bot_status
         """member | administrator | left | kicked."""
+        self.migrated_to: int | None = None
+        """The supergroup's id once this basic group was upgraded (it is then read-only)."""
         self._cursor = 0
 
     def __repr__(self) -> str:
@@ -403,6 +443,28 @@ class FakeGroup:
         self.mark_cursor()
         old, self.bot_status = self.bot_status, "kicked"
         self._api._bot_status_changed(self, by, old=old, new="kicked")
+
+    async def upgrade_to_supergroup(self, new_chat_id: int, *, by: FakeUser) -> FakeGroup:
+        """Telegram upgrades this basic group: a supergroup with a new id and the same members.
+
+        As Telegram does, the old group gets a service message with ``migrate_to_chat_id``
+        and the new one a message with ``migrate_from_chat_id``; afterwards every call on
+        the old id is refused with 400 and ``parameters.migrate_to_chat_id``.
+        """
+        if self.type != "group" or self.migrated_to is not None:
+            raise FakeUserError(f"{self!r} is not a basic group")
+        if by.id not in self.member_ids:
+            raise FakeUserError(f"{by!r} is not in {self!r}")
+        members = tuple(self._api.users[i] for i in self.member_ids)
+        new = self._api.add_group(
+            new_chat_id, self.title, supergroup=True, members=members, bot_status=self.bot_status
+        )
+        new.creator_id = self.creator_id
+        self.mark_cursor()
+        self._api._group_service_message(self, by, {"migrate_to_chat_id": new_chat_id})
+        self._api._group_service_message(new, by, {"migrate_from_chat_id": self.id})
+        self.migrated_to = new_chat_id
+        return new
 
     async def promote_bot(self, *, by: FakeUser) -> None:
         """Make the bot an administrator (it then gets ``chat_member`` updates)."""

@@ -8,6 +8,7 @@ screened for crisis language; so is a "yes" to the private safety question.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -364,3 +365,129 @@ async def deliverable(uow: UnitOfWork, partner: Partner, delivery: Delivery) -> 
         return False
     couple = await uow.couples.get(partner.couple_id)
     return couple is not None and couple.status == "active" and not couple.schedule_paused
+
+
+# --- the Mini App: every item on one page, through the chat's own steps ----------------------
+
+
+@dataclass(frozen=True)
+class CheckinForm:
+    """What the one-page check-in shows: the open check-in and its items still to answer."""
+
+    checkin_id: int
+    title: str
+    items: tuple[Item, ...]
+    answered: int  # items already answered or skipped in the chat, which the page keeps
+    risk: bool
+
+
+async def open_form(
+    uow: UnitOfWork, partner: Partner, now: datetime, *, delivery_id: int | None = None
+) -> CheckinForm | None:
+    """Start (or resume) the check-in exactly as the chat does, for the one-page form.
+
+    None when resuming found nothing left to ask (the check-in is now complete).
+    """
+    if delivery_id is None:
+        await start(uow, partner, now)
+    else:
+        await start_scheduled(uow, partner, delivery_id, now)
+    checkin = await open_checkin(uow, partner)
+    if checkin is None:
+        return None
+    return await _form(uow, partner, checkin)
+
+
+async def open_form_by_id(uow: UnitOfWork, partner: Partner, checkin_id: int) -> CheckinForm:
+    """The form of the partner's own open check-in (a stale or foreign id is refused)."""
+    return await _form(uow, partner, await _owned_open(uow, partner, checkin_id))
+
+
+async def _form(uow: UnitOfWork, partner: Partner, checkin: CheckIn) -> CheckinForm:
+    instruments = _instruments(await _config(uow, partner), checkin)
+    skipped = set(checkin.skipped.get("items", []))
+    done = set(checkin.answers) | skipped
+    items = tuple(
+        item
+        for item in _all_items(instruments)
+        if item.id not in done and (item.requires is None or item.requires not in skipped)
+    )
+    return CheckinForm(
+        checkin_id=checkin.id,
+        title=instruments[0].title_in(partner.language),
+        items=items,
+        answered=len(done),
+        risk=checkin.risk,
+    )
+
+
+class _OneCommit(UnitOfWork):
+    """The caller's unit of work, in which each step's commit only flushes.
+
+    The one-page form runs the chat's per-item steps (which commit after each item) one
+    after another; with this they share one transaction, committed once at the end, so a
+    failure half-way stores nothing.
+    """
+
+    def __init__(self, outer: UnitOfWork) -> None:  # same session and repositories
+        self.__dict__.update(outer.__dict__)
+
+    async def commit(self) -> None:
+        await self.session.flush()
+
+
+async def apply_all(
+    uow: UnitOfWork,
+    partner: Partner,
+    cipher: Cipher,
+    checkin_id: int,
+    raw: Mapping[str, str],
+    now: datetime,
+) -> Step:
+    """Every remaining item at once (the Mini App); a blank answer is a Skip.
+
+    Each item goes through :func:`answer_button` or :func:`answer_note`, the chat's own
+    steps, so the stored row, the encryption and the screening are the chat's. Every
+    answer is checked first: a refusal (UserError) changes nothing. Nothing is committed:
+    the caller commits once, with whatever else the sending changes. The messages returned
+    are the chat's (crisis resources first when risk was found, then the thanks).
+    """
+    checkin = await _owned_open(uow, partner, checkin_id)
+    # A second submission of the same page waits here (PostgreSQL) and then finds it done.
+    await uow.session.refresh(checkin, with_for_update=True)
+    if checkin.status != "open" or checkin.partner_id != partner.id:
+        raise UserError("common.stale_button")
+    latest = await open_checkin(uow, partner)
+    if latest is None or latest.id != checkin.id:
+        raise UserError("common.stale_button")
+    instruments = _instruments(await _config(uow, partner), checkin)
+    for item in _all_items(instruments):
+        value = raw.get(item.id, "")
+        if value.strip():
+            try:
+                validate_answer(item, value)
+            except InvalidAnswer as error:
+                raise UserError(error.key, **error.params) from None
+    batch = _OneCommit(uow)
+    step = Step()
+    while (current := _current(instruments, checkin)) is not None:
+        value = raw.get(current.id, "")
+        if current.type == "text" and value.strip():
+            done = await answer_note(batch, partner, cipher, value, now, user_message_id=None)
+        else:
+            done = await answer_button(
+                batch,
+                partner,
+                cipher,
+                checkin.id,
+                current.id,
+                value.strip() or SKIP,
+                now,
+                question_message_id=None,
+            )
+        if done.finished:
+            step.messages.extend(done.messages)
+            step.finished = True
+        elif len(done.messages) > 1:  # crisis resources come before the next question
+            step.messages.extend(done.messages[:-1])
+    return step

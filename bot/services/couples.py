@@ -25,10 +25,17 @@ MAX_GOAL = 500
 MISSED_PERIOD = timedelta(days=14)  # /couples counts missed check-ins over this span
 
 
-async def own_couple(uow: UnitOfWork, therapist: Therapist, handle: str) -> Couple:
-    """The therapist's own active couple with this handle, or a refusal that reveals nothing."""
+async def own_couple(
+    uow: UnitOfWork, therapist: Therapist, handle: str, *, include_closed: bool = False
+) -> Couple:
+    """The therapist's own active couple with this handle, or a refusal that reveals nothing.
+
+    ``include_closed``: a closed couple too (its safety record stays readable).
+    """
     couple = await uow.couples.by_handle(therapist.practice_id, handle.strip().lower())
-    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
+    if couple is None or couple.therapist_id != therapist.id:
+        raise UserError("couple.unknown_handle", handle=handle[:16])
+    if couple.status != "active" and not include_closed:
         raise UserError("couple.unknown_handle", handle=handle[:16])
     return couple
 
@@ -134,9 +141,38 @@ async def reinvite(
     issued = await issue_invite(
         uow, practice_id=couple.practice_id, now=now, ttl=ttl, couple_id=couple.id, slot=slot
     )
-    partner.onboarding_step = "invited"
+    if partner.onboarding_step != "invited":
+        await new_seat_holder(uow, partner, now)
+    uow.audit.record(
+        actor=f"therapist:{therapist.id}",
+        action="couple.reinvite",
+        couple_id=couple.id,
+        at=now,
+        detail=f"slot={slot}",
+    )
     await uow.commit()
     return issued
+
+
+async def new_seat_holder(uow: UnitOfWork, previous: Partner, now: datetime) -> Partner:
+    """Retire a seat's previous holder and give the seat a new, empty partner identity.
+
+    Everything the previous holder left (check-ins, notes, replies, alerts, group consent)
+    stays under their own, retired id for the therapist's record; nothing is read through
+    the newcomer's id, so the newcomer's export, digest and chats hold nothing of theirs.
+    """
+    previous.retired_at = now
+    await uow.flush()  # one current holder per seat: free the seat before it is taken again
+    couple = await uow.couples.get(previous.couple_id)
+    assert couple is not None
+    couple.space_ready_at = None  # the space opens again, for both, once the newcomer joins
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    newcomer = await uow.partners.add(
+        Partner(couple_id=previous.couple_id, slot=previous.slot, language=practice.language)
+    )
+    await groups.seat_changed(uow, couple, now)
+    return newcomer
 
 
 async def set_goal(

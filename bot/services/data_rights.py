@@ -15,6 +15,7 @@ audit log (who read or changed what, for the practice admin).
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ from sqlalchemy import delete, select, update
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.locales import DEFAULT_LANGUAGE, t
-from bot.services import partners
+from bot.services import digests, groups, partners
 from bot.services.crypto import Cipher
+from bot.services.outbox import SEALED_PARAMS
 from bot.services.practices import AdminError, practice_by_slug
 from bot.services.texts import msg
 from db.engine import Database
@@ -134,9 +136,31 @@ def erase_confirmation(partner: Partner) -> Outgoing:
     return Outgoing(msg(lang, "data.erase_confirm"), (row,))
 
 
-async def erase(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
-    """Erase the partner's private data and unlink them, in one transaction."""
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure leaves to the caller: the reply, and group posts to delete."""
+
+    message: Outgoing
+    group_posts: list[tuple[int, int]] = field(default_factory=list)  # (chat id, message id)
+
+
+async def erase(uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime) -> Erased:
+    """Erase the partner's private data everywhere Dyad keeps a copy, in one transaction.
+
+    Their check-ins and answers go; alerts stay in the therapist's safety record as kind,
+    time and slot, detached from the person and the words; the outbox keeps nothing of
+    theirs (their pending messages go, and a digest still waiting to be sent is composed
+    again without them, for Telegram, e-mail and webhooks alike); the couple's group link
+    ends, and the group posts that showed their answers are to be deleted while Telegram
+    allows it. Then they are unlinked from their chat.
+    """
     language = partner.language
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    response_ids = list(
+        await uow.session.scalars(select(Response.id).where(Response.partner_id == partner.id))
+    )
+    group_posts = await groups.end_for_erasure(uow, couple, response_ids, now)
     checkins = await _delete(uow, CheckIn, CheckIn.partner_id == partner.id)
     responses = await _delete(uow, Response, Response.partner_id == partner.id)
     alerts = await _unlink_alerts(uow, partner)
@@ -145,6 +169,8 @@ async def erase(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
     deliveries = await _delete(
         uow, Delivery, (Delivery.partner_id == partner.id) & (Delivery.status == "pending")
     )
+    await _scrub_finished(uow, partner)
+    digests_again = await digests.recompose_pending(uow, couple, cipher, now)
     partner.display_name = None
     partner.language = DEFAULT_LANGUAGE
     partner.timezone = None
@@ -159,13 +185,14 @@ async def erase(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
         couple_id=partner.couple_id,
         at=now,
         detail=(
-            f"checkins={checkins} responses={responses} "
-            f"alerts_unlinked={alerts} deliveries={deliveries}"
+            f"checkins={checkins} responses={responses} alerts_unlinked={alerts} "
+            f"deliveries={deliveries} digests_recomposed={digests_again} "
+            f"group_posts={len(group_posts)}"
         ),
     )
     # leave() tells the therapist (without content) and commits everything above with it.
     await partners.leave(uow, partner, now, erased=True)
-    return Outgoing(msg(language, "data.erased"))
+    return Erased(Outgoing(msg(language, "data.erased")), group_posts)
 
 
 async def _delete(uow: UnitOfWork, model: type[Any], condition: Any) -> int:
@@ -175,10 +202,24 @@ async def _delete(uow: UnitOfWork, model: type[Any], condition: Any) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+_FINISHED = ("sent", "failed", "skipped")
+
+
+async def _scrub_finished(uow: UnitOfWork, partner: Partner) -> None:
+    """The partner's finished outbox rows keep no parameters (nothing of what they said)."""
+    await uow.session.execute(
+        update(Delivery)
+        .where(Delivery.partner_id == partner.id, Delivery.status.in_(_FINISHED))
+        .values(params={})
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
     alerts = list(await uow.session.scalars(select(Alert).where(Alert.partner_id == partner.id)))
     for alert in alerts:
         alert.source_id = None
+        alert.partner_id = None  # the safety record keeps slot, kind and time, not the person
         # Which crisis phrases matched says something of the words; the kinds are the record.
         alert.phrase_ids = {"kinds": list(alert.phrase_ids.get("kinds", [alert.kind]))}
     return len(alerts)
@@ -202,7 +243,11 @@ class Rotation:
 
 
 async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 500) -> Rotation:
-    """Re-encrypt every stored ciphertext with the newest key (``keys[0]``); safe to re-run."""
+    """Re-encrypt every stored ciphertext with the newest key (``keys[0]``); safe to re-run.
+
+    That is every sealed column (notes, replies) and every sealed outbox parameter (digests
+    and events waiting to be sent), so nothing queued becomes unreadable.
+    """
     everyone, newest = Cipher(list(keys)), Cipher(list(keys[:1]))
     report = Rotation()
     for model, column_name in CIPHERTEXT_COLUMNS:
@@ -236,7 +281,56 @@ async def rotate_ciphertexts(db: Database, keys: Sequence[str], *, batch: int = 
                     else:
                         report.unreadable.append(f"{model.__tablename__}#{row_id}")
                 await uow.commit()
+    await _rotate_outbox(db, everyone, newest, report, batch)
     return report
+
+
+async def _rotate_outbox(
+    db: Database, everyone: Cipher, newest: Cipher, report: Rotation, batch: int
+) -> None:
+    """Re-encrypt the sealed parameters of outbox rows not yet sent (digests, events)."""
+    last_id = 0
+    while True:
+        async with db.uow() as uow:
+            rows = list(
+                await uow.session.scalars(
+                    select(Delivery)
+                    .where(Delivery.id > last_id, Delivery.kind.in_(("digest", "event")))
+                    .order_by(Delivery.id)
+                    .limit(batch)
+                )
+            )
+            if not rows:
+                return
+            for row in rows:
+                last_id = row.id
+                sealed = [k for k in SEALED_PARAMS if isinstance(row.params.get(k), str)]
+                if not sealed:
+                    continue
+                params = dict(row.params)
+                changed = False
+                for name in sealed:
+                    try:
+                        token = base64.b64decode(params[name], validate=True)
+                    except ValueError:
+                        continue  # a plain parameter of that name, not a sealed one
+                    if _opens(newest, token):
+                        report.current += 1
+                    elif _opens(everyone, token):
+                        params[name] = base64.b64encode(everyone.rotate(token)).decode("ascii")
+                        report.rotated += 1
+                        changed = True
+                    else:
+                        report.unreadable.append(f"deliveries#{row.id}.{name}")
+                if changed:
+                    # Compare-and-set on the row's status: a row sent meanwhile is left alone.
+                    await uow.session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == row.id, Delivery.status == row.status)
+                        .values(params=params)
+                        .execution_options(synchronize_session=False)
+                    )
+            await uow.commit()
 
 
 def _opens(cipher: Cipher, token: bytes) -> bool:

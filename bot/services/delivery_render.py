@@ -8,6 +8,9 @@ emailed). Channels whose deliveries go to no person (a practice's webhooks) regi
 
 from __future__ import annotations
 
+import hashlib
+import html
+import re
 from datetime import datetime
 from typing import Protocol
 
@@ -25,6 +28,7 @@ from schedules.dispatcher import Rendered, Renderer
 
 # Notices a partner still receives after leaving or after the couple closed.
 _FAREWELLS = frozenset({"couple.closed"})
+_TAGS = re.compile(r"<[^>]+>")
 
 
 class ChannelRenderer(Protocol):
@@ -82,6 +86,8 @@ class DyadRenderer(Renderer):
         address = address_on(person, delivery.channel)
         assert address is not None
         if delivery.kind == "notice":
+            if delivery.channel == EMAIL:
+                return Rendered(address, email_notice(person, delivery))
             if delivery.channel != TELEGRAM:
                 raise LookupError(f"notices go by Telegram, not {delivery.channel!r}")
             text = msg(
@@ -137,6 +143,20 @@ class DyadRenderer(Renderer):
             slot=partner.slot,
         )
         await events.partner_unreachable(uow, couple, partner, now)
+
+
+def email_notice(person: Partner | Therapist, delivery: Delivery) -> Outgoing:
+    """A notice as a plain-text email (an urgent one that Telegram could not deliver in time)."""
+    language = person.language
+    params = notice_params(language, delivery.params)
+    text = html.unescape(_TAGS.sub("", t(language, delivery.key, **params)))
+    footer = t(language, "email.notice_footer")
+    digest = hashlib.sha256(f"{delivery.recipient}/{delivery.dedupe_key}".encode()).hexdigest()
+    return Outgoing(
+        f"{text}\n\n-- \n{footer}\n",
+        subject=t(language, "email.notice_subject", handle=str(params.get("handle", ""))),
+        idempotency_key=f"dyad-notice-{delivery.id}-{digest[:16]}",
+    )
 
 
 def notice_params(language: str, params: dict[str, object]) -> dict[str, object]:

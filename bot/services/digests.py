@@ -21,7 +21,7 @@ import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from bot.channels.base import Outgoing
 from bot.channels.registry import EMAIL
@@ -42,10 +42,12 @@ from bot.core.digest_render import render_html_page, render_telegram_html, rende
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
 from bot.services import events
+from bot.services.checkins import SAFETY_INSTRUMENT
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
 from bot.services.practice_config import PracticeConfig, parse_practice_config
+from bot.services.safety_flow import FREE_TEXT
 from db.engine import Database
 from db.models import (
     Alert,
@@ -115,6 +117,9 @@ async def _partner_data(
         if row.note_ciphertext is not None:
             note = cipher.decrypt(row.note_ciphertext) if row.ok_to_raise else PRIVATE
         skill = row.answers.get("skill")
+        safety = config.instruments.get(SAFETY_INSTRUMENT)
+        safety_items = [i.id for i in safety.items if i.role == "safety"] if safety else []
+        declined = any(row.answers.get(item) == "prefer_not" for item in safety_items)
         checkins.append(
             CheckinData(
                 at=row.started_at,
@@ -123,6 +128,7 @@ async def _partner_data(
                 note=note,
                 ok_to_raise=bool(row.ok_to_raise) if note is not None else None,
                 partial=row.status == "partial",
+                safety_declined=declined,
             )
         )
     delivered = list(
@@ -152,7 +158,9 @@ async def _partner_data(
         uow, partner, config, rows, responses, delivered, start, end, language
     )
     for response in responses:
-        if response.kind == "couple_space" or response.text_ciphertext is None:
+        # Couple-space answers have their own section; a text sent unasked (crisis words)
+        # is the therapist's through /alerts, never quoted or counted as a reply.
+        if response.kind in ("couple_space", FREE_TEXT) or response.text_ciphertext is None:
             continue
         text = cipher.decrypt(response.text_ciphertext) if response.ok_to_raise else PRIVATE
         replies.append(ReplyData(response.created_at, text, response.ok_to_raise))
@@ -272,9 +280,15 @@ async def _couple_space(
     end: datetime,
     language: str,
 ) -> CoupleSpaceData:
+    """The couple-space prompts both partners received, with only what may be quoted.
+
+    A prompt only one partner received is left out (the other would read as silent). An
+    answer is quoted when it was revealed to both or its author marked it OK to raise, and
+    never when it raised a safety flag; any other answer is counted as kept private.
+    """
     slot_of = {p.id: p.slot for p in partners}
-    sent = await uow.session.scalars(
-        select(Delivery.key).where(
+    sent = await uow.session.execute(
+        select(Delivery.key, Delivery.partner_id).where(
             Delivery.couple_id == couple.id,
             Delivery.kind == "couple_space",
             Delivery.status == "sent",
@@ -282,11 +296,17 @@ async def _couple_space(
             Delivery.sent_at < end,
         )
     )
-    keys = sorted(set(sent))
+    received: dict[str, set[str]] = {}
+    for key, partner_id in sent:
+        slot = slot_of.get(partner_id) if partner_id is not None else None
+        if slot is not None:
+            received.setdefault(key, set()).add(slot)
+    keys = sorted(key for key, slots in received.items() if slots == {"A", "B"})
     rows = list(
         await uow.session.scalars(
             select(Response).where(
                 Response.couple_id == couple.id,
+                Response.partner_id.in_(list(slot_of)),
                 Response.kind == "couple_space",
                 Response.created_at >= start,
                 Response.created_at < end,
@@ -296,20 +316,29 @@ async def _couple_space(
     answers = []
     both_answered = both_shared = 0
     for key in keys:
-        by_slot = {slot_of.get(r.partner_id): r for r in rows if r.prompt_key == key}
+        by_slot = {slot_of[r.partner_id]: r for r in rows if r.prompt_key == key}
         a, b = by_slot.get("A"), by_slot.get("B")
+        revealed = False
         if a is not None and b is not None:
             both_answered += 1
-            both_shared += bool(a.share and b.share)
+            revealed = bool(a.share and b.share and not a.risk and not b.risk)
+            both_shared += revealed
 
-        def text(row: Response | None) -> str | None:
-            if row is None or row.text_ciphertext is None:
-                return None
-            return cipher.decrypt(row.text_ciphertext)
-
+        quoted = [_quotable(row, revealed, cipher) for row in (a, b)]
+        pairs = zip((a, b), quoted, strict=True)
+        private = [row is not None and text is None for row, text in pairs]
         title = config.library.text(key, language, name="").strip()
-        answers.append(CoupleAnswerData(title, text(a), text(b)))
+        answers.append(CoupleAnswerData(title, quoted[0], quoted[1], private[0], private[1]))
     return CoupleSpaceData(len(keys), both_answered, both_shared, tuple(answers))
+
+
+def _quotable(row: Response | None, revealed: bool, cipher: Cipher) -> str | None:
+    """A couple-space answer's words when they may be quoted (revealed, or OK to raise)."""
+    if row is None or row.text_ciphertext is None or row.risk:
+        return None
+    if not (revealed or row.ok_to_raise):
+        return None
+    return cipher.decrypt(row.text_ciphertext)
 
 
 async def build_input(
@@ -331,12 +360,16 @@ async def build_input(
     data = [
         await _partner_data(uow, p, config, cipher, start, period_end, language) for p in partners
     ]
-    alerts = await uow.session.scalars(
-        select(Alert).where(
-            Alert.couple_id == couple.id,
-            or_(Alert.cleared_at.is_(None), Alert.created_at >= start),
+    alerts = [
+        alert
+        for alert in await uow.session.scalars(
+            select(Alert).where(
+                Alert.couple_id == couple.id,
+                or_(Alert.cleared_at.is_(None), Alert.created_at >= start),
+            )
         )
-    )
+        if _about_current_holder(alert, partners)
+    ]
     digest = config.digest
     return DigestInput(
         couple_handle=couple.handle,
@@ -361,6 +394,21 @@ async def build_input(
         ),
         therapist_tz=ZoneInfo(therapist.timezone),
     )
+
+
+def _about_current_holder(alert: Alert, partners: list[Partner]) -> bool:
+    """Whether an alert is about the person who holds its seat now.
+
+    A previous holder's alerts stay in the therapist's safety record (``/alerts``), never
+    in the digest of the person who took the seat after them. An alert detached by an
+    erasure belongs to the seat's holder when it was raised after they consented.
+    """
+    holder = next((p for p in partners if p.slot == alert.slot), None)
+    if holder is None:
+        return False
+    if alert.partner_id is not None:
+        return alert.partner_id == holder.id
+    return holder.consented_at is not None and holder.consented_at <= alert.created_at
 
 
 async def _previous_session(uow: UnitOfWork, couple: Couple, before: datetime) -> datetime | None:
@@ -405,18 +453,19 @@ async def queue_digest(
     actor: str,
     email: bool = False,
     announce: bool = False,
+    telegram: bool = True,
 ) -> int:
     """Compose and queue the digest for the therapist (encrypted in the outbox); chunk count.
 
     ``key`` makes the queueing idempotent (one per session); None queues a fresh digest.
     ``email``: also email it, when the therapist gave an address; ``announce``: also queue
-    the ``digest.ready`` event for the practice's webhooks.
+    the ``digest.ready`` event for the practice's webhooks; ``telegram``: in their chat.
     """
     therapist = await uow.therapists.get(couple.therapist_id)
     assert therapist is not None
     digest = await compose_for(uow, couple, cipher, now, actor=actor)
     key = key or f"digest:demand:{couple.id}:{couple.digests_sent}"
-    chunks = render_telegram_html(digest, therapist.language)
+    chunks = render_telegram_html(digest, therapist.language) if telegram else []
     for index, chunk in enumerate(chunks):
         await enqueue(
             uow,
@@ -448,6 +497,49 @@ async def queue_digest(
     if announce:
         await events.digest_ready(uow, couple, digest, cipher, now, key)
     return len(chunks)
+
+
+async def recompose_pending(uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime) -> int:
+    """Compose again, from what is stored now, every digest of the couple still waiting.
+
+    After an erasure a digest composed earlier may hold the erased words (in Telegram
+    chunks, the e-mail and the ``digest.ready`` event alike): those rows are replaced by
+    one digest composed now, on the same channels, with the same partner first. Rows a
+    dispatcher has claimed are in flight and left to it. Returns how many rows went.
+    """
+    waiting = list(
+        await uow.session.scalars(
+            select(Delivery).where(
+                Delivery.couple_id == couple.id,
+                Delivery.status == "pending",
+                or_(
+                    Delivery.kind == "digest",
+                    and_(Delivery.kind == events.EVENT_KIND, Delivery.key == "digest.ready"),
+                ),
+            )
+        )
+    )
+    if not waiting:
+        return 0
+    telegram = any(r.kind == "digest" and r.channel != EMAIL for r in waiting)
+    email = any(r.kind == "digest" and r.channel == EMAIL for r in waiting)
+    announce = any(r.kind == events.EVENT_KIND for r in waiting)
+    for row in waiting:
+        await uow.session.delete(row)
+    await uow.flush()
+    couple.digests_sent = max(0, couple.digests_sent - 1)  # the same digest: the same order
+    await queue_digest(
+        uow,
+        couple,
+        cipher,
+        now,
+        key=f"digest:again:{couple.id}:{now.isoformat()}",
+        actor="system",
+        email=email,
+        announce=announce,
+        telegram=telegram,
+    )
+    return len(waiting)
 
 
 class DigestRenderer(KindRenderer):

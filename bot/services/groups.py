@@ -31,7 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.channels.base import Blocked, Button, Outgoing, Sent
-from bot.channels.group import GROUP_CHANNEL
+from bot.channels.group import GROUP_CHANNEL, Migrated
 from bot.core import callbacks
 from bot.core.clock import Clock
 from bot.core.tokens import hash_token, looks_like_token, new_token
@@ -55,6 +55,7 @@ GROUP_KINDS = frozenset({"group_notice", "group_goal", "group_prompt", "group_re
 GROUP_NOTICES = frozenset({"group.welcome"})
 """The only catalog texts posted as notices in a group."""
 LIVE = ("pending", "active")
+DELETABLE_FOR = timedelta(hours=47)  # Telegram lets a bot delete its own posts for 48 hours
 POST_LIMIT = 4000  # under Telegram's 4096, for the language breaks and names
 _LANGUAGE_BREAK = "\n\n———\n\n"
 
@@ -465,6 +466,75 @@ async def suspend(uow: UnitOfWork, link_id: int, reason: str, now: datetime) -> 
     return True
 
 
+async def seat_changed(uow: UnitOfWork, couple: Couple, now: datetime) -> bool:
+    """Who holds a seat changed (a partner left or erased, a newcomer was invited): suspend.
+
+    The consent both partners gave was theirs: a group is used again only after a new
+    ``/linkgroup`` that the two current partners agree to.
+    """
+    link = await link_of_couple(uow, couple.id)
+    return link is not None and await suspend(uow, link.id, "seat_changed", now)
+
+
+async def end_for_erasure(
+    uow: UnitOfWork, couple: Couple, response_ids: Sequence[int], now: datetime
+) -> list[tuple[int, int]]:
+    """A partner erased their data: end the group link, and say which posts to delete.
+
+    Returns (chat id, message id) of the group posts that showed any of ``response_ids``
+    and that Telegram still lets a bot delete (its own messages, for 48 hours). Posts not
+    yet sent are dropped. The link ends (``unlinked``, the chat forgotten).
+    """
+    link = await link_of_couple(uow, couple.id)
+    if link is None:
+        return []
+    chat_id = link.chat_id
+    erased = set(response_ids)
+    deletable: list[tuple[int, int]] = []
+    posts = await uow.session.scalars(
+        select(Delivery).where(Delivery.couple_id == couple.id, Delivery.channel == GROUP_CHANNEL)
+    )
+    for post in posts:
+        shown = {int(i) for i in post.params.get("response_ids", [])}
+        if post.status == "pending":
+            await uow.session.delete(post)
+        elif (
+            shown & erased
+            and post.status == "sent"
+            and post.message_id is not None
+            and post.sent_at is not None
+            and now - post.sent_at < DELETABLE_FOR
+            and chat_id is not None
+        ):
+            deletable.append((chat_id, post.message_id))
+    if link.status in LIVE:
+        await suspend(uow, link.id, "seat_changed", now)
+    link.status, link.chat_id = "unlinked", None
+    uow.audit.record(
+        actor="system",
+        action="group.ended_erasure",
+        couple_id=couple.id,
+        at=now,
+        detail=f"posts_deleted={len(deletable)}",
+    )
+    return deletable
+
+
+async def migrated(uow: UnitOfWork, old_chat_id: int, now: datetime) -> bool:
+    """Telegram upgraded a linked group to a supergroup (a new chat id): suspend its link.
+
+    The old id is forgotten, so the new supergroup can be linked again with ``/linkgroup``
+    once both partners agree (the upgrade may have come with new members).
+    """
+    link = await link_of_chat(uow, old_chat_id)
+    if link is None:
+        return False
+    suspended = await suspend(uow, link.id, "migrated", now)
+    link.chat_id = None
+    await uow.commit()
+    return suspended
+
+
 async def members_joined(
     uow: UnitOfWork, chat_id: int, user_ids: Sequence[int], bot_id: int, now: datetime
 ) -> bool:
@@ -656,16 +726,18 @@ class GroupRenderer:
         """Ask the group who is in it; anyone else there (or a partner gone) suspends it."""
         assert link.chat_id is not None
         now = self.clock.now()
+        # Every post asks again: every current partner is in the group and nobody else is.
+        # (A member count equal to the last one proves nothing: one left and one joined.)
         try:
-            count = await self.probe.member_count(link.chat_id)
-            if count == link.members_seen:
-                return True  # the same members as at the last full check (joins are watched)
             ids = [p.telegram_user_id for p in partners if p.telegram_user_id is not None]
             verdict, count = await check_members(
                 self.probe, link.chat_id, ids, therapist.telegram_user_id
             )
+        except Migrated:
+            await migrated(uow, link.chat_id, now)
+            return False
         except Blocked:
-            verdict = "bot_removed"
+            verdict, count = "bot_removed", 0
         if verdict == "ok":
             link.members_seen = count
         else:

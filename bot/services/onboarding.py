@@ -13,6 +13,7 @@ from datetime import datetime
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
+from bot.core.numbers import is_ascii_digits
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.core.tokens import hash_token, looks_like_token
 from bot.locales import SUPPORTED_LANGUAGES, pick_language
@@ -202,7 +203,7 @@ async def choose(
     elif step == "tz":
         _, practice, _ = await _context(uow, partner)
         zones = offered_timezones(partner.language, practice.timezone)
-        if not value.isdigit() or int(value) >= len(zones):
+        if not is_ascii_digits(value) or int(value) >= len(zones):
             raise UserError("common.stale_button")
         partner.timezone = zones[int(value)]
         partner.onboarding_step = "window"
@@ -271,7 +272,7 @@ async def _on_joined(uow: UnitOfWork, partner: Partner, now: datetime) -> None:
             uow,
             each,
             "couple.space_ready_goal" if couple.shared_goal else "couple.space_ready",
-            dedupe_key=f"space_ready:{couple.id}",
+            dedupe_key=f"space_ready:{couple.id}:{now.isoformat()}",
             now=now,
             couple_id=couple.id,
             goal=couple.shared_goal or "",
@@ -280,7 +281,7 @@ async def _on_joined(uow: UnitOfWork, partner: Partner, now: datetime) -> None:
         uow,
         therapist,
         "couple.both_joined",
-        dedupe_key=f"both_joined:{couple.id}",
+        dedupe_key=f"both_joined:{couple.id}:{now.isoformat()}",
         now=now,
         couple_id=couple.id,
         handle=couple.handle,

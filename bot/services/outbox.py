@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import Delivery, Partner, Therapist
@@ -76,3 +77,55 @@ async def notify(
         couple_id=couple_id,
         params=params,
     )
+
+
+async def copy_to_channel(uow: UnitOfWork, delivery: Delivery, channel: str, now: datetime) -> bool:
+    """Queue a copy of ``delivery`` on another channel, due now; False when there is none to make.
+
+    Once per (row, channel): the copy's dedupe key names both. An email copy goes only to a
+    therapist who gave an address (nothing of a partner's ever goes by email).
+    """
+    person: Partner | Therapist | None = None
+    if delivery.therapist_id is not None:
+        person = await uow.session.get(Therapist, delivery.therapist_id)
+    elif delivery.partner_id is not None and channel != "email":
+        person = await uow.session.get(Partner, delivery.partner_id)
+    if person is None or (channel == "email" and not getattr(person, "email", None)):
+        return False
+    return await enqueue(
+        uow,
+        person,
+        kind=delivery.kind,
+        key=delivery.key,
+        dedupe_key=f"{delivery.dedupe_key}@{channel}"[:160],
+        due_at=now,
+        couple_id=delivery.couple_id,
+        params=dict(delivery.params),
+        not_after=delivery.not_after,
+        channel=channel,
+    )
+
+
+SEALED_PARAMS = ("text", "email", "data_ciphertext")
+"""Outbox parameters that hold ciphertext: a digest's chunk, its e-mail, an event's data."""
+
+_FINISHED = ("sent", "failed", "skipped")
+
+
+async def scrub_finished(uow: UnitOfWork) -> int:
+    """Drop the sealed parameters of rows that are done with (sent, failed for good, skipped).
+
+    What remains (ids, catalog keys, message ids) is what later steps use; nothing of what
+    a message said. Returns how many rows were scrubbed; the caller commits.
+    """
+    rows = await uow.session.scalars(
+        select(Delivery).where(
+            Delivery.status.in_(_FINISHED), Delivery.kind.in_(("digest", "event"))
+        )
+    )
+    scrubbed = 0
+    for row in rows:
+        if any(name in row.params for name in SEALED_PARAMS):
+            row.params = {k: v for k, v in row.params.items() if k not in SEALED_PARAMS}
+            scrubbed += 1
+    return scrubbed

@@ -7,11 +7,15 @@ from zoneinfo import ZoneInfo
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
+from bot.core.numbers import is_ascii_digits
+from bot.core.safety import render_crisis_message
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.services import groups
 from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
 from bot.services.outbox import notify
-from bot.services.texts import UserError, msg
+from bot.services.practice_config import parse_practice_config
+from bot.services.texts import Html, UserError, msg
 from db.models import Partner
 from db.uow import UnitOfWork
 from schedules.planner import replan_partner
@@ -100,7 +104,11 @@ async def change_setting(
     """
     if name == "language" and value in SUPPORTED_LANGUAGES:
         partner.language = value
-    elif name == "tz" and value.isdigit() and int(value) < len(zones := await _zones(uow, partner)):
+    elif (
+        name == "tz"
+        and is_ascii_digits(value)
+        and int(value) < len(zones := await _zones(uow, partner))
+    ):
         partner.timezone = zones[int(value)]
     elif name == "window" and value in WINDOWS:
         partner.window = value
@@ -134,7 +142,7 @@ async def pause(
     """Pause this partner's prompts for some days (7 by default)."""
     days = 7
     if days_text is not None:
-        if not days_text.isdigit() or not 1 <= int(days_text) <= MAX_PAUSE_DAYS:
+        if not is_ascii_digits(days_text) or not 1 <= int(days_text) <= MAX_PAUSE_DAYS:
             raise UserError("partner.pause_invalid", limit=MAX_PAUSE_DAYS)
         days = int(days_text)
     if partner.paused_until is None or partner.paused_until <= now:
@@ -155,6 +163,21 @@ async def resume(uow: UnitOfWork, partner: Partner, now: datetime) -> Outgoing:
     await replan_partner(uow, partner, now)
     await uow.commit()
     return Outgoing(msg(partner.language, "partner.resumed"))
+
+
+async def require_programme(uow: UnitOfWork, partner: Partner) -> None:
+    """Refuse answers once the couple's programme has ended (``/close``), with crisis lines."""
+    couple = await uow.couples.get(partner.couple_id)
+    assert couple is not None
+    if couple.status == "active":
+        return
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    resources = parse_practice_config(practice.config_toml).crisis_for(
+        partner.language, partner.timezone
+    )
+    crisis = Html(render_crisis_message(partner.language, resources))
+    raise UserError("couple.programme_ended", crisis=crisis)
 
 
 def stop_confirmation(partner: Partner) -> Outgoing:
@@ -179,6 +202,8 @@ async def leave(uow: UnitOfWork, partner: Partner, now: datetime, *, erased: boo
     partner.telegram_user_id = None
     partner.chat_id = None
     partner.onboarding_step = "left"
+    # The group was agreed to by the two who held the seats then: it stops here.
+    await groups.seat_changed(uow, couple, now)
     await replan_partner(uow, partner, now)  # their couple-space halves go with the other's
     await notify(
         uow,

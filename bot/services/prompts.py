@@ -60,6 +60,10 @@ def prompt_message(library: PromptLibrary, delivery: Delivery, partner: Partner)
     return Outgoing(f"{text}\n\n{msg(lang, hint)}")
 
 
+TYPED_ANSWERS = ("settings_tz", "followup_words")
+"""Conversation states that take the partner's next typed text as their answer."""
+
+
 class PromptRenderer(KindRenderer):
     """Renders a scheduled prompt; in discreet mode a neutral note with an Open button."""
 
@@ -78,7 +82,14 @@ class PromptRenderer(KindRenderer):
         return prompt_message(await library_for(uow, person), delivery, person)
 
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
-        """A couple-space question also goes to the couple's linked group, if any."""
+        """A new question ends a typed answer still pending; couple-space ones go to the group.
+
+        After a new prompt, the partner's next words answer it, not a time zone asked for
+        in ``/settings`` or a follow-up's optional words from before.
+        """
+        partner = await uow.partners.get(delivery.partner_id or 0)
+        if partner is not None and partner.telegram_user_id is not None:
+            await uow.conversations.clear(partner.telegram_user_id, only=TYPED_ANSWERS)
         await groups.post_space_prompt(uow, delivery)
 
 
@@ -356,13 +367,14 @@ async def set_share(
     response = await _own_response(uow, partner, response_id)
     if response.kind != "couple_space" or response.share is not None or choice not in ("yes", "no"):
         raise UserError("common.stale_button")
-    response.share = choice == "yes"
-    response.ok_to_raise = True  # the therapist sees both couple-space answers
+    response.share = choice == "yes"  # sharing never changes what the therapist may raise
+    # The other half is the current holder of the other seat's answer, never a previous one.
+    others = [p.id for p in await uow.partners.of_couple(partner.couple_id) if p.id != partner.id]
     other = await uow.session.scalar(
         select(Response)
         .where(
             Response.couple_id == partner.couple_id,
-            Response.partner_id != partner.id,
+            Response.partner_id.in_(others),
             Response.kind == "couple_space",
             Response.prompt_key == response.prompt_key,
             Response.created_at >= now - SHARE_WINDOW,

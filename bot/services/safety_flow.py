@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.channels.base import Outgoing
-from bot.core.safety import render_crisis_message
+from bot.core.safety import render_crisis_message, screen_text
 from bot.metrics import ALERTS_RAISED
 from bot.services import events
 from bot.services.crypto import Cipher
@@ -44,6 +44,12 @@ async def raise_alert(
     therapist = await uow.therapists.get(couple.therapist_id)
     assert practice is not None and therapist is not None
     kind = next(k for k in _PRIORITY if k in kinds)
+    if await _raised_before(uow, source, source_id, kind):
+        # The same words seen again (a Mini App draft, then the page sent): the therapist
+        # hears of it once; the partner sees the resources every time.
+        config = parse_practice_config(practice.config_toml)
+        resources = config.crisis_for(partner.language, partner.timezone)
+        return Outgoing(render_crisis_message(partner.language, resources))
     alert = Alert(
         couple_id=couple.id,
         partner_id=partner.id,
@@ -76,6 +82,64 @@ async def raise_alert(
     config = parse_practice_config(practice.config_toml)
     resources = config.crisis_for(partner.language, partner.timezone)
     return Outgoing(render_crisis_message(partner.language, resources))
+
+
+FREE_TEXT = "message"
+"""The ``kind`` of a stored text a partner sent when no question was asked (crisis words)."""
+
+
+async def screen_free_text(
+    uow: UnitOfWork, partner: Partner, cipher: Cipher, text: str, now: datetime
+) -> Outgoing | None:
+    """A text no question asked for: crisis words get the resources, an alert and the hold.
+
+    Nothing else changes for either partner. The words are kept, encrypted, so that the
+    therapist can read them with ``/alerts`` (and the partner export or erase them); they
+    are never quoted in a digest. Returns None when the text holds no crisis words.
+    """
+    result = screen_text(text, partner.language)
+    if not result.flagged:
+        return None
+    response = Response(
+        partner_id=partner.id,
+        couple_id=partner.couple_id,
+        prompt_key=FREE_TEXT,
+        kind=FREE_TEXT,
+        text_ciphertext=cipher.encrypt(text),
+        risk=True,
+        created_at=now,
+    )
+    uow.session.add(response)
+    await uow.flush()
+    resources = await raise_alert(
+        uow,
+        partner,
+        kinds=result.kinds,
+        source="response",
+        source_id=response.id,
+        phrase_ids=result.phrase_ids,
+        now=now,
+    )
+    await uow.commit()
+    return resources
+
+
+def crisis_guidance(language: str, text: str) -> Outgoing | None:
+    """Crisis words from someone Dyad does not know: the general emergency guidance."""
+    if not screen_text(text, language).flagged:
+        return None
+    return Outgoing(render_crisis_message(language, ()))
+
+
+async def _raised_before(uow: UnitOfWork, source: str, source_id: int | None, kind: str) -> bool:
+    if source_id is None:
+        return False
+    found = await uow.session.scalar(
+        select(Alert.id)
+        .where(Alert.source == source, Alert.source_id == source_id, Alert.kind == kind)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _local(when: datetime, zone: str) -> str:

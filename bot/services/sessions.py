@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.core.numbers import is_ascii_digits
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist, TherapySession
@@ -24,7 +25,7 @@ async def _lead(uow: UnitOfWork, couple: Couple) -> timedelta:
 
 def _parse_time(text: str) -> time:
     hours, sep, minutes = text.partition(":")
-    if not sep or not hours.isdigit() or not minutes.isdigit():
+    if not sep or not is_ascii_digits(hours) or not is_ascii_digits(minutes):
         raise ValueError(text)
     return time(int(hours), int(minutes))
 

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 from bot.locales import t
+
+
+@dataclass(frozen=True)
+class Html:
+    """Text a renderer already made safe Telegram HTML (a crisis card): placed in as it is."""
+
+    text: str
+
+    def __format__(self, spec: str) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def msg(language: str, key: str, /, **params: object) -> str:

@@ -122,11 +122,28 @@ class Harness:
         while await self.bot.dispatcher.outstanding():
             await self.bot.dispatcher.run_until_idle()
             if loop.time() > deadline:
-                raise AssertionError("the outbox did not drain")
+                raise AssertionError(f"the outbox did not drain: {await self._waiting()}")
             await asyncio.sleep(0.02)
 
+    async def _waiting(self) -> list[str]:
+        """The rows still due or claimed, to say why the outbox did not drain."""
+        from sqlalchemy import select
 
-_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Tarde", "Evening": "Noche"}
+        from db.models import Delivery
+
+        async with self.db.uow() as uow:
+            rows = await uow.session.scalars(
+                select(Delivery).where(Delivery.status.in_(("pending", "claimed")))
+            )
+            return [
+                f"#{r.id} {r.channel}/{r.kind}/{r.key} {r.status} due {r.due_at:%H:%M:%S} "
+                f"attempts {r.attempts} error {r.last_error!r}"
+                for r in rows
+                if r.status == "claimed" or r.due_at <= self.clock.now()
+            ]
+
+
+_WINDOWS_ES = {"Morning": "Mañana", "Afternoon": "Mediodía", "Evening": "Tarde"}
 
 
 @pytest.fixture

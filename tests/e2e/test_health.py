@@ -76,7 +76,10 @@ async def test_healthz_is_ok_while_the_database_answers_and_the_dispatcher_runs(
     port = free_port()
     async with running_bot(fake, db, clock, mode, health_port=port) as harness:
         await fake.wait_for(lambda: harness.bot.dispatcher.alive_at > 0)
-        assert await _health(port) == (200, {"database": "ok", "dispatcher": "ok", "planner": "ok"})
+        assert await _health(port) == (
+            200,
+            {"database": "ok", "dispatcher": "ok", "planner": "ok", "channels": "ok"},
+        )
 
 
 async def test_healthz_names_a_stalled_dispatcher_and_an_unreachable_database(
@@ -98,12 +101,16 @@ async def test_healthz_names_a_stalled_dispatcher_and_an_unreachable_database(
     await orphan.start()
     try:
         dispatcher.alive_at = now[0]
-        assert await _health(server.port) == (200, {"database": "ok", "dispatcher": "ok"})
+        ok = {"database": "ok", "dispatcher": "ok", "channels": "ok"}
+        assert await _health(server.port) == (200, ok)
         now[0] += 3 * 2.0 + 60.0 + 1.0  # no pass for longer than three idle waits and the slack
-        assert await _health(server.port) == (503, {"database": "ok", "dispatcher": "stalled"})
+        assert await _health(server.port) == (503, {**ok, "dispatcher": "stalled"})
         dispatcher.alive_at = now[0]
         assert (await _health(server.port))[0] == 200
-        assert await _health(orphan.port) == (503, {"database": "unreachable", "dispatcher": "off"})
+        assert await _health(orphan.port) == (
+            503,
+            {"database": "unreachable", "dispatcher": "off", "channels": "off"},
+        )
         assert (await _get(f"http://127.0.0.1:{orphan.port}/metrics"))[0] == 503
     finally:
         await server.stop()

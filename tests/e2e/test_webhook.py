@@ -19,7 +19,7 @@ from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from db.engine import Database
-from db.models import UpdateSeen
+from db.models import InboxUpdate
 from tests.e2e.conftest import Harness
 
 SECRET = "hook-secret_0123456789"
@@ -83,7 +83,7 @@ def _renumbered(update: dict[str, Any], update_id: int) -> dict[str, Any]:
 
 async def _seen(harness: Harness, update_id: int) -> int:
     async with harness.db.uow() as uow:
-        query = select(func.count()).where(UpdateSeen.update_id == update_id)
+        query = select(func.count()).where(InboxUpdate.update_id == update_id)
         return int(await uow.session.scalar(query) or 0)
 
 

@@ -107,3 +107,20 @@ async def test_leaving_a_unit_of_work_without_commit_rolls_back(
         await uow.practices.add(Practice(slug="gone", name="Gone", created_at=clock.now()))
     async with db.uow() as uow:
         assert await uow.practices.by_slug("gone") is None
+
+
+async def test_the_migrated_schema_is_the_models_schema(db: Database) -> None:
+    """Every table, column, index and constraint of the models exists as migrated, and no more."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from db.models import Base
+
+    def differences(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})  # type: ignore[arg-type]
+        return list(compare_metadata(context, Base.metadata))
+
+    await db.migrate()
+    async with db.engine.connect() as conn:
+        found = await conn.run_sync(differences)
+    assert found == []

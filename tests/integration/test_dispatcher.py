@@ -480,25 +480,27 @@ async def test_a_message_telegram_refuses_fails_with_its_reason_and_is_not_retri
     assert len(fake.calls_of("sendMessage")) == 1
 
 
-async def test_a_row_that_keeps_failing_gives_up_after_max_attempts(
+async def test_a_row_that_keeps_failing_is_retried_until_its_horizon_then_fails(
     db: Database, lax_fake: FakeBotAPI, clock: ManualClock
 ) -> None:
     clinic = await open_clinic(db, lax_fake, clock.now(), couples=1)
     stuck, fine = clinic.partners
     [stuck_id] = await queue_notes(db, [stuck], 1, clock.now())
     [fine_id] = await queue_notes(db, [fine], 1, clock.now())
-    lax_fake.inject("sendMessage", chat_id=stuck.chat_id, kind="5xx", times=5)
+    lax_fake.inject("sendMessage", chat_id=stuck.chat_id, kind="5xx", times=1000)
     async with telegram(lax_fake) as messenger:
-        worker = dispatcher(db, clock, messenger, max_attempts=3)
+        worker = dispatcher(db, clock, messenger, horizons={"notice": timedelta(minutes=45)})
         await drain([worker], db, clock)
     outbox = await rows(db)
     assert outbox[fine_id].status == "sent"
-    assert (outbox[stuck_id].status, outbox[stuck_id].attempts) == ("failed", 3)
-    assert outbox[stuck_id].last_error == "gave up after 3 attempts: NetworkError"
     tries = [
         c for c in lax_fake.calls_of("sendMessage") if c.params["chat_id"] == str(stuck.chat_id)
     ]
-    assert len(tries) == 3
+    # Tried again every round of the drain (ten minutes apart), the last at the horizon.
+    assert len(tries) >= 5
+    assert (outbox[stuck_id].status, outbox[stuck_id].attempts) == ("failed", len(tries))
+    assert outbox[stuck_id].last_error == f"gave up after {len(tries)} attempts: NetworkError"
+    assert worker.outages() == {}, "one failing chat is not a channel outage"
 
 
 async def test_a_row_that_cannot_be_rendered_ends_failed_and_does_not_stall_the_rest(
@@ -508,13 +510,13 @@ async def test_a_row_that_cannot_be_rendered_ends_failed_and_does_not_stall_the_
     [broken] = await queue_notes(db, clinic.partners[:1], 1, clock.now(), kind="mystery")
     fine = await queue_notes(db, clinic.partners, 2, clock.now())
     async with telegram(lax_fake) as messenger:
-        worker = dispatcher(db, clock, messenger, max_attempts=2)
+        worker = dispatcher(db, clock, messenger)
         await drain([worker], db, clock)
     outbox = await rows(db)
     assert [outbox[i].status for i in fine] == ["sent"] * 4
     assert outbox[broken].status == "failed"
     assert (outbox[broken].last_error or "").startswith(
-        "gave up after 2 attempts: render failed: LookupError"
+        "gave up after 3 attempts: render failed: LookupError"
     )
 
 
@@ -522,7 +524,11 @@ async def test_a_row_that_cannot_be_rendered_ends_failed_and_does_not_stall_the_
 
 
 class PromptThatBreaksOnSent(KindRenderer):
-    """A delivery kind whose follow-up (recording what the message starts) always fails."""
+    """A delivery kind whose follow-up (recording what the message starts) fails at first."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.started: list[int] = []
 
     async def render(
         self, uow: UnitOfWork, delivery: Delivery, person: Partner | Therapist
@@ -530,22 +536,33 @@ class PromptThatBreaksOnSent(KindRenderer):
         return Outgoing(f"Prompt: {delivery.params['goal']}")
 
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
-        raise RuntimeError("follow-up broke")
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("follow-up broke")
+        assert sent.message_id == delivery.message_id
+        self.started.append(delivery.id)
 
 
-async def test_a_sent_row_whose_follow_up_fails_is_still_marked_sent_and_not_resent(
+async def test_a_follow_up_that_fails_after_a_send_is_retried_not_dropped_nor_resent(
     db: Database, lax_fake: FakeBotAPI, clock: ManualClock
 ) -> None:
     clinic = await open_clinic(db, lax_fake, clock.now(), couples=1)
     partner = clinic.partners[0]
     [row_id] = await queue_notes(db, [partner], 1, clock.now(), kind="broken_prompt")
     renderer = DyadRenderer()
-    renderer.kinds["broken_prompt"] = PromptThatBreaksOnSent()
+    breaking = renderer.kinds["broken_prompt"] = PromptThatBreaksOnSent(failures=3)
     async with telegram(lax_fake) as messenger:
         worker = dispatcher(db, clock, messenger, renderer=renderer)
-        await drain([worker], db, clock)
+        await worker.run_until_idle()
+        row = (await rows(db))[row_id]
+        assert row.status == "sent" and row.followup_due_at is not None
+        assert breaking.started == []
+        for _ in range(4):
+            clock.advance(timedelta(minutes=10))
+            await worker.run_until_idle()
     row = (await rows(db))[row_id]
-    assert (row.status, row.last_error) == ("sent", "sent; recording what it starts failed")
+    assert (row.status, row.followup_due_at, row.last_error) == ("sent", None, None)
+    assert breaking.started == [row_id], "what the message starts happened once"
     assert partner.chat_id is not None
     [message] = lax_fake.sent_to(partner.chat_id)
     assert message.message_id == row.message_id

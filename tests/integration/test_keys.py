@@ -195,3 +195,38 @@ def test_dyad_run_on_postgresql_without_keys_refuses_with_one_line(
     assert exited.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "DYAD_ENCRYPTION_KEYS" in lines[0], lines
+
+
+async def test_rotation_reaches_digests_and_events_waiting_in_the_outbox(db: Database) -> None:
+    """A digest queued under the old key still opens, under the new key alone, once rotated."""
+    from bot.services.digests import DigestRenderer, queue_digest
+    from db.models import Delivery
+
+    old, new = new_key(), new_key()
+    partner = await _partner(db)
+    async with db.uow() as uow:
+        couple = await uow.couples.get(partner.couple_id)
+        assert couple is not None
+        therapist = await uow.therapists.get(couple.therapist_id)
+        assert therapist is not None
+        therapist.email = "ana@example.org"
+        await uow.partners.add(Partner(couple_id=couple.id, slot="B"))
+        await queue_digest(
+            uow, couple, Cipher([old]), NOW, key="digest:test", actor="test", email=True
+        )
+        await uow.commit()
+
+    report = await rotate_ciphertexts(db, [new, old])
+
+    assert report.unreadable == []
+    assert report.rotated >= 2  # at least one Telegram chunk and the e-mail
+    renderer = DigestRenderer(Cipher([new]))  # the old key is gone now
+    async with db.uow() as uow:
+        rows = list(await uow.session.scalars(select(Delivery).where(Delivery.kind == "digest")))
+        channels = sorted({row.channel for row in rows})
+        for row in rows:
+            message = await renderer.render(uow, row, therapist)
+            assert message is not None and "c1" in message.text.lower()
+    assert channels == ["email", "telegram"]
+    again = await rotate_ciphertexts(db, [new, old])
+    assert again.rotated == 0 and again.current == report.rotated

@@ -179,7 +179,7 @@ async def test_a_telegram_that_often_fails_still_gets_every_message_through(
         for partner in clinic.partners[::10]:
             fake.inject("sendMessage", chat_id=partner.chat_id, kind="429", retry_after=1, times=3)
         async with telegram(fake, read_timeout=0.4) as messenger:
-            worker = dispatcher(db, clock, messenger, max_attempts=12)
+            worker = dispatcher(db, clock, messenger)
             await drain([worker], db, clock, rounds=30)
         kinds = {f.kind for f in fake.faults.fired}
         assert {"5xx", "timeout", "429"} <= kinds

@@ -33,7 +33,7 @@ from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from bot.services.crypto import new_key
 from db.engine import Database
-from db.models import Delivery, UpdateSeen
+from db.models import Delivery, InboxUpdate
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.e2e.test_webhook import free_port
 from tests.integration.test_dispatcher import notes_received, open_clinic, queue_notes
@@ -277,7 +277,7 @@ async def _play(
     assert all(balancer.forwarded[worker.hook_url] > 0 for worker in workers)
     assert [replies(user) for user in users] == [3] * len(users)
     async with db.uow() as uow:
-        seen = await uow.session.scalar(select(func.count()).select_from(UpdateSeen))
+        seen = await uow.session.scalar(select(func.count()).select_from(InboxUpdate))
         statuses = Counter(
             await uow.session.scalars(select(Delivery.status).where(Delivery.id.in_(notes)))
         )

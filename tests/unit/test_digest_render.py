@@ -274,7 +274,8 @@ def test_words_not_marked_ok_to_raise_appear_in_no_rendering(data: DigestInput) 
     marker = "Okaybird"
     with_secrets = with_private_canaries(data)
     alex, sam = with_secrets.partners
-    raised = ReplyData(END - timedelta(minutes=1), marker, True)
+    # Newer than any generated moment (the latest is END - 1 min): quotes go newest first.
+    raised = ReplyData(END - timedelta(seconds=30), marker, True)
     with_secrets = replace(
         with_secrets, partners=(replace(alex, replies=(*alex.replies, raised)), sam)
     )

@@ -1,0 +1,363 @@
+"""The Mini App's HTTP server (aiohttp): pages for partners' private answers.
+
+Every request that reads or changes anything carries Telegram's signed ``initData``
+(posted by the page, never in a URL) and is validated on its own: no session, no
+cookie, nothing kept in this process, so any number of processes can serve behind a
+load balancer. Every response is private: ``Cache-Control: no-store``, a
+Content-Security-Policy that allows only this origin (no inline script or style, no
+third-party origin, framing only by Telegram's web client) and ``Referrer-Policy:
+no-referrer``.
+
+Routes under the path of ``DYAD_WEBAPP_URL`` (``/app`` by default):
+
+- ``GET  /checkin[?d=DELIVERY]``: the launch page; its script posts the launch's initData
+- ``POST /checkin``: the whole check-in on one page (started or resumed as in the chat)
+- ``POST /checkin/draft``: keep the half-filled page on the server (JSON answer)
+- ``POST /checkin/send``: store it; the page shows "saved" (and crisis resources if due)
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.locales import pick_language, t
+from bot.services import miniapp
+from bot.services.deps import Deps
+from bot.services.texts import UserError
+from bot.web import pages
+from bot.web.initdata import InitData, InvalidInitData, validate_init_data
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+MAX_BODY: Final = 64 * 1024
+TELEGRAM_WEB_CLIENT: Final = "https://web.telegram.org"
+CONTENT_SECURITY_POLICY: Final = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        f"frame-ancestors {TELEGRAM_WEB_CLIENT}",
+    ]
+)
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def webapp_path(url: str | None) -> str:
+    """The path the pages live under, from the public URL (``https://x/app`` -> ``/app``)."""
+    path = urlsplit(url).path.rstrip("/") if url else ""
+    return path or "/app"
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer, refusals included, is private and may be framed only by Telegram."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        error.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+class _Refused(Exception):
+    """A request answered with an error page (or JSON), having changed nothing."""
+
+    def __init__(self, status: int, language: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.language, self.message = status, language, message
+
+
+def _browser_language(request: web.Request) -> str:
+    first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
+    return pick_language(first or None)
+
+
+def _html(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+class MiniApp:
+    """The request handlers, over the process's dependencies and the bot's token."""
+
+    def __init__(self, deps: Deps, bot_token: str, prefix: str) -> None:
+        self.deps = deps
+        self.bot_token = bot_token
+        self.prefix = prefix
+        self.static = f"{prefix}/static"
+
+    def application(self) -> web.Application:
+        """The aiohttp application with every route and the security headers."""
+        app = web.Application(middlewares=[security_headers], client_max_size=MAX_BODY)
+        p = self.prefix
+        app.router.add_get(f"{p}/checkin", self.launch_checkin)
+        app.router.add_post(f"{p}/checkin", self.open_checkin)
+        app.router.add_post(f"{p}/checkin/draft", self.draft_checkin)
+        app.router.add_post(f"{p}/checkin/send", self.send_checkin)
+        app.router.add_static(self.static, STATIC_DIR, append_version=False)
+        return app
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _validated(self, request: web.Request, form: Mapping[str, str]) -> InitData:
+        settings = self.deps.settings
+        try:
+            return validate_init_data(
+                form.get("init_data", ""),
+                self.bot_token,
+                now=self.deps.clock.now(),
+                max_age=timedelta(seconds=settings.webapp_auth_max_age_seconds),
+            )
+        except InvalidInitData as error:
+            log.info("mini app request refused", extra={"reason": error.reason})
+            language = _browser_language(request)
+            key = "webapp.error_stale" if error.reason == "stale" else "webapp.error_forged"
+            raise _Refused(403, language, t(language, key)) from None
+
+    async def _form(self, request: web.Request) -> dict[str, str]:
+        data = await request.post()
+        return {key: value for key, value in data.items() if isinstance(value, str)}
+
+    def _theme(self, form: Mapping[str, str]) -> dict[str, str]:
+        return pages.clean_theme(form.get("theme", ""))
+
+    @staticmethod
+    def _refusal(error: UserError, language: str) -> _Refused:
+        if error.key == "webapp.not_a_partner":
+            return _Refused(403, language, t(language, error.key))
+        if error.key in ("common.stale_button", "checkin.no_open"):
+            return _Refused(409, language, t(language, "webapp.stale"))
+        return _Refused(409, language, t(language, error.key, **error.params))
+
+    def _error(self, refused: _Refused, theme: Mapping[str, str]) -> web.Response:
+        page = pages.error_page(refused.language, refused.message, static=self.static, theme=theme)
+        return _html(page, refused.status)
+
+    # --- pages ----------------------------------------------------------------------------
+
+    async def launch_checkin(self, request: web.Request) -> web.Response:
+        """The page Telegram opens; nothing here is private."""
+        fields = {}
+        delivery = request.query.get("d", "")
+        if delivery.isdigit() and len(delivery) < 19:
+            fields["d"] = delivery
+        shell = pages.launch_shell(
+            _browser_language(request),
+            action=f"{self.prefix}/checkin",
+            fields=fields,
+            static=self.static,
+        )
+        return _html(shell)
+
+    async def open_checkin(self, request: web.Request) -> web.Response:
+        """The whole check-in on one page, with the draft kept on the server."""
+        form = await self._form(request)
+        theme = self._theme(form)
+        try:
+            init = self._validated(request, form)
+            language = pick_language(init.user.language_code)
+            delivery = form.get("d", "")
+            async with self.deps.db.uow() as uow:
+                try:
+                    partner = await miniapp.partner_of(uow, init.user.id)
+                    language = partner.language
+                    page = await miniapp.checkin_page(
+                        uow,
+                        partner,
+                        init.user.id,
+                        self.deps.cipher,
+                        self.deps.clock.now(),
+                        delivery_id=int(delivery) if delivery.isdigit() else None,
+                    )
+                except UserError as error:
+                    raise self._refusal(error, language) from None
+        except _Refused as refused:
+            return self._error(refused, theme)
+        if page.form is None:
+            return _html(
+                pages.saved_page(
+                    page.language,
+                    page.resources,
+                    show_crisis=False,
+                    theme=theme,
+                    static=self.static,
+                )
+            )
+        return _html(
+            pages.checkin_page(
+                page.language,
+                page.form,
+                page.values,
+                page.resources,
+                show_crisis=page.show_crisis,
+                init_data=init.raw,
+                theme=theme,
+                prefix=self.prefix,
+                static=self.static,
+            )
+        )
+
+    def _checkin_id(self, form: Mapping[str, str], language: str) -> int:
+        value = form.get("checkin", "")
+        if not value.isdigit() or len(value) > 18:
+            raise _Refused(409, language, t(language, "webapp.stale"))
+        return int(value)
+
+    async def draft_checkin(self, request: web.Request) -> web.Response:
+        """Keep the half-filled page; say whether the crisis resources must show now."""
+        form = await self._form(request)
+        try:
+            init = self._validated(request, form)
+            language = pick_language(init.user.language_code)
+            async with self.deps.db.uow() as uow:
+                try:
+                    partner = await miniapp.partner_of(uow, init.user.id)
+                    language = partner.language
+                    crisis = await miniapp.save_checkin_draft(
+                        uow,
+                        partner,
+                        init.user.id,
+                        self.deps.cipher,
+                        self._checkin_id(form, language),
+                        form,
+                        self.deps.clock.now(),
+                    )
+                except UserError as error:
+                    raise self._refusal(error, language) from None
+        except _Refused as refused:
+            return web.json_response({"error": refused.message}, status=refused.status)
+        return web.json_response({"saved": True, "crisis": crisis})
+
+    async def send_checkin(self, request: web.Request) -> web.Response:
+        """Store the page through the chat's own steps; show "saved" and, if due, resources."""
+        form = await self._form(request)
+        theme = self._theme(form)
+        try:
+            init = self._validated(request, form)
+            language = pick_language(init.user.language_code)
+            checkin_id = self._checkin_id(form, language)
+            async with self.deps.db.uow() as uow:
+                try:
+                    partner = await miniapp.partner_of(uow, init.user.id)
+                    language = partner.language
+                    sent = await miniapp.send_checkin(
+                        uow,
+                        partner,
+                        init.user.id,
+                        self.deps.cipher,
+                        checkin_id,
+                        form,
+                        self.deps.clock.now(),
+                    )
+                except UserError as error:
+                    if not error.key.startswith("instruments."):
+                        raise self._refusal(error, language) from None
+                    problem = t(language, error.key, **error.params)
+                    return await self._again(init, form, theme, checkin_id, problem)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        wake = self.deps.extras.get("dispatch_wake")
+        if wake is not None and hasattr(wake, "set"):
+            wake.set()  # the "saved" note goes out now, not at the next idle tick
+        return _html(
+            pages.saved_page(
+                sent.language,
+                sent.resources,
+                show_crisis=sent.show_crisis,
+                theme=theme,
+                static=self.static,
+            )
+        )
+
+    async def _again(
+        self,
+        init: InitData,
+        form: Mapping[str, str],
+        theme: Mapping[str, str],
+        checkin_id: int,
+        problem: str,
+    ) -> web.Response:
+        """The same page with what was entered and what to correct (nothing was stored)."""
+        async with self.deps.db.uow() as uow:
+            partner = await miniapp.partner_of(uow, init.user.id)
+            page = await miniapp.reopen_checkin(uow, partner, checkin_id)
+        assert page.form is not None
+        return _html(
+            pages.checkin_page(
+                partner.language,
+                page.form,
+                form,
+                page.resources,
+                show_crisis=page.show_crisis,
+                init_data=init.raw,
+                theme=theme,
+                prefix=self.prefix,
+                static=self.static,
+                problem=problem,
+            ),
+            status=422,
+        )
+
+
+class WebServer:
+    """Serves the Mini App on ``host:port`` (``port=0`` takes any free port)."""
+
+    def __init__(
+        self, deps: Deps, bot_token: str, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.deps = deps
+        self.host = host
+        self.port = port
+        self.app = MiniApp(deps, bot_token, webapp_path(deps.settings.webapp_url))
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where this server answers, for tests and the demo (loopback http)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{self.app.prefix}"
+
+    async def start(self) -> None:
+        """Listen."""
+        runner = web.AppRunner(self.app.application(), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self.port = int(sock.getsockname()[1])
+        self._runner = runner
+        log.info("mini app listening", extra={"port": self.port})
+
+    async def stop(self) -> None:
+        """Close the server."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,87 @@
+"""The Mini App harness: Dyad with its web layer on loopback, the fake Telegram, a database.
+
+The web server starts first (on any free port) so that the invitations Dyad sends carry
+its real address; the bot, its dispatcher and the pages then share one set of
+dependencies, as in one production process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from bot.app import DispatchOptions, DyadBot
+from bot.config import load_settings
+from bot.core.clock import ManualClock
+from bot.fakebotapi import FakeBotAPI
+from bot.services.crypto import Cipher, new_key
+from bot.services.deps import Deps
+from bot.web.server import WebServer
+from db.engine import Database
+from tests.e2e.conftest import Harness
+
+
+@dataclass
+class WebHarness(Harness):
+    """The e2e harness plus the Mini App server."""
+
+    web: WebServer | None = None
+
+    @property
+    def web_url(self) -> str:
+        assert self.web is not None
+        return self.web.base_url
+
+
+async def start_web_harness(
+    fake: FakeBotAPI, db: Database, clock: ManualClock
+) -> tuple[WebHarness, DyadBot, WebServer]:
+    """Start the pages, then Dyad pointed at them."""
+    base = load_settings(
+        _env_file=None,
+        telegram_api_url=fake.base_url,
+        bot_token=fake.token,
+        database_url=db.url,
+        webapp_url="http://127.0.0.1/app",
+    )
+    deps = Deps(settings=base, db=db, clock=clock, cipher=Cipher([new_key()]))
+    web = WebServer(deps, fake.token, host="127.0.0.1", port=0)
+    await web.start()
+    deps.settings = load_settings(
+        _env_file=None,
+        telegram_api_url=fake.base_url,
+        bot_token=fake.token,
+        database_url=db.url,
+        webapp_url=web.base_url,
+    )
+    bot = DyadBot(
+        deps,
+        fake.token,
+        dispatch=DispatchOptions(
+            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
+        ),
+    )
+    await bot.start()
+    return WebHarness(bot, fake, db, clock, web=web), bot, web
+
+
+@pytest.fixture
+async def fake(clock: ManualClock) -> AsyncIterator[FakeBotAPI]:
+    """The fake Bot API on a random loopback port."""
+    async with FakeBotAPI(clock=clock) as api:
+        yield api
+
+
+@pytest.fixture
+async def web_harness(
+    fake: FakeBotAPI, db: Database, clock: ManualClock
+) -> AsyncIterator[WebHarness]:
+    """Dyad with its Mini App, on each database."""
+    harness, bot, web = await start_web_harness(fake, db, clock)
+    try:
+        yield harness
+    finally:
+        await bot.stop()
+        await web.stop()
