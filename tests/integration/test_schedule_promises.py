@@ -322,9 +322,9 @@ async def test_one_broken_couple_never_stops_the_others(db: Database) -> None:
     assert failures() == before + 2, "counted in /metrics"
     assert w.planner.health.state == "degraded"
     health = HealthServer(db=db, clock=clock, dispatcher=None, idle_seconds=1.0, planner=w.planner)
-    healthy, parts = await health.check()
+    serving, parts = await health.check()
     # Still serving the others: shown, not a reason to take the worker out.
-    assert healthy and parts["planner"] == "degraded" and parts["database"] == "ok"
+    assert serving and parts["planner"] == "degraded" and parts["database"] == "ok"
     assert await _rows(db, couple_id=healthy), "the other practice's couple is planned"
     told = [r for r in await _rows(db, kind="notice") if r.key == "schedule.couple_failed"]
     assert len(told) == 1 and told[0].therapist_id is not None
