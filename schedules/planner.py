@@ -202,7 +202,7 @@ async def couple_plan(
     queued = await _queued(uow, [p.id for p in partners], since)
     # Messages outside the plan take their share of the day first, alike for both partners.
     reserved: dict[date, int] = defaultdict(int)
-    for each in queued.values():
+    for each in (queued[p.id] for p in ready):
         for day, count in each.outside_plan.items():
             key = date.fromisoformat(day)
             reserved[key] = max(reserved[key], count)
@@ -249,6 +249,7 @@ async def plan_couple(
     by_id = {p.id: p for p in partners}
     created = 0
     plans = await couple_plan(uow, couple, config, partners, now, now + HORIZON)
+    await _drop_stale(uow, plans, now, now + HORIZON)
     for partner_id, planned_rows in plans.items():
         for planned in planned_rows:
             params: dict[str, object] = {"rule": planned.rule_id}
@@ -267,6 +268,37 @@ async def plan_couple(
                 params=params,
             )
     return created
+
+
+async def _drop_stale(
+    uow: UnitOfWork, plans: dict[int, list[PlannedDelivery]], start: datetime, end: datetime
+) -> None:
+    """Pending planned rows the plan no longer holds go (a day's cap shrank because a reveal
+    or reminder took a place, a setting changed): what is queued is what the plan says, for
+    both partners alike. A couple-space half whose other half was sent stays, to complete."""
+    for partner_id, planned_rows in plans.items():
+        wanted = {plan_key(p) for p in planned_rows}
+        rows = await uow.session.scalars(
+            select(Delivery).where(
+                Delivery.partner_id == partner_id,
+                Delivery.status == "pending",
+                Delivery.kind.in_(PROMPT_KINDS),
+                Delivery.dedupe_key.startswith(PLAN_PREFIX),
+                Delivery.due_at >= start,
+                Delivery.due_at < end,
+            )
+        )
+        stale = []
+        for row in rows:
+            if row.dedupe_key in wanted:
+                continue
+            if row.kind == "couple_space":
+                other = await _other_half(uow, row)
+                if other is not None and other.status != "pending":
+                    continue
+            stale.append(row.id)
+        if stale:
+            await uow.session.execute(delete(Delivery).where(Delivery.id.in_(stale)))
 
 
 # --- cancelling and re-planning ------------------------------------------------------------
@@ -326,9 +358,10 @@ async def drop_pending(
 async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> int:
     """A partner's settings changed (window, time zone, language, pause, resume): re-plan.
 
-    Their pending planned rows are planned again at once (with the other partner's, where a
-    couple-space pair must move together); a half whose other half was already sent stays
-    and moves into the partner's new window, like their pending reveals and notices.
+    Pending planned rows are planned again at once, the other partner's too (so both keep
+    the same count per day, and couple-space pairs move together); a half whose other half
+    was already sent stays and moves into the partner's new window, like their pending
+    reveals and notices. A paused or departed partner's rows just go.
     Returns the rows created. The caller commits.
     """
     couple = await uow.couples.get(partner.couple_id)
@@ -342,6 +375,9 @@ async def replan_partner(uow: UnitOfWork, partner: Partner, now: datetime) -> in
     await drop_pending(uow, couple, partner=partner, keep_started_pairs=plannable)
     if not plannable:
         return 0  # paused or gone: nothing of theirs stays queued, nothing new is planned
+    # Both partners' pending rows are planned again in one go, so both keep the same count
+    # per day (the cap shared with messages outside the plan is the same for both).
+    await drop_pending(uow, couple)
     created = await plan_couple(uow, couple, config, now)
     await _move_into_window(uow, partner, config, now)
     return created

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -44,7 +44,9 @@ async def add_session(
     row = TherapySession(
         couple_id=couple.id,
         starts_at=starts_at,
-        digest_due_at=starts_at - await _lead(uow, couple),
+        # In UTC: "24 hours before" stays 24 hours across a daylight-saving change
+        # (aware arithmetic in the session's own zone would move the wall clock instead).
+        digest_due_at=starts_at.astimezone(UTC) - await _lead(uow, couple),
         recurring=recurring,
     )
     uow.session.add(row)
@@ -200,7 +202,7 @@ async def _move(
         assert moved is not None
     else:
         moved.cancelled_at = None
-        moved.digest_due_at = target - await _lead(uow, couple)
+        moved.digest_due_at = target.astimezone(UTC) - await _lead(uow, couple)
         moved.digest_sent_at = None
     moved.moved_from = found.moved_from or found.starts_at
     await uow.commit()

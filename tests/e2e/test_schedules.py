@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bot.fakebotapi import FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
+from bot.services.practices import invite_therapist
 from db.models import Couple, Delivery, Partner, Response
 from schedules.check import default_schedules
 from tests.e2e.conftest import Harness
@@ -246,3 +247,49 @@ async def test_a_shared_answer_with_crisis_words_is_never_revealed(harness: Harn
     await blanca.wait_for_message(lambda m: "se queda con quien" in m.text, after=0)
     assert not any("end my life" in m.text for m in blanca.messages)
     assert any("Safety alert" in m.text for m in therapist.messages)
+
+
+BROKEN_PRACTICE_TOML = """\
+# Passed `dyad schedules check` before: no default_template, and no template "standard".
+[schedules.calm]
+[[schedules.calm.rules]]
+kind = "hope"
+days = "daily"
+"""
+
+
+async def test_a_badly_configured_practice_never_stops_another_and_its_admin_is_told(
+    harness: Harness,
+) -> None:
+    # The healthy practice and its couple.
+    _, alex, blanca, _ = await _couple(harness)
+    # A second practice, whose stored file the planner cannot use, with its own couple.
+    bad_slug = await harness.practice("South Practice")
+    async with harness.db.uow() as uow:
+        practice = await uow.practices.by_slug(bad_slug)
+        assert practice is not None
+        practice.config_toml = BROKEN_PRACTICE_TOML
+        issued = await invite_therapist(
+            uow, bad_slug, "Dr Admin", is_admin=True, now=harness.clock.now(), ttl=timedelta(days=7)
+        )
+        await uow.commit()
+    admin = harness.user("Admin")
+    await admin.send_command("start", issued.token)
+    await admin.wait_for_message(lambda m: "Dyad" in m.text)
+    therapist_b = await harness.therapist("Bo")
+    _, token_c, token_d = await harness.new_couple(therapist_b, "C & D")
+    carla, dario = harness.user("Carla"), harness.user("Dario")
+    await harness.join(carla, token_c, typed_timezone="Europe/Madrid")
+    await harness.join(dario, token_d, typed_timezone="Europe/Madrid")
+    await harness.settle()
+    heard = {u.id: len(u.messages) for u in (alex, blanca, carla, dario)}
+
+    await _run_until(harness, harness.clock.now() + timedelta(days=3))
+
+    assert len(alex.messages) > heard[alex.id] and len(blanca.messages) > heard[blanca.id]
+    assert len(alex.messages) - heard[alex.id] == len(blanca.messages) - heard[blanca.id]
+    assert (len(carla.messages), len(dario.messages)) == (heard[carla.id], heard[dario.id])
+    told = [m for m in admin.messages if "cannot be planned" in m.text]
+    assert len(told) == 1, "told once, however many passes"
+    assert "South Practice" in told[0].text and "default_template" in told[0].text
+    assert harness.bot.planner.health.state == "degraded"

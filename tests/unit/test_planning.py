@@ -24,6 +24,7 @@ from schedules.planning import (
     PartnerTiming,
     PlannedDelivery,
     includes_safety_question,
+    next_allowed,
     plan_deliveries,
     substitute_for_hold,
 )
@@ -573,3 +574,20 @@ def test_any_plan_respects_windows_quiet_hours_and_the_cap(
         partner, template=template, delivery=delivery, start=start, end=split, hold=hold
     ) + plan(partner, template=template, delivery=delivery, start=split, end=end, hold=hold)
     assert halves == deliveries
+
+
+def test_a_message_outside_the_plan_waits_for_the_window_and_a_day_with_room() -> None:
+    delivery = DeliverySettings()  # quiet 21:30-07:30, evening 17:00-21:00
+    madrid = PartnerTiming("Europe/Madrid", "evening")
+    late = datetime(2026, 10, 25, 21, 46, tzinfo=UTC)  # 22:46 in Madrid
+    placed = next_allowed(delivery, madrid, late)
+    assert placed is not None
+    due, day, not_after = placed
+    assert due == datetime(2026, 10, 26, 16, 0, tzinfo=UTC)  # 17:00 the next evening
+    assert day.isoformat() == "2026-10-26" and not_after == datetime(
+        2026, 10, 26, 20, 0, tzinfo=UTC
+    )
+    inside = datetime(2026, 10, 26, 17, 30, tzinfo=UTC)  # 18:30, inside the window
+    assert next_allowed(delivery, madrid, inside) == (inside, day, not_after)
+    full = next_allowed(delivery, madrid, inside, full=[day])
+    assert full is not None and full[1].isoformat() == "2026-10-27"

@@ -18,6 +18,7 @@ from schedules.check import (
 )
 from schedules.library import load_library
 from schedules.model import DEFAULT_PRACTICE_FILE, CheckinSettings, DeliverySettings, TimeRange
+from schedules.planning import rules_never_sent
 
 GOOD = """\
 [delivery]
@@ -420,3 +421,50 @@ def test_toml_lines_follow_nested_arrays_of_tables() -> None:
 
 def test_check_result_without_config_has_no_summary_counts() -> None:
     assert CheckResult("x", ()).summary == "0 problems"
+
+
+def test_templates_without_the_default_are_refused_when_default_template_is_left_out() -> None:
+    """The file that stopped every practice's prompts: it passed the check before."""
+    text = GOOD.replace('default_template = "calm"\n', "")
+    line, message = only_problem(text)
+    assert line == line_with(text, "[schedules.calm]")
+    assert "would follow 'standard', which this file does not define" in message
+    assert 'Add default_template = "calm" under [delivery]' in message
+
+
+def test_a_rule_the_daily_maximum_always_crowds_out_is_refused() -> None:
+    text = """\
+[delivery]
+max_per_day = 1
+default_template = "busy"
+
+[schedules.busy]
+[[schedules.busy.rules]]
+kind = "checkin"
+days = "daily"
+
+[[schedules.busy.rules]]
+kind = "hope"
+days = ["tue"]
+"""
+    line, message = only_problem(text)
+    assert line == line_with(text, "[[schedules.busy.rules]]", 2)
+    assert message.startswith("rule 'hope-1' would never be sent")
+    assert "Raise max_per_day" in message
+
+
+def test_a_reminder_must_come_before_the_check_in_expires() -> None:
+    text = "[checkin]\nremind_after_hours = 10\nexpire_after_hours = 6\n"
+    line, message = only_problem(text)
+    assert line == 3 and "must be later than remind_after_hours" in message
+    settings = check_practice_text("[checkin]\nremind_after_hours = 2\n").config
+    assert settings is not None and settings.checkin.expire_after_hours == 24
+
+
+def test_every_file_the_check_accepts_the_planner_can_plan() -> None:
+    for path in (DEFAULT_PRACTICE_FILE, Path(__file__).parents[2] / "docs/practice.example.toml"):
+        result = check_practice_file(path)
+        assert result.config is not None and result.library is not None, format_problems(result)
+        result.config.template()  # the default template exists
+        for name in result.config.schedules:
+            assert rules_never_sent(result.config, result.library, name) == set()
