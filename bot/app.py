@@ -10,12 +10,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from telegram import BotCommandScopeDefault
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 import handlers
 from bot.channels.group import GROUP_CHANNEL, GROUP_LIMITS, TelegramGroupProbe
 from bot.channels.registry import build_channels
-from bot.channels.telegram import TelegramMessenger
+from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.config import ConfigError
 from bot.health import HealthServer
 from bot.locales import SUPPORTED_LANGUAGES
@@ -52,7 +52,7 @@ def build_application(deps: Deps, token: str) -> Application:  # type: ignore[ty
         .token(token)
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(DyadRateLimiter(max_retries=3))  # replies; the dispatcher's go direct
         .build()
     )
     application.bot_data["deps"] = deps
@@ -95,12 +95,12 @@ class DyadBot:
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
         self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)
         self.planner = Planner(deps.db, deps.clock)
-        self.channels = build_channels(
-            deps.settings, self.application.bot_data["messenger"], clock=deps.clock
-        )
+        # The dispatcher's own Telegram adapter: no retries inside PTB, so its 429s reach it.
+        outbox_messenger = TelegramMessenger(self.application.bot, direct=True)
+        self.channels = build_channels(deps.settings, outbox_messenger, clock=deps.clock)
         self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
         self.renderer.kinds[CONSENT_KIND] = GroupConsentRenderer()
-        self.channels.register(GROUP_CHANNEL, self.application.bot_data["messenger"], GROUP_LIMITS)
+        self.channels.register(GROUP_CHANNEL, outbox_messenger, GROUP_LIMITS)
         self.renderer.channels[GROUP_CHANNEL] = GroupRenderer(
             deps.cipher, TelegramGroupProbe(self.application.bot), deps.clock
         )

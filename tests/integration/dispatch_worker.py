@@ -2,7 +2,9 @@
 
 Run as ``python -m tests.integration.dispatch_worker URL SCHEMA API_URL TOKEN NOW``
 (SCHEMA ``-`` for none). It prints ``ready`` once set up, starts sending when it reads a
-line on stdin (so two workers start together), and prints its ``DispatchStats`` as JSON.
+line on stdin (so two workers start together), sends until nothing is due or claimed
+(waiting out the one-second leases a killed worker left, in the database's time), and
+prints its ``DispatchStats`` as JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import dataclasses
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from telegram import Bot
 
@@ -19,7 +21,7 @@ from bot.channels.telegram import TelegramMessenger
 from bot.core.clock import ManualClock
 from bot.services.delivery_render import DyadRenderer
 from db.engine import Database
-from schedules.dispatcher import Dispatcher
+from schedules.dispatcher import Dispatcher, DispatchStats
 
 
 async def main(url: str, schema: str, api_url: str, token: str, now: str) -> None:
@@ -35,10 +37,18 @@ async def main(url: str, schema: str, api_url: str, token: str, now: str) -> Non
                 rate_per_second=100_000.0,
                 per_chat_interval=0.0,
                 batch_size=20,
+                lease=timedelta(seconds=1),
             )
             print("ready", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-            stats = await dispatcher.run_until_idle()
+            stats = DispatchStats()
+            while True:
+                done = await dispatcher.run_until_idle()
+                for name in vars(stats):
+                    setattr(stats, name, getattr(stats, name) + getattr(done, name))
+                if not await dispatcher.outstanding():
+                    break
+                await asyncio.sleep(0.1)
         print(json.dumps(dataclasses.asdict(stats)), flush=True)
     finally:
         await db.dispose()

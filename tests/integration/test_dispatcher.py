@@ -39,7 +39,7 @@ from tests.conftest import drop_schema, open_database
 ROOT = Path(__file__).resolve().parents[2]
 THERAPIST_CHAT = 500
 GOAL = re.compile(r"set by your therapist: (note \d+)$")
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=15)  # the dispatcher's default lease
 
 
 # Fixtures and helpers --------------------------------------------------------------------
@@ -81,6 +81,23 @@ async def telegram(fake: FakeBotAPI, read_timeout: float = 5.0) -> AsyncIterator
         yield TelegramMessenger(bot)
 
 
+class ManualLeases:
+    """Leases on the test's manual clock, which every dispatcher of the test shares.
+
+    Production leases are in the database's time (``db.clock.DatabaseTime``); tests that
+    let a lease run out move the manual clock instead of waiting.
+    """
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    async def now(self) -> datetime:
+        return self.clock.now()
+
+    def estimate(self) -> datetime:
+        return self.clock.now()
+
+
 def dispatcher(
     db: Database,
     clock: ManualClock,
@@ -92,6 +109,7 @@ def dispatcher(
     **options: object,
 ) -> Dispatcher:
     """A dispatcher with Dyad's own renderer; unpaced unless a test is about pacing."""
+    options.setdefault("lease_clock", ManualLeases(clock))
     return Dispatcher(
         db=db,
         clock=clock,
