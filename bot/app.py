@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from bot.channels.registry import build_channels
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.config import ConfigError
 from bot.health import HealthServer
+from bot.intake import Inbox, InboxProcessor, Intake
 from bot.locales import SUPPORTED_LANGUAGES
 from bot.metrics import SEND_LATENCY
 from bot.services import checkins, digests, sessions
@@ -44,17 +46,26 @@ def file_url_for(api_url: str) -> str:
     return api_url[: -len("bot")] + "file/bot" if api_url.endswith("/bot") else api_url
 
 
-def build_application(deps: Deps, token: str) -> Application:  # type: ignore[type-arg]
-    """A PTB Application wired to Dyad's handlers, database and clock."""
+def build_application(
+    deps: Deps, token: str, processor: InboxProcessor | None = None
+) -> Application:  # type: ignore[type-arg]
+    """A PTB Application wired to Dyad's handlers, database and clock.
+
+    Updates reach it through :mod:`bot.intake` (stored first), not PTB's Updater; with a
+    ``processor``, each is claimed in the inbox before its handlers run.
+    """
     api_url = deps.settings.telegram_api_url
-    application = (
+    builder = (
         Application.builder()
         .token(token)
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
         .rate_limiter(DyadRateLimiter(max_retries=3))  # replies; the dispatcher's go direct
-        .build()
+        .updater(None)
     )
+    if processor is not None:
+        builder = builder.concurrent_updates(processor)
+    application = builder.build()
     application.bot_data["deps"] = deps
     application.bot_data["messenger"] = TelegramMessenger(application.bot)
     handlers.register(application)
@@ -83,7 +94,13 @@ class DyadBot:
         background_dispatch: bool = True,
     ) -> None:
         self.deps = deps
-        self.application = build_application(deps, token)
+        processor = InboxProcessor()
+        self.application = build_application(deps, token, processor)
+        self.inbox = Inbox(
+            deps.db, deps.cipher, lease=timedelta(seconds=deps.settings.intake_lease_seconds)
+        )
+        self.intake = Intake(self.application, self.inbox, self.application.bot_data["messenger"])
+        processor.intake = self.intake
         options = dispatch or DispatchOptions(
             rate_per_second=deps.settings.send_rate_per_second * deps.settings.worker_share
         )
@@ -143,8 +160,7 @@ class DyadBot:
             )
         await app.start()
         if mode == "poll":
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=5)
+            await self.intake.start_polling(ALLOWED_UPDATES, long_poll=5)
         elif mode == "webhook":
             await self._start_webhook()
         if self.background_dispatch:
@@ -174,18 +190,17 @@ class DyadBot:
     async def _start_webhook(self) -> None:
         """Serve Telegram's webhook; several workers may share one URL behind a balancer."""
         settings = self.deps.settings
-        assert self.application.updater is not None
         assert settings.webhook_url is not None and settings.webhook_secret is not None
-        # PTB answers 403 to a request without this secret, before anything is parsed. Every
-        # worker sets the same webhook; none deletes it on stop, so the others keep serving.
-        await self.application.updater.start_webhook(
+        # A request without the secret is refused before its body is read, and no body
+        # over 1 MiB is read at all. Every worker sets the same webhook; none deletes it
+        # on stop, so the others keep serving.
+        await self.intake.start_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
-            url_path=urlsplit(settings.webhook_url).path or "/",
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
+            path=urlsplit(settings.webhook_url).path or "/",
+            url=settings.webhook_url,
+            secret=settings.webhook_secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=3,
         )
 
     async def maintain(self) -> None:
@@ -223,9 +238,8 @@ class DyadBot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.channels.aclose()
+        await self.intake.stop()
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()
