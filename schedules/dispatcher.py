@@ -82,6 +82,18 @@ _ESCALATE_EVERY = timedelta(seconds=20)
 _MAX_RENDER_ATTEMPTS = 3
 _FOLLOWUP_FIRST_RETRY = 5.0
 _MARKABLE = ("claimed", "pending")  # a sent message is recorded even after its lease lapsed
+_ENDED = ("sent", "failed", "skipped")
+KEPT_PARAMS = frozenset(
+    {"rule", "response_id", "response_ids", "link_id", "attempt", "practice_id", "endpoint", "id"}
+)
+"""What an ended row keeps of its parameters: ids and names, never text or ciphertext."""
+
+
+def scrubbed(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's parameters once it has ended: no message text, no ciphertext, no names."""
+    return {name: value for name, value in params.items() if name in KEPT_PARAMS}
+
+
 _MAX_OUTAGE_WAIT = 30.0
 _MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible lease
 
@@ -863,6 +875,7 @@ class Dispatcher:
                     if row is None:
                         continue
                     await self.renderer.on_sent(uow, row, Sent(row.message_id or 0))
+                    await self._scrub(uow, row)
                     await uow.commit()
                 done += 1
             except Exception:
@@ -933,6 +946,18 @@ class Dispatcher:
         await self._settle(delivery.id, token, values)
 
     @staticmethod
+    async def _scrub(uow: UnitOfWork, delivery: Delivery) -> None:
+        """Drop what the row no longer needs once it has ended (what it said, above all)."""
+        kept = scrubbed(delivery.params)
+        if kept != delivery.params:
+            await uow.session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(params=kept)
+                .execution_options(synchronize_session=False)
+            )
+
+    @staticmethod
     def _final(status: str, reason: str) -> dict[str, Any]:
         return {
             "status": status,
@@ -973,6 +998,8 @@ class Dispatcher:
                     return False
                 if hook is not None:
                     await hook(uow, delivery)
+                if values.get("status") in _ENDED and values.get("followup_due_at") is None:
+                    await self._scrub(uow, delivery)
                 await uow.commit()
             return True
         except Exception:

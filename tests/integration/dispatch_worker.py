@@ -1,10 +1,10 @@
 """A dispatcher in a process of its own, for tests that need two workers on one outbox.
 
-Run as ``python -m tests.integration.dispatch_worker URL SCHEMA API_URL TOKEN NOW``
-(SCHEMA ``-`` for none). It prints ``ready`` once set up, starts sending when it reads a
-line on stdin (so two workers start together), sends until nothing is due or claimed
-(waiting out the one-second leases a killed worker left, in the database's time), and
-prints its ``DispatchStats`` as JSON.
+Run as ``python -m tests.integration.dispatch_worker URL SCHEMA API_URL TOKEN NOW
+[LEASE]`` (SCHEMA ``-`` for none; LEASE in seconds, 15 otherwise). It prints ``ready``
+once set up, starts sending when it reads a line on stdin (so two workers start
+together), sends until nothing is due or claimed (waiting out the leases a killed worker
+left, in the database's time), and prints its ``DispatchStats`` as JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from db.engine import Database
 from schedules.dispatcher import Dispatcher, DispatchStats
 
 
-async def main(url: str, schema: str, api_url: str, token: str, now: str) -> None:
+async def main(
+    url: str, schema: str, api_url: str, token: str, now: str, lease: str | None = None
+) -> None:
     """Send everything due at ``now`` through the fake Bot API at ``api_url``."""
     db = Database(url, search_path=None if schema == "-" else schema)
     try:
@@ -37,7 +39,7 @@ async def main(url: str, schema: str, api_url: str, token: str, now: str) -> Non
                 rate_per_second=100_000.0,
                 per_chat_interval=0.0,
                 batch_size=20,
-                lease=timedelta(seconds=1),
+                lease=timedelta(seconds=float(lease)) if lease else timedelta(seconds=15),
             )
             print("ready", flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -55,4 +57,4 @@ async def main(url: str, schema: str, api_url: str, token: str, now: str) -> Non
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:7]))
