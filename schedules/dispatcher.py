@@ -84,7 +84,17 @@ _FOLLOWUP_FIRST_RETRY = 5.0
 _MARKABLE = ("claimed", "pending")  # a sent message is recorded even after its lease lapsed
 _ENDED = ("sent", "failed", "skipped")
 KEPT_PARAMS = frozenset(
-    {"rule", "response_id", "response_ids", "link_id", "attempt", "practice_id", "endpoint", "id"}
+    {
+        "rule",
+        "response_id",
+        "response_ids",
+        "outcome",  # a reveal's "shared" or "private": a discreet partner opens it later
+        "link_id",
+        "attempt",
+        "practice_id",
+        "endpoint",
+        "id",
+    }
 )
 """What an ended row keeps of its parameters: ids and names, never text or ciphertext."""
 
