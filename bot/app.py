@@ -6,18 +6,20 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
 from telegram import Bot, BotCommandScopeDefault
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
 
 import handlers
 from bot.channels.group import GROUP_CHANNEL, GROUP_LIMITS, TelegramGroupProbe
 from bot.channels.registry import build_channels
-from bot.channels.telegram import TelegramMessenger
+from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.config import ConfigError
 from bot.health import HealthServer
+from bot.intake import Inbox, InboxProcessor, Intake
 from bot.locales import SUPPORTED_LANGUAGES
 from bot.metrics import SEND_LATENCY
 from bot.services import digests, reminders, sessions
@@ -27,7 +29,6 @@ from bot.services.deps import Deps
 from bot.services.events import EventRenderer
 from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
 from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
-from bot.services.outbox import scrub_finished
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
@@ -47,17 +48,26 @@ def file_url_for(api_url: str) -> str:
     return api_url[: -len("bot")] + "file/bot" if api_url.endswith("/bot") else api_url
 
 
-def build_application(deps: Deps, token: str) -> Application:  # type: ignore[type-arg]
-    """A PTB Application wired to Dyad's handlers, database and clock."""
+def build_application(
+    deps: Deps, token: str, processor: InboxProcessor | None = None
+) -> Application:  # type: ignore[type-arg]
+    """A PTB Application wired to Dyad's handlers, database and clock.
+
+    Updates reach it through :mod:`bot.intake` (stored first), not PTB's Updater; with a
+    ``processor``, each is claimed in the inbox before its handlers run.
+    """
     api_url = deps.settings.telegram_api_url
-    application = (
+    builder = (
         Application.builder()
         .token(token)
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .build()
+        .rate_limiter(DyadRateLimiter(max_retries=3))  # replies; the dispatcher's go direct
+        .updater(None)
     )
+    if processor is not None:
+        builder = builder.concurrent_updates(processor)
+    application = builder.build()
     application.bot_data["deps"] = deps
     application.bot_data["messenger"] = TelegramMessenger(application.bot)
     handlers.register(application)
@@ -86,7 +96,13 @@ class DyadBot:
         background_dispatch: bool = True,
     ) -> None:
         self.deps = deps
-        self.application = build_application(deps, token)
+        processor = InboxProcessor()
+        self.application = build_application(deps, token, processor)
+        self.inbox = Inbox(
+            deps.db, deps.cipher, lease=timedelta(seconds=deps.settings.intake_lease_seconds)
+        )
+        self.intake = Intake(self.application, self.inbox, self.application.bot_data["messenger"])
+        processor.intake = self.intake
         options = dispatch or DispatchOptions(
             rate_per_second=deps.settings.send_rate_per_second * deps.settings.worker_share
         )
@@ -101,12 +117,12 @@ class DyadBot:
         self.renderer.kinds[reminders.REMINDER_KIND] = reminders.CheckinReminder()
         self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)
         self.planner = Planner(deps.db, deps.clock)
-        self.channels = build_channels(
-            deps.settings, self.application.bot_data["messenger"], clock=deps.clock
-        )
+        # The dispatcher's own Telegram adapter: no retries inside PTB, so its 429s reach it.
+        outbox_messenger = TelegramMessenger(self.application.bot, direct=True)
+        self.channels = build_channels(deps.settings, outbox_messenger, clock=deps.clock)
         self.renderer.channels["webhook"] = EventRenderer(deps.cipher)
         self.renderer.kinds[CONSENT_KIND] = GroupConsentRenderer()
-        self.channels.register(GROUP_CHANNEL, self.application.bot_data["messenger"], GROUP_LIMITS)
+        self.channels.register(GROUP_CHANNEL, outbox_messenger, GROUP_LIMITS)
         # Membership reads before each group post go around the send rate limiter.
         api_url = deps.settings.telegram_api_url
         self._probe_bot = Bot(token, base_url=api_url, base_file_url=file_url_for(api_url))
@@ -156,8 +172,7 @@ class DyadBot:
             )
         await app.start()
         if mode == "poll":
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=5)
+            await self.intake.start_polling(ALLOWED_UPDATES, long_poll=5)
         elif mode == "webhook":
             await self._start_webhook()
         if self.background_dispatch:
@@ -193,18 +208,17 @@ class DyadBot:
     async def _start_webhook(self) -> None:
         """Serve Telegram's webhook; several workers may share one URL behind a balancer."""
         settings = self.deps.settings
-        assert self.application.updater is not None
         assert settings.webhook_url is not None and settings.webhook_secret is not None
-        # PTB answers 403 to a request without this secret, before anything is parsed. Every
-        # worker sets the same webhook; none deletes it on stop, so the others keep serving.
-        await self.application.updater.start_webhook(
+        # A request without the secret is refused before its body is read, and no body
+        # over 1 MiB is read at all. Every worker sets the same webhook; none deletes it
+        # on stop, so the others keep serving.
+        await self.intake.start_webhook(
             listen=settings.webhook_listen,
             port=settings.webhook_port,
-            url_path=urlsplit(settings.webhook_url).path or "/",
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret.get_secret_value(),
+            path=urlsplit(settings.webhook_url).path or "/",
+            url=settings.webhook_url,
+            secret=settings.webhook_secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=3,
         )
 
     async def maintain(self) -> None:
@@ -220,8 +234,6 @@ class DyadBot:
             await reminders.remind_and_expire(uow, now)  # then expiry, per practice
         async with self.deps.db.uow() as uow:
             await purge_drafts(uow, now)
-            await scrub_finished(uow)  # sent digests and events keep no words in the outbox
-            await uow.commit()
         await self.deps.db.optimize()
         self._wake.set()
 
@@ -249,9 +261,8 @@ class DyadBot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.channels.aclose()
+        await self.intake.stop()
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=90)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     worker_share: float = Field(default=1.0, gt=0, le=1)
+    intake_lease_seconds: float = Field(default=10.0, gt=0, le=300)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None

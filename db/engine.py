@@ -25,12 +25,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 716_205_113  # any constant: serialises concurrent `dyad migrate` on PostgreSQL
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_pragmas(busy_ms: int) -> Any:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    return set_pragmas
 
 
 class Database:
@@ -43,14 +46,17 @@ class Database:
         search_path: str | None = None,
         pool_size: int = 5,
         application_name: str = "dyad",
+        lock_timeout: float | None = None,
     ) -> None:
+        """``lock_timeout``: how long a statement waits for another's lock, in seconds
+        (None: 10 s on SQLite; as long as it takes on PostgreSQL)."""
         parsed = make_url(url)
         self.url = url
         self.search_path = search_path
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.dialect == "sqlite":
-            kwargs["connect_args"] = {"timeout": 10}
+            kwargs["connect_args"] = {"timeout": lock_timeout or 10.0}
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         else:
@@ -58,12 +64,15 @@ class Database:
             kwargs["max_overflow"] = pool_size
             # Named, so that pg_stat_activity shows which connections are Dyad's workers.
             server_settings = {"application_name": application_name}
+            if lock_timeout is not None:
+                server_settings["lock_timeout"] = str(int(lock_timeout * 1000))
             if search_path:
                 server_settings["search_path"] = search_path
             kwargs["connect_args"] = {"server_settings": server_settings}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = int((lock_timeout or 10.0) * 1000)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -223,18 +222,8 @@ class ConversationRepository(_Repository):
 
 
 class UpdateRepository(_Repository):
-    async def first_sighting(self, update_id: int, now: datetime) -> bool:
-        """Record an update id; False when it was already recorded (a retried webhook)."""
-        try:
-            async with self.session.begin_nested():
-                self.session.add(
-                    InboxUpdate(update_id=update_id, received_at=now, handled_at=now, attempts=1)
-                )
-        except IntegrityError:
-            return False
-        return True
-
     async def count(self) -> int:
+        """How many updates the inbox holds (handled or not)."""
         return int(await self.session.scalar(select(func.count()).select_from(InboxUpdate)) or 0)
 
 

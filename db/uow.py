@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.inbox import HANDLING, mark_in
 from db.repositories import (
     AuditRepository,
     ConversationRepository,
@@ -53,8 +54,18 @@ class UnitOfWork:
         await self.session.close()
 
     async def commit(self) -> None:
-        """Make everything done in this unit of work durable."""
+        """Make everything done in this unit of work durable.
+
+        While an update is being handled, the first commit also marks it handled, in the
+        same transaction (``db.inbox``): its effects and the mark are durable together.
+        """
+        handling = HANDLING.get()
+        if handling is None or handling.marked or handling.done:
+            await self.session.commit()
+            return
+        await mark_in(self.session, handling)
         await self.session.commit()
+        handling.marked = True
 
     async def flush(self) -> None:
         """Send pending changes (to get ids) without committing."""

@@ -7,12 +7,12 @@ import traceback
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler
+from telegram.ext import CallbackQueryHandler
 
 from bot.channels.base import Outgoing
 from bot.locales import t
 from bot.metrics import UPDATES_HANDLED
-from handlers._base import Context, current_actor, deps, reply
+from handlers._base import Context, current_actor, reply
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,7 @@ async def stale_button(update: Update, context: Context) -> None:
 
 
 async def record_update(update: Update, context: Context) -> None:
-    """Record the update id before anything handles it; a repeat stops here."""
-    d = deps(context)
-    message = update.message
-    is_command = bool(message and message.text and message.text.startswith("/"))
-    async with d.db.uow() as uow:
-        first = await uow.updates.first_sighting(update.update_id, d.clock.now())
-        if first and is_command and update.effective_user is not None:
-            # A new command ends whatever typed answer the bot was waiting for.
-            await uow.conversations.clear(update.effective_user.id)
-        await uow.commit()
-    if not first:
-        log.info("update already handled", extra={"update_id": update.update_id})
-        raise ApplicationHandlerStop
+    """Count the update; the inbox (``bot.intake``) stored and claimed it before this runs."""
     UPDATES_HANDLED.inc()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from telegram import Update
 
-from bot.channels.base import Outgoing
+from bot.channels.base import Outgoing, SendError
 from bot.core import callbacks
 from bot.services import confirmations, partners
 from bot.services.texts import UserError, msg
@@ -16,6 +18,7 @@ from handlers._base import (
     deps,
     kick_dispatcher,
     kindly,
+    messenger,
     person_of,
     reply,
 )
@@ -149,3 +152,19 @@ async def stop_button(update: Update, context: Context) -> None:
     await query.answer()
     await reply(update, context, Outgoing(text))
     kick_dispatcher(context)
+
+
+@kindly
+async def crisis_done(update: Update, context: Context) -> None:
+    """``1|cd|partner``: a discreet partner has read the crisis card; it leaves the chat."""
+    query = update.callback_query
+    assert query is not None
+    data = callbacks.decode(query.data)
+    async with deps(context).db.uow() as uow:
+        partner = await joined_partner(uow, person_of(update).user_id)
+    if partner.id != data.int_arg(0):
+        raise UserError("common.stale_button")
+    await query.answer()
+    if query.message is not None:
+        with contextlib.suppress(SendError):
+            await messenger(context).delete(person_of(update).chat_id, query.message.message_id)

@@ -25,7 +25,8 @@ async def _send(update: Update, context: Context, result: prompts.Replied) -> No
 
 @kindly
 async def button(update: Update, context: Context) -> None:
-    """``po`` open, ``pr`` follow-up choice, ``rr`` OK to raise, ``sh`` share choice."""
+    """``po``/``ro``/``no`` open a discreet note, ``pr`` follow-up choice, ``rr`` OK to
+    raise, ``sh`` share choice."""
     query = update.callback_query
     assert query is not None
     data = callbacks.decode(query.data)
@@ -41,9 +42,22 @@ async def button(update: Update, context: Context) -> None:
                     person_of(update).chat_id, query.message.message_id, opened
                 )
             return
+        if data.action in ("ro", "no"):
+            opened = await prompts.open_discreet(
+                uow, partner, d.cipher, data.action, data.int_arg(0)
+            )
+            await query.answer()
+            if query.message is not None:
+                await messenger(context).edit(
+                    person_of(update).chat_id, query.message.message_id, opened
+                )
+            return
         if data.action == "pr":
-            answer = await prompts.choose(uow, partner, data.int_arg(0), data.arg(1), now)
-        elif data.action == "rr":
+            result = await prompts.choose(uow, partner, data.int_arg(0), data.arg(1), now)
+            await query.answer()
+            await _send(update, context, result)
+            return
+        if data.action == "rr":
             answer = await prompts.set_ok_to_raise(uow, partner, data.int_arg(0), data.arg(1))
         else:
             answer = await prompts.set_share(uow, partner, data.int_arg(0), data.arg(1), now)
@@ -57,8 +71,15 @@ async def followup_words(update: Update, context: Context, response_id: int, tex
     d = deps(context)
     async with d.db.uow() as uow:
         partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
+        message = update.effective_message
         result = await prompts.followup_words(
-            uow, partner, d.cipher, response_id, text, d.clock.now()
+            uow,
+            partner,
+            d.cipher,
+            response_id,
+            text,
+            d.clock.now(),
+            message_id=message.message_id if message is not None else None,
         )
     await _send(update, context, result)
 

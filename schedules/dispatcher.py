@@ -15,10 +15,16 @@ without using up tries, one probe at a time tests whether it is back, and ``outa
 alert) and that has not reached its recipient within minutes is also queued on another
 channel (an email to the therapist), where that channel and an address exist.
 
-A claim's ``lease_until`` doubles as a fencing token: every later change to a claimed row
-is an ``UPDATE ... WHERE lease_until = <our token>``, so a worker that stalled past its
-lease (and whose rows another worker has taken) can neither send them nor overwrite
-what the other worker recorded.
+Leases are in the database's time (:class:`db.clock.DatabaseTime`), never a worker's
+own wall clock, so workers whose clocks disagree still agree on when a lease ends. They
+are short (15 s) and a heartbeat renews them while a pass holds its rows, so the rows of
+a worker that died are claimed again within seconds. Each claim gets a fresh
+``lease_token``: every later change to a claimed row is an ``UPDATE ... WHERE lease_token
+= <ours>``, so a worker that stalled past its lease (and whose rows another worker has
+taken) can neither send them nor overwrite what the other worker recorded. Every send has
+a timeout that ends inside the lease as last renewed, so no send is still under way when
+another worker may take its row. Channels report 429s straight to the dispatcher (no
+retries hidden in the Telegram library): the row goes back until ``retry_after``.
 
 Limits are kept here, per process and per channel: each channel (Telegram private chats,
 email, webhooks...) has its own :class:`Pacer`, with an overall rate and a minimum interval
@@ -38,7 +44,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,6 +64,7 @@ from bot.channels.base import (
 from bot.channels.registry import EMAIL, TELEGRAM, ChannelRegistry
 from bot.core.clock import Clock
 from bot.services.outbox import copy_to_channel
+from db.clock import DatabaseTime
 from db.engine import Database
 from db.models import Delivery
 from db.uow import UnitOfWork
@@ -75,6 +82,28 @@ _ESCALATE_EVERY = timedelta(seconds=20)
 _MAX_RENDER_ATTEMPTS = 3
 _FOLLOWUP_FIRST_RETRY = 5.0
 _MARKABLE = ("claimed", "pending")  # a sent message is recorded even after its lease lapsed
+_ENDED = ("sent", "failed", "skipped")
+KEPT_PARAMS = frozenset(
+    {
+        "rule",
+        "response_id",
+        "response_ids",
+        "outcome",  # a reveal's "shared" or "private": a discreet partner opens it later
+        "link_id",
+        "attempt",
+        "practice_id",
+        "endpoint",
+        "id",
+    }
+)
+"""What an ended row keeps of its parameters: ids and names, never text or ciphertext."""
+
+
+def scrubbed(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's parameters once it has ended: no message text, no ciphertext, no names."""
+    return {name: value for name, value in params.items() if name in KEPT_PARAMS}
+
+
 _MAX_OUTAGE_WAIT = 30.0
 _MARK_SENT_RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0, 10.0)  # well inside any sensible lease
 
@@ -111,6 +140,23 @@ class DispatchStats:
     skipped: int = 0
     retried: int = 0
     rate_limited: int = 0
+
+
+class LeaseClock(Protocol):
+    """The clock leases are written in: the database's (``DatabaseTime``), shared by all."""
+
+    async def now(self) -> datetime: ...
+
+    def estimate(self) -> datetime: ...
+
+
+@dataclass
+class _Claim:
+    """One pass's claim: its token, its lease as last renewed, and the rows still ours."""
+
+    token: str
+    lease_until: datetime
+    held: set[int]
 
 
 @dataclass(frozen=True)
@@ -277,7 +323,12 @@ class Dispatcher:
     renderer: Renderer
     rate_per_second: float = 30.0
     per_chat_interval: float = 1.0
-    lease: timedelta = timedelta(seconds=120)
+    lease: timedelta = timedelta(seconds=15)
+    send_timeout: float = 10.0
+    """The longest one send may take (less when the lease has less left)."""
+    lease_clock: LeaseClock | None = None
+    """The database's time (the default) or, in tests, any clock all workers share."""
+    heartbeat: bool = True
     batch_size: int = 100
     concurrency: int = 8
     retry_horizon: timedelta = RETRY_HORIZON
@@ -295,6 +346,13 @@ class Dispatcher:
     def __post_init__(self) -> None:
         if self.pacer is None:
             self.pacer = Pacer(self.rate_per_second, self.per_chat_interval)
+        if self.lease_clock is None:
+            self.lease_clock = DatabaseTime(self.db)
+
+    @property
+    def _margin(self) -> timedelta:
+        """How long before its lease ends a send must have finished."""
+        return min(timedelta(seconds=2), self.lease / 5)
 
     def channel_limits(self, channel: str) -> ChannelLimits | None:
         """A channel's own limits; None for the default channel (and any without limits)."""
@@ -324,14 +382,17 @@ class Dispatcher:
 
     async def claim_due(self, limit: int) -> list[int]:
         """Claim up to ``limit`` due rows (and rows whose lease ran out) for this worker."""
-        return [delivery.id for delivery in await self._claim(limit)]
+        _, rows = await self._claim(limit)
+        return [delivery.id for delivery in rows]
 
-    async def _claim(self, limit: int) -> list[Delivery]:
-        """Claim due rows; each comes back as claimed, its ``lease_until`` our fencing token."""
+    async def _claim(self, limit: int) -> tuple[_Claim, list[Delivery]]:
+        """Claim due rows; each comes back claimed under one fresh token for this pass."""
+        assert self.lease_clock is not None
         now = self.clock.now()
+        leases_now = await self.lease_clock.now()
         due = or_(
             (Delivery.status == "pending") & (Delivery.due_at <= now),
-            (Delivery.status == "claimed") & (Delivery.lease_until < now),
+            (Delivery.status == "claimed") & (Delivery.lease_until < leases_now),
         )
         waiting = [
             name
@@ -349,14 +410,15 @@ class Dispatcher:
         claimable = candidates.cte("claimable")
         # One statement: on SQLite it holds the write lock from the choice to the change, so
         # two processes cannot take the same row; on PostgreSQL the row locks do that and
-        # the repeated `due` condition is re-checked on the newest row version. A reclaimed
-        # row's new lease ends later than the old one, so tokens never repeat.
+        # the repeated `due` condition is re-checked on the newest row version.
+        claim = _Claim(uuid.uuid4().hex, leases_now + self.lease, set())
         statement = (
             update(Delivery)
             .where(Delivery.id == claimable.c.id, due)
             .values(
                 status="claimed",
-                lease_until=now + self.lease,
+                lease_until=claim.lease_until,
+                lease_token=claim.token,
                 attempts=Delivery.attempts + 1,
             )
             .returning(Delivery)
@@ -365,7 +427,38 @@ class Dispatcher:
         async with self.db.uow() as uow:
             claimed = list((await uow.session.scalars(statement)).all())
             await uow.commit()
-        return sorted(claimed, key=lambda delivery: delivery.id)
+        claim.held = {delivery.id for delivery in claimed}
+        return claim, sorted(claimed, key=lambda delivery: delivery.id)
+
+    async def _renew(self, claim: _Claim) -> None:
+        """Extend the lease of every row this pass still holds (the heartbeat)."""
+        assert self.lease_clock is not None
+        if not claim.held:
+            return
+        until = await self.lease_clock.now() + self.lease
+        statement = (
+            update(Delivery)
+            .where(Delivery.lease_token == claim.token, Delivery.status == "claimed")
+            .values(lease_until=until)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.uow() as uow:
+            renewed = set((await uow.session.scalars(statement)).all())
+            await uow.commit()
+        # What was not renewed is settled (by us) or was taken over: either way not to send.
+        claim.held = renewed
+        claim.lease_until = until
+
+    async def _heartbeat(self, claim: _Claim) -> None:
+        """Renew the pass's leases every third of a lease, until the pass ends."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await self._renew(claim)
+            except Exception:
+                # The database is away: sends get shorter timeouts, then none, until it is back.
+                log.warning("lease renewal failed; trying again", exc_info=True)
 
     async def outstanding(self) -> int:
         """How many rows are due now or in flight (pending and due, or claimed)."""
@@ -385,7 +478,7 @@ class Dispatcher:
         stats = DispatchStats()
         await self._escalate_late()
         await self._retry_followups()
-        claimed = await self._claim(self.batch_size)
+        claim, claimed = await self._claim(self.batch_size)
         stats.claimed = len(claimed)
         if not claimed:
             return stats
@@ -400,13 +493,20 @@ class Dispatcher:
                 except asyncio.QueueEmpty:
                     return
                 try:
-                    await self._deliver(delivery, stats)
+                    await self._deliver(delivery, claim, stats)
                 except Exception:
                     # Whatever went wrong (the database went away), the row keeps its lease
                     # and is claimed again once it runs out: nothing is lost.
                     log.exception("delivery %s left to its lease", delivery.id)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(claimed)))))
+        heartbeat = asyncio.create_task(self._heartbeat(claim)) if self.heartbeat else None
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(claimed)))))
+        finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
         return stats
 
     async def run_until_idle(self, max_rounds: int = 1000) -> DispatchStats:
@@ -506,11 +606,10 @@ class Dispatcher:
         horizon = self.horizons.get(delivery.kind, self.retry_horizon)
         return delivery.created_at + horizon
 
-    async def _deliver(self, delivery: Delivery, stats: DispatchStats) -> None:
-        assert delivery.lease_until is not None
-        token = delivery.lease_until
+    async def _deliver(self, delivery: Delivery, claim: _Claim, stats: DispatchStats) -> None:
+        token = claim.token
         try:
-            prepared = await self._prepare(delivery, stats)
+            prepared = await self._prepare(delivery, token, stats)
         except Exception as error:
             log.exception("delivery %s could not be prepared", delivery.id)
             stats.retried += 1
@@ -533,7 +632,7 @@ class Dispatcher:
             # The outcome is recorded before the chat's turn ends, so the next message to
             # this chat sees it (a 403 marks the partner unreachable once, not once per message).
             async with prepared.pacer.turn(rendered.address, prepared.interval):
-                await self._send_in_turn(delivery, token, prepared, stats, state)
+                await self._send_in_turn(delivery, claim, prepared, stats, state)
         finally:
             if probing:
                 state.probing.release()
@@ -551,7 +650,7 @@ class Dispatcher:
         return True, True
 
     async def _wait_for_channel(
-        self, delivery: Delivery, token: datetime, state: ChannelState, stats: DispatchStats
+        self, delivery: Delivery, token: str, state: ChannelState, stats: DispatchStats
     ) -> None:
         """Put a row back until its channel's next probe, keeping its tries untouched."""
         assert state.probe_at is not None and state.down_since is not None
@@ -563,12 +662,13 @@ class Dispatcher:
     async def _send_in_turn(
         self,
         delivery: Delivery,
-        token: datetime,
+        claim: _Claim,
         prepared: _Prepared,
         stats: DispatchStats,
         state: ChannelState,
     ) -> None:
         """Send one prepared row in its turn, and record what came of it."""
+        token = claim.token
         rendered = prepared.rendered
         if delivery.not_after is not None and self.clock.now() > delivery.not_after:
             # The wait for a turn (a 429 pause) outlasted the delivery's window.
@@ -576,17 +676,26 @@ class Dispatcher:
             if await self._settle(delivery.id, token, ending):
                 stats.skipped += 1
             return
-        held = await self._keep_lease(delivery.id, token)
-        if held is None:
+        timeout = await self._time_to_send(delivery.id, claim)
+        if timeout is None:
             return
         started = time.monotonic()
         try:
-            sent = await prepared.messenger.send(rendered.address, rendered.message)
+            sent = await asyncio.wait_for(
+                prepared.messenger.send(rendered.address, rendered.message), timeout
+            )
         except SendError as error:
             if not isinstance(error, TransientFailure | RateLimited):
                 state.succeeded()  # the channel answered: it is up, even if it refused
             await self._after_refusal(
-                delivery, held, error, stats, prepared.pacer, rendered.address, state
+                delivery, token, error, stats, prepared.pacer, rendered.address, state
+            )
+            return
+        except TimeoutError:
+            # Cut off inside our lease: no other worker can have taken the row meanwhile.
+            late = TransientFailure(f"no answer within {timeout:.1f} s")
+            await self._after_refusal(
+                delivery, token, late, stats, prepared.pacer, rendered.address, state
             )
             return
         except Exception as error:
@@ -594,12 +703,31 @@ class Dispatcher:
             log.exception("delivery %s: unexpected send error", delivery.id)
             self._channel_failed(delivery.channel, state, rendered.address)
             stats.retried += 1
-            await self._retry(delivery, held, None, repr(error), stats)
+            await self._retry(delivery, token, None, repr(error), stats)
             return
         if state.succeeded():
             log.warning("channel back up", extra={"channel": delivery.channel})
         self.metrics_send_latency(time.monotonic() - started)
         await self._mark_sent(delivery.id, sent, stats)
+
+    async def _time_to_send(self, delivery_id: int, claim: _Claim) -> float | None:
+        """How long this send may take, inside our lease; None when the row is no longer ours."""
+        assert self.lease_clock is not None
+        for renewed in (False, True):
+            if delivery_id not in claim.held:
+                break
+            left = claim.lease_until - self._margin - await self.lease_clock.now()
+            if left >= timedelta(seconds=min(self.send_timeout, 1.0)) or renewed:
+                if left <= timedelta():
+                    break
+                return min(self.send_timeout, left.total_seconds())
+            try:
+                await self._renew(claim)  # little left (a long wait for a turn): renew first
+            except Exception:
+                log.warning("lease renewal before a send failed", exc_info=True)
+                break
+        log.warning("delivery %s: lease lost before sending; not sent here", delivery_id)
+        return None
 
     def _channel_failed(self, channel: str, state: ChannelState, address: Address) -> None:
         if state.failed(address, self.clock.now()):
@@ -608,7 +736,7 @@ class Dispatcher:
     async def _after_refusal(
         self,
         delivery: Delivery,
-        token: datetime,
+        token: str,
         error: SendError,
         stats: DispatchStats,
         pacer: Pacer,
@@ -644,9 +772,10 @@ class Dispatcher:
             else:
                 await self._retry(delivery, token, None, reason, stats)
 
-    async def _prepare(self, delivery: Delivery, stats: DispatchStats) -> _Prepared | None:
+    async def _prepare(
+        self, delivery: Delivery, token: str, stats: DispatchStats
+    ) -> _Prepared | None:
         """Render a claimed row; None when it ends here instead (too late, gone, no channel)."""
-        assert delivery.lease_until is not None
         ending: tuple[str, str] | None = None
         rendered: Rendered | None = None
         messenger = self.channels.get(delivery.channel)
@@ -667,35 +796,10 @@ class Dispatcher:
             status, reason = ending or ("skipped", "recipient gone or paused")
             # Nothing was tried in this claim: it does not count.
             values = {**self._final(status, reason), "attempts": max(0, delivery.attempts - 1)}
-            if await self._settle(delivery.id, delivery.lease_until, values):
+            if await self._settle(delivery.id, token, values):
                 setattr(stats, status, getattr(stats, status) + 1)
             return None
         return _Prepared(rendered, messenger, *self.pacer_for(delivery.channel))
-
-    async def _keep_lease(self, delivery_id: int, token: datetime) -> datetime | None:
-        """Our token, renewed when little of the lease is left; None when the row is lost."""
-        now = self.clock.now()
-        if now < token - self.lease / 4:
-            return token
-        renewed = now + self.lease
-        statement = (
-            update(Delivery)
-            .where(
-                Delivery.id == delivery_id,
-                Delivery.status == "claimed",
-                Delivery.lease_until == token,
-            )
-            .values(lease_until=renewed)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)
-        )
-        async with self.db.uow() as uow:
-            kept = (await uow.session.scalars(statement)).one_or_none()
-            await uow.commit()
-        if kept is None:
-            log.warning("delivery %s: lease lost before sending; not sent here", delivery_id)
-            return None
-        return renewed
 
     async def _mark_sent(self, delivery_id: int, sent: Sent, stats: DispatchStats) -> None:
         """Record a sent row and what it starts; a failed follow-up is kept to be retried.
@@ -711,6 +815,7 @@ class Dispatcher:
             "sent_at": self.clock.now(),
             "message_id": sent.message_id or None,  # 0: the channel has no message ids
             "lease_until": None,
+            "lease_token": None,
         }
         broke: list[BaseException] = []
 
@@ -780,6 +885,7 @@ class Dispatcher:
                     if row is None:
                         continue
                     await self.renderer.on_sent(uow, row, Sent(row.message_id or 0))
+                    await self._scrub(uow, row)
                     await uow.commit()
                 done += 1
             except Exception:
@@ -802,7 +908,7 @@ class Dispatcher:
     async def _retry(
         self,
         delivery: Delivery,
-        token: datetime,
+        token: str,
         after: float | None,
         reason: str,
         stats: DispatchStats,
@@ -842,6 +948,7 @@ class Dispatcher:
         values: dict[str, Any] = {
             "status": "pending",
             "lease_until": None,
+            "lease_token": None,
             "last_error": reason[:_REASON_LENGTH],
             "due_at": due,
             "attempts": delivery.attempts if counted else max(0, delivery.attempts - 1),
@@ -849,13 +956,30 @@ class Dispatcher:
         await self._settle(delivery.id, token, values)
 
     @staticmethod
+    async def _scrub(uow: UnitOfWork, delivery: Delivery) -> None:
+        """Drop what the row no longer needs once it has ended (what it said, above all)."""
+        kept = scrubbed(delivery.params)
+        if kept != delivery.params:
+            await uow.session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(params=kept)
+                .execution_options(synchronize_session=False)
+            )
+
+    @staticmethod
     def _final(status: str, reason: str) -> dict[str, Any]:
-        return {"status": status, "last_error": reason[:_REASON_LENGTH], "lease_until": None}
+        return {
+            "status": status,
+            "last_error": reason[:_REASON_LENGTH],
+            "lease_until": None,
+            "lease_token": None,
+        }
 
     async def _settle(
         self,
         delivery_id: int,
-        token: datetime | None,
+        token: str | None,
         values: dict[str, Any],
         *,
         hook: Callable[[UnitOfWork, Delivery], Awaitable[None]] | None = None,
@@ -869,7 +993,7 @@ class Dispatcher:
         """
         conditions = [Delivery.id == delivery_id, Delivery.status.in_(allowed)]
         if token is not None:
-            conditions.append(Delivery.lease_until == token)
+            conditions.append(Delivery.lease_token == token)
         statement = (
             update(Delivery)
             .where(*conditions)
@@ -884,6 +1008,8 @@ class Dispatcher:
                     return False
                 if hook is not None:
                     await hook(uow, delivery)
+                if values.get("status") in _ENDED and values.get("followup_due_at") is None:
+                    await self._scrub(uow, delivery)
                 await uow.commit()
             return True
         except Exception:

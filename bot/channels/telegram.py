@@ -1,9 +1,17 @@
-"""The Telegram adapter of the Messenger port, over python-telegram-bot's ``Bot``."""
+"""The Telegram adapter of the Messenger port, over python-telegram-bot's ``Bot``.
+
+Replies to a person go through PTB's rate limiter (:class:`DyadRateLimiter`, which waits
+out a 429 and tries again); the dispatcher's sends are *direct*: they skip it, so a 429
+comes back at once as :class:`RateLimited` and the dispatcher puts the row back until
+``retry_after``, instead of a send sleeping inside PTB while its lease runs out.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from typing import Any
 
 from telegram import (
     Bot,
@@ -22,6 +30,7 @@ from telegram.error import (
     RetryAfter,
     TimedOut,
 )
+from telegram.ext import AIORateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
@@ -33,6 +42,28 @@ from bot.channels.base import (
     Sent,
     TransientFailure,
 )
+
+DIRECT = -1
+"""``rate_limit_args`` of a request that skips the rate limiter (the caller paces it)."""
+
+
+class DyadRateLimiter(AIORateLimiter):
+    """PTB's rate limiter, except for direct requests (the dispatcher's), which it passes on."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        if rate_limit_args == DIRECT:
+            return await callback(*args, **kwargs)
+        return await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
 
 
 def _retry_seconds(error: RetryAfter) -> float:
@@ -60,10 +91,30 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
 
 
 class TelegramMessenger:
-    """Sends through a PTB ``Bot``; turns Telegram's errors into the port's errors."""
+    """Sends through a PTB ``Bot``; turns Telegram's errors into the port's errors.
 
-    def __init__(self, bot: Bot) -> None:
+    ``direct``: skip the bot's rate limiter and its retries (the dispatcher paces, and
+    hears of every 429 itself). ``timeout``: PTB's read, write, connect and pool timeouts
+    for each request, when set.
+    """
+
+    def __init__(self, bot: Bot, *, direct: bool = False, timeout: float | None = None) -> None:
         self.bot = bot
+        self.direct = direct
+        self.timeout = timeout
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.direct and isinstance(self.bot, ExtBot):
+            options["rate_limit_args"] = DIRECT
+        if self.timeout is not None:
+            options.update(
+                read_timeout=self.timeout,
+                write_timeout=self.timeout,
+                connect_timeout=self.timeout,
+                pool_timeout=self.timeout,
+            )
+        return options
 
     async def send(self, address: Address, message: Outgoing) -> Sent:
         try:
@@ -74,6 +125,7 @@ class TelegramMessenger:
                     caption=message.text or None,
                     parse_mode=ParseMode.HTML,
                     disable_notification=message.silent,
+                    **self._options(),
                 )
             else:
                 sent = await self.bot.send_message(
@@ -87,6 +139,7 @@ class TelegramMessenger:
                         if message.reply_to
                         else None
                     ),
+                    **self._options(),
                 )
         except RetryAfter as error:
             raise RateLimited(_retry_seconds(error)) from error
@@ -110,6 +163,7 @@ class TelegramMessenger:
                 text=message.text,
                 parse_mode=ParseMode.HTML,
                 reply_markup=_markup(message),
+                **self._options(),
             )
         except BadRequest as error:
             if "not modified" not in error.message.lower():
@@ -123,7 +177,7 @@ class TelegramMessenger:
 
     async def delete(self, address: Address, message_id: int) -> None:
         try:
-            await self.bot.delete_message(chat_id=address, message_id=message_id)
+            await self.bot.delete_message(chat_id=address, message_id=message_id, **self._options())
         except BadRequest as error:
             if "not found" not in error.message.lower():
                 raise PermanentFailure(error.message) from error

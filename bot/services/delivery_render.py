@@ -16,8 +16,9 @@ from typing import Protocol
 
 from sqlalchemy import update
 
-from bot.channels.base import Address, Outgoing, Sent
+from bot.channels.base import Address, Button, Outgoing, Sent
 from bot.channels.registry import EMAIL, TELEGRAM
+from bot.core import callbacks
 from bot.locales import t
 from bot.services import events
 from bot.services.outbox import notify
@@ -25,6 +26,16 @@ from bot.services.texts import msg
 from db.models import Delivery, Partner, Therapist
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered, Renderer
+
+DISCREET_NOTICES = frozenset({"couple.goal_set", "couple.space_ready_goal"})
+"""Notices that carry shared words (the goal): a neutral note with Open in discreet mode."""
+
+
+def discreet_note(partner: Partner, action: str, delivery_id: int) -> Outgoing:
+    """The neutral, silent note a discreet partner gets, with an Open button."""
+    button = Button(msg(partner.language, "prompts.open"), callbacks.encode(action, delivery_id))
+    return Outgoing(msg(partner.language, "prompts.discreet_ready"), ((button,),), silent=True)
+
 
 # Notices a partner still receives after leaving or after the couple closed.
 _FAREWELLS = frozenset({"couple.closed"})
@@ -90,6 +101,8 @@ class DyadRenderer(Renderer):
                 return Rendered(address, email_notice(person, delivery))
             if delivery.channel != TELEGRAM:
                 raise LookupError(f"notices go by Telegram, not {delivery.channel!r}")
+            if isinstance(person, Partner) and person.discreet and delivery.key in DISCREET_NOTICES:
+                return Rendered(address, discreet_note(person, "no", delivery.id))
             text = msg(
                 person.language, delivery.key, **notice_params(person.language, delivery.params)
             )

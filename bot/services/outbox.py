@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from db.models import Delivery, Partner, Therapist
@@ -108,24 +107,3 @@ async def copy_to_channel(uow: UnitOfWork, delivery: Delivery, channel: str, now
 
 SEALED_PARAMS = ("text", "email", "data_ciphertext")
 """Outbox parameters that hold ciphertext: a digest's chunk, its e-mail, an event's data."""
-
-_FINISHED = ("sent", "failed", "skipped")
-
-
-async def scrub_finished(uow: UnitOfWork) -> int:
-    """Drop the sealed parameters of rows that are done with (sent, failed for good, skipped).
-
-    What remains (ids, catalog keys, message ids) is what later steps use; nothing of what
-    a message said. Returns how many rows were scrubbed; the caller commits.
-    """
-    rows = await uow.session.scalars(
-        select(Delivery).where(
-            Delivery.status.in_(_FINISHED), Delivery.kind.in_(("digest", "event"))
-        )
-    )
-    scrubbed = 0
-    for row in rows:
-        if any(name in row.params for name in SEALED_PARAMS):
-            row.params = {k: v for k, v in row.params.items() if k not in SEALED_PARAMS}
-            scrubbed += 1
-    return scrubbed

@@ -21,7 +21,7 @@ from bot.core.safety import screen_text
 from bot.services import groups
 from bot.services.checkins import deliverable
 from bot.services.crypto import Cipher
-from bot.services.delivery_render import KindRenderer
+from bot.services.delivery_render import DISCREET_NOTICES, KindRenderer, discreet_note
 from bot.services.outbox import enqueue
 from bot.services.practice_config import parse_practice_config
 from bot.services.safety_flow import raise_alert
@@ -75,10 +75,7 @@ class PromptRenderer(KindRenderer):
         if delivery.kind == "skill_followup" and not await _skill_was_sent(uow, delivery):
             return None  # "Did you try it?" only about a skill the partner received
         if person.discreet:
-            button = Button(
-                msg(person.language, "prompts.open"), callbacks.encode("po", delivery.id)
-            )
-            return Outgoing(msg(person.language, "prompts.discreet_ready"), ((button,),))
+            return discreet_note(person, "po", delivery.id)
         return prompt_message(await library_for(uow, person), delivery, person)
 
     async def on_sent(self, uow: UnitOfWork, delivery: Delivery, sent: Sent) -> None:
@@ -145,15 +142,46 @@ class RevealRenderer(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not person.active:
             return None
-        library = await library_for(uow, person)
-        title = library.text(delivery.key, person.language, name="").strip()
-        if delivery.params.get("outcome") != "shared":
-            return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
-        other = await uow.session.get(Response, int(delivery.params["response_id"]))
-        if other is None or other.text_ciphertext is None or other.share is not True or other.risk:
-            return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
-        answer = self.cipher.decrypt(other.text_ciphertext)
-        return Outgoing(msg(person.language, "prompts.revealed", prompt=title, answer=answer))
+        if person.discreet:  # the other's words only once the partner opens the note
+            return discreet_note(person, "ro", delivery.id)
+        return await reveal_message(uow, self.cipher, delivery, person)
+
+
+async def reveal_message(
+    uow: UnitOfWork, cipher: Cipher, delivery: Delivery, person: Partner
+) -> Outgoing:
+    """The outcome of a couple-space prompt as the partner reads it."""
+    library = await library_for(uow, person)
+    title = library.text(delivery.key, person.language, name="").strip()
+    if delivery.params.get("outcome") != "shared":
+        return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
+    other = await uow.session.get(Response, int(delivery.params.get("response_id", 0)))
+    if other is None or other.text_ciphertext is None or other.share is not True or other.risk:
+        return Outgoing(msg(person.language, "prompts.not_revealed", prompt=title))
+    answer = cipher.decrypt(other.text_ciphertext)
+    return Outgoing(msg(person.language, "prompts.revealed", prompt=title, answer=answer))
+
+
+async def open_discreet(
+    uow: UnitOfWork, partner: Partner, cipher: Cipher, action: str, delivery_id: int
+) -> Outgoing:
+    """The Open button of a discreet reveal (``ro``) or notice (``no``): its full text."""
+    delivery = await uow.session.get(Delivery, delivery_id)
+    kind = "reveal" if action == "ro" else "notice"
+    if (
+        delivery is None
+        or delivery.partner_id != partner.id
+        or delivery.status != "sent"
+        or delivery.kind != kind
+    ):
+        raise UserError("common.stale_button")
+    if kind == "reveal":
+        return await reveal_message(uow, cipher, delivery, partner)
+    couple = await uow.couples.get(partner.couple_id)
+    if delivery.key not in DISCREET_NOTICES or couple is None or not couple.shared_goal:
+        raise UserError("common.stale_button")
+    # The goal as it stands now (an ended row keeps no words of it).
+    return Outgoing(msg(partner.language, delivery.key, goal=couple.shared_goal))
 
 
 async def _owned_delivery(uow: UnitOfWork, partner: Partner, delivery_id: int) -> Delivery:
@@ -292,7 +320,7 @@ def _raise_question(lang: str, response: Response) -> Outgoing:
 
 async def choose(
     uow: UnitOfWork, partner: Partner, delivery_id: int, choice: str, now: datetime
-) -> Outgoing:
+) -> Replied:
     """A button answer (a follow-up's Yes / Partly / Not yet): stored, then optional words."""
     delivery = await _owned_delivery(uow, partner, delivery_id)
     library = await library_for(uow, partner)
@@ -310,18 +338,27 @@ async def choose(
     )
     uow.session.add(response)
     await uow.flush()
+    # Discreet: the question about the skill goes once it is answered.
+    delete = [delivery.message_id] if partner.discreet and delivery.message_id else []
     if prompt.optional_text and partner.telegram_user_id is not None:
         await uow.conversations.set(
             partner.telegram_user_id, "followup_words", {"response_id": response.id}, now
         )
         await uow.commit()
-        return Outgoing(msg(partner.language, "schedules.optional_text"))
+        return Replied([Outgoing(msg(partner.language, "schedules.optional_text"))], delete)
     await uow.commit()
-    return Outgoing(msg(partner.language, "prompts.noted"))
+    return Replied([Outgoing(msg(partner.language, "prompts.noted"))], delete)
 
 
 async def followup_words(
-    uow: UnitOfWork, partner: Partner, cipher: Cipher, response_id: int, text: str, now: datetime
+    uow: UnitOfWork,
+    partner: Partner,
+    cipher: Cipher,
+    response_id: int,
+    text: str,
+    now: datetime,
+    *,
+    message_id: int | None = None,
 ) -> Replied:
     """The optional words after a follow-up's button."""
     response = await uow.session.get(Response, response_id)
@@ -337,6 +374,8 @@ async def followup_words(
     if crisis is not None:
         out.messages.append(crisis)
     out.messages.append(_raise_question(partner.language, response))
+    if partner.discreet and message_id:
+        out.delete = [message_id]  # the typed words leave the chat once stored
     await uow.commit()
     return out
 

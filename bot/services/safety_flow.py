@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.channels.base import Outgoing
+from bot.channels.base import Button, Outgoing
+from bot.core import callbacks
 from bot.core.safety import render_crisis_message, screen_text
 from bot.metrics import ALERTS_RAISED
 from bot.services import events
@@ -81,7 +82,20 @@ async def raise_alert(
     await events.alert_raised(uow, couple, alert, now)
     config = parse_practice_config(practice.config_toml)
     resources = config.crisis_for(partner.language, partner.timezone)
-    return Outgoing(render_crisis_message(partner.language, resources))
+    return crisis_card(partner, render_crisis_message(partner.language, resources))
+
+
+CRISIS_DONE = "cd"  # callback data: 1|cd|<partner id>
+
+
+def crisis_card(partner: Partner, text: str) -> Outgoing:
+    """The crisis resources; in discreet mode with a button that removes them once read."""
+    if not partner.discreet:
+        return Outgoing(text)
+    done = Button(
+        msg(partner.language, "safety.crisis_done"), callbacks.encode(CRISIS_DONE, partner.id)
+    )
+    return Outgoing(text, ((done,),))
 
 
 FREE_TEXT = "message"

@@ -6,6 +6,7 @@ before the change that made it hold.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import timedelta
@@ -384,3 +385,74 @@ async def test_a_new_prompt_ends_a_time_zone_answer_left_pending_in_settings(
     await alex.wait_for_message(lambda m: m.text == t("en", "prompts.saved_raise"))
     async with harness.db.uow() as uow:
         assert await uow.session.scalar(select(Response).where(Response.kind == "hope"))
+
+
+# Discreet mode covers every flow that shows words ------------------------------------------
+
+
+async def _open_note(user: FakeUser) -> str:
+    """Press Open on the newest neutral note; the message then shows what it holds."""
+    note = await user.wait_for_message(lambda m: m.text == t("en", "prompts.discreet_ready"))
+    assert note.disable_notification, "a discreet note arrives silently"
+    await user.press(note, note.buttons[0][1] or "")
+    await harness_wait(user, note)
+    return note.text
+
+
+async def harness_wait(user: FakeUser, note: object) -> None:
+    for _ in range(200):
+        if getattr(note, "edits", None):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the note was never opened")
+
+
+async def test_a_discreet_partner_gets_the_revealed_answer_behind_a_neutral_note(
+    harness: Harness,
+) -> None:
+    therapist = await harness.therapist()
+    handle, token_a, token_b = await harness.new_couple(therapist)
+    alex, blanca = harness.user("Alex"), harness.user("Blanca")
+    await harness.join(alex, token_a, typed_timezone="Europe/London", discreet=True)
+    await harness.join(blanca, token_b, typed_timezone="Europe/London")
+    await harness.settle()
+    await _space_prompt(harness, "couple_space.appreciation")
+    question = await _open_note(alex)
+    assert "appreciated" in question
+    prompt = alex.messages[-1]
+    await alex.reply_to(prompt, "Your patience")
+    await alex.wait_for_message(lambda m: bool(m.buttons) and "share" in m.text.lower())
+    await alex.press_button(t("en", "prompts.share_yes"))
+    await _answer(blanca, "SHARED-blanca-tea", share=True)
+    harness.clock.advance(timedelta(hours=23))  # a reveal waits for each partner's window
+    await harness.settle()
+    assert not any("SHARED-blanca-tea" in m.text for m in alex.messages if not m.edits)
+    revealed = await _open_note(alex)
+    assert "SHARED-blanca-tea" in revealed
+    del handle
+
+
+async def test_a_discreet_partner_gets_the_goal_behind_a_neutral_note(harness: Harness) -> None:
+    therapist, alex, blanca, handle = await _couple(harness, discreet_a=True)
+    await therapist.send_command("goal", f"{handle} GOAL-talk kindly")
+    await therapist.wait_for_message(lambda m: "saved" in m.text)
+    harness.clock.advance(timedelta(hours=23))  # goal notices wait for each partner's window
+    await harness.settle()
+    await blanca.wait_for_message(lambda m: "GOAL-talk kindly" in m.text)
+    assert not any("GOAL-talk" in m.text for m in alex.messages)
+    assert "GOAL-talk kindly" in await _open_note(alex)
+
+
+async def test_a_discreet_partners_crisis_card_stays_until_read_then_goes(
+    harness: Harness,
+) -> None:
+    _, alex, _, _ = await _couple(harness, discreet_a=True)
+    await alex.send_text("I want to kill myself")
+    card = await alex.wait_for_message(lambda m: "988" in m.text)
+    assert card.buttons and not card.deleted
+    await alex.press_button(t("en", "safety.crisis_done"))
+    for _ in range(200):
+        if card.deleted:
+            break
+        await asyncio.sleep(0.02)
+    assert card.deleted

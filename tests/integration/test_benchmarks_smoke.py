@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import digest, fanout, footprint, scheduling, updates
+from bench import digest, fanout, footprint, resilience, scheduling, updates
 
 Main = Callable[[Sequence[str] | None], dict[str, Any]]
 
@@ -85,3 +85,19 @@ def test_footprint_measures_a_real_dyad_run(capsys: pytest.CaptureFixture[str]) 
     assert figures["rss_idle_mb"] > 0
     assert figures["batch_sent"] == 2
     assert figures["exit_code"] == 0
+
+
+def test_resilience_loses_nothing_and_sends_nothing_twice(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    figures = last_json_line(
+        resilience.main, ["--scenario", "outage", "--couples", "1", "--outage-minutes", "6"], capsys
+    )
+    assert_reports(figures, "outage")
+    outage = figures["outage"]
+    assert (outage["lost"], outage["duplicates"], outage["gave_up"]) == (0, 0, 0)
+    assert outage["alert_emails"] == 1
+    figures = last_json_line(resilience.main, ["--scenario", "skew", "--couples", "2"], capsys)
+    skew = figures["skew"]
+    assert (skew["skew_duplicates"], skew["skew_lost"]) == (0, 0)
+    assert (skew["slow_send_duplicates"], skew["slow_send_lost"]) == (0, 0)

@@ -6,8 +6,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from bot.core.clock import ManualClock
+from bot.intake import Inbox
+from bot.services.crypto import Cipher, new_key
 from db.engine import Database
-from db.models import Invite, Practice
+from db.models import InboxUpdate, Invite, Practice
 
 
 async def _practice(db: Database, now: datetime) -> int:
@@ -89,15 +91,19 @@ async def test_an_expired_invite_cannot_be_claimed(db: Database, clock: ManualCl
         assert not await uow.invites.claim(invite.id, clock.now())
 
 
-async def test_an_update_id_is_taken_once(db: Database, clock: ManualClock) -> None:
+async def test_an_update_is_stored_once_and_claimed_by_one_worker(db: Database) -> None:
+    inbox = Inbox(db, Cipher([new_key()]))
+    assert await inbox.store(42, '{"update_id": 42}')
+    assert not await inbox.store(42, '{"update_id": 42}')
+    assert await inbox.store(43, '{"update_id": 43}')
+    first, second = await inbox.claim(42, None), await inbox.claim(42, None)
+    assert first is not None and second is None
+    await inbox.finish(first)
+    assert await inbox.claim(42, None) is None, "handled: nobody takes it again"
     async with db.uow() as uow:
-        assert await uow.updates.first_sighting(42, clock.now())
-        await uow.commit()
-    async with db.uow() as uow:
-        assert not await uow.updates.first_sighting(42, clock.now())
-        assert await uow.updates.first_sighting(43, clock.now())
-        await uow.commit()
         assert await uow.updates.count() == 2
+        row = await uow.session.get(InboxUpdate, 42)
+        assert row is not None and row.payload is None and row.handled_at is not None
 
 
 async def test_leaving_a_unit_of_work_without_commit_rolls_back(

@@ -39,7 +39,7 @@ from tests.conftest import drop_schema, open_database
 ROOT = Path(__file__).resolve().parents[2]
 THERAPIST_CHAT = 500
 GOAL = re.compile(r"set by your therapist: (note \d+)$")
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=15)  # the dispatcher's default lease
 
 
 # Fixtures and helpers --------------------------------------------------------------------
@@ -81,6 +81,23 @@ async def telegram(fake: FakeBotAPI, read_timeout: float = 5.0) -> AsyncIterator
         yield TelegramMessenger(bot)
 
 
+class ManualLeases:
+    """Leases on the test's manual clock, which every dispatcher of the test shares.
+
+    Production leases are in the database's time (``db.clock.DatabaseTime``); tests that
+    let a lease run out move the manual clock instead of waiting.
+    """
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+
+    async def now(self) -> datetime:
+        return self.clock.now()
+
+    def estimate(self) -> datetime:
+        return self.clock.now()
+
+
 def dispatcher(
     db: Database,
     clock: ManualClock,
@@ -92,6 +109,7 @@ def dispatcher(
     **options: object,
 ) -> Dispatcher:
     """A dispatcher with Dyad's own renderer; unpaced unless a test is about pacing."""
+    options.setdefault("lease_clock", ManualLeases(clock))
     return Dispatcher(
         db=db,
         clock=clock,
@@ -230,7 +248,11 @@ def notes_received(fake: FakeBotAPI) -> Counter[str]:
 
 
 async def start_worker(
-    db: Database, schema: str | None, fake: FakeBotAPI, now: datetime
+    db: Database,
+    schema: str | None,
+    fake: FakeBotAPI,
+    now: datetime,
+    lease: timedelta = LEASE,
 ) -> asyncio.subprocess.Process:
     """A dispatcher in its own process (tests/integration/dispatch_worker.py), not yet sending."""
     return await asyncio.create_subprocess_exec(
@@ -242,6 +264,7 @@ async def start_worker(
         fake.base_url,
         fake.token,
         now.isoformat(),
+        str(lease.total_seconds()),
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -305,7 +328,7 @@ async def test_two_worker_processes_send_every_delivery_exactly_once(
     }
     for delivery in outbox.values():
         assert delivery.partner_id is not None
-        key = (chats[delivery.partner_id], delivery.params["goal"])
+        key = (chats[delivery.partner_id], delivery.dedupe_key)
         assert sent[key] == delivery.message_id
     assert lax_fake.internal_errors == []
 
@@ -380,8 +403,8 @@ async def test_a_worker_that_outlived_its_lease_sends_nothing_more_than_its_send
     outbox = await rows(db)
     received = notes_received(lax_fake)
     # Only the row both workers had in flight went out twice (Telegram has no idempotency).
-    assert received[outbox[first_id].params["goal"]] == 2
-    assert [received[outbox[i].params["goal"]] for i in others] == [1, 1]
+    assert received[outbox[first_id].dedupe_key] == 2
+    assert [received[outbox[i].dedupe_key] for i in others] == [1, 1]
     assert {d.status for d in outbox.values()} == {"sent"}
 
 
@@ -722,3 +745,41 @@ async def test_the_pacer_lets_one_send_at_a_time_into_a_chat() -> None:
     await asyncio.gather(send("first", 7), send("second", 7), send("other", 8))
     assert events.index("second sends") > events.index("first answered")
     assert events.index("other sends") < events.index("first answered")
+
+
+# What an ended row keeps --------------------------------------------------------------------
+
+
+async def test_ended_rows_keep_no_message_text(
+    db: Database, lax_fake: FakeBotAPI, clock: ManualClock
+) -> None:
+    clinic = await open_clinic(db, lax_fake, clock.now(), couples=1)
+    a, b = clinic.partners
+    canary = "private-words-4471"
+    hour = timedelta(hours=1)
+    sent = await queue_notes(db, [a], 1, clock.now(), goal=f"{canary} sent")
+    refused = await queue_notes(db, [a], 1, clock.now(), goal=f"{canary} " + "x" * 5000)
+    late = await queue_notes(db, [b], 1, clock.now() - 2 * hour, not_after=clock.now() - hour)
+    later = await queue_notes(db, [b], 1, clock.now(), kind="broken_prompt", goal=canary)
+    renderer = DyadRenderer()
+    renderer.kinds["broken_prompt"] = PromptThatBreaksOnSent(failures=1)
+    async with telegram(lax_fake) as messenger:
+        worker = dispatcher(db, clock, messenger, renderer=renderer)
+        await worker.run_until_idle()
+        outbox = await rows(db)
+        # Its follow-up still needs what the row holds: kept until that has run.
+        assert outbox[later[0]].params["goal"] == canary
+        clock.advance(timedelta(minutes=1))
+        await worker.run_until_idle()
+    outbox = await rows(db)
+    assert [outbox[i].status for i in (*sent, *refused, *late, *later)] == [
+        "sent",
+        "failed",
+        "skipped",
+        "sent",
+    ]
+    for row in outbox.values():
+        assert row.params == {}, row
+    async with db.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT params FROM deliveries"))).all()
+    assert canary not in repr(stored)

@@ -137,7 +137,7 @@ async def test_a_six_minute_telegram_outage_loses_nothing_timely_and_the_alert_g
     received = notes_received(fake)
     for row_id in notices + timely:
         assert outbox[row_id].status == "sent"
-        assert received[outbox[row_id].params["goal"]] == 1
+        assert received[outbox[row_id].dedupe_key] == 1
     for row_id in too_late:
         assert outbox[row_id].status == "skipped"
     assert {d.status for d in outbox.values()} <= {"sent", "skipped"}

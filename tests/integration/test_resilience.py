@@ -19,7 +19,6 @@ from db.engine import Database
 from db.models import Delivery
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.integration.test_dispatcher import (
-    LEASE,
     dispatcher,
     drain,
     lax_fake,
@@ -35,6 +34,7 @@ from tests.integration.test_dispatcher import (
 __all__ = ["lax_fake", "shared_db"]  # fixtures shared with the dispatcher tests
 
 ROWS_PER_PARTNER = {"postgresql": 10, "sqlite": 2}  # 2,000 rows on PostgreSQL
+SHORT_LEASE = timedelta(seconds=2)  # what a killed worker held comes back this soon
 
 
 async def _claimed(db: Database) -> int:
@@ -55,7 +55,7 @@ async def test_a_dispatcher_killed_at_random_points_loses_nothing(
     in_flight = 0
     kills = 0
     for _ in range(3):
-        worker = await start_worker(db, schema, lax_fake, now)
+        worker = await start_worker(db, schema, lax_fake, now, lease=SHORT_LEASE)
         assert worker.stdout is not None and worker.stdin is not None
         assert await worker.stdout.readline() == b"ready\n"
         worker.stdin.write(b"go\n")
@@ -67,9 +67,8 @@ async def test_a_dispatcher_killed_at_random_points_loses_nothing(
         await worker.wait()
         # What the dead worker held: claimed, maybe sent, never marked.
         in_flight += await _claimed(db)
-        now += LEASE + timedelta(seconds=1)  # the next worker finds those leases run out
     assert kills >= 1, "the test must kill a worker mid-run to mean anything"
-    last = await start_worker(db, schema, lax_fake, now)
+    last = await start_worker(db, schema, lax_fake, now, lease=SHORT_LEASE)
     assert last.stdin is not None and last.stdout is not None
     assert await last.stdout.readline() == b"ready\n"
     last.stdin.write(b"go\n")
