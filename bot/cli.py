@@ -306,10 +306,11 @@ def worker(once: bool) -> None:
 
 
 def _register_data_commands() -> None:
-    from bot.cli_data import audit, keys
+    from bot.cli_data import audit, erase, keys
 
     cli.add_command(keys)
     cli.add_command(audit)
+    cli.add_command(erase)
     from bot.cli_channels import therapist_email
 
     therapist.add_command(therapist_email)

@@ -1,4 +1,4 @@
-"""``dyad keys`` (encryption keys) and ``dyad audit`` (a couple's audit log).
+"""``dyad keys`` (encryption keys), ``dyad audit`` (a couple's audit log), ``dyad erase``.
 
 Registered on the ``dyad`` group in ``bot/cli.py`` with ``cli.add_command(keys)`` and
 ``cli.add_command(audit)``. Imports of ``bot.cli`` stay inside the commands, because
@@ -96,3 +96,27 @@ def audit(handle: str, slug: str | None) -> None:
 
     for line in _admin(work):
         click.echo(line)
+
+
+@click.command()
+@click.option("--couple", "handle", required=True, help="The couple's handle, e.g. c3.")
+@click.option("--slot", type=click.Choice(["A", "B"]), required=True, help="The partner's seat.")
+@click.option("--practice", "slug", default=None, help="The practice's slug (if handles clash).")
+@click.confirmation_option(prompt="Erase this partner's data for good?")
+def erase(handle: str, slot: str, slug: str | None) -> None:
+    """Erase one partner's data, as /deleteme does (e.g. for a partner who used /stop)."""
+    from bot.cli import _admin, _settings
+    from bot.services.data_rights import Erased, erase_seat
+
+    cipher = load_cipher(_settings())
+
+    async def work(uow: UnitOfWork, now: datetime) -> Erased:
+        return await erase_seat(uow, handle, slot, cipher, now, slug)
+
+    erased = _admin(work)
+    click.echo(f"erased seat {slot} of {handle}")
+    if erased.group_posts:
+        click.echo(
+            f"{len(erased.group_posts)} group post(s) still show their answers: the group "
+            "link has ended; ask the couple to delete them, or delete them as the bot."
+        )

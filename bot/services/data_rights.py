@@ -144,7 +144,9 @@ class Erased:
     group_posts: list[tuple[int, int]] = field(default_factory=list)  # (chat id, message id)
 
 
-async def erase(uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime) -> Erased:
+async def erase(
+    uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime, *, actor: str | None = None
+) -> Erased:
     """Erase the partner's private data everywhere Dyad keeps a copy, in one transaction.
 
     Their check-ins and answers go; alerts stay in the therapist's safety record as kind,
@@ -180,7 +182,7 @@ async def erase(uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime
     partner.paused_since = None
     partner.unreachable_since = None
     uow.audit.record(
-        actor=f"partner:{partner.id}",
+        actor=actor or f"partner:{partner.id}",
         action="erase",
         couple_id=partner.couple_id,
         at=now,
@@ -344,10 +346,28 @@ def _opens(cipher: Cipher, token: bytes) -> bool:
 # The audit log -------------------------------------------------------------------------
 
 
-async def couple_audit(
-    uow: UnitOfWork, handle: str, practice_slug: str | None = None
-) -> Sequence[AuditEntry]:
-    """A couple's audit log, oldest first; an unknown or ambiguous handle is an AdminError."""
+async def erase_seat(
+    uow: UnitOfWork,
+    handle: str,
+    slot: str,
+    cipher: Cipher,
+    now: datetime,
+    practice_slug: str | None = None,
+) -> Erased:
+    """``dyad erase``: erase the data of a seat's holder, as ``/deleteme`` does.
+
+    For a partner who can no longer ask themselves (they used ``/stop``, lost their phone,
+    or asked their therapist). Group posts cannot be deleted from the command line; the
+    group link ends all the same, and the posts to delete are returned.
+    """
+    couple = await _couple_by_handle(uow, handle, practice_slug)
+    partner = next((p for p in await uow.partners.of_couple(couple.id) if p.slot == slot), None)
+    if partner is None or partner.consented_at is None:
+        raise AdminError(f"seat {slot} of {couple.handle} holds nobody's data")
+    return await erase(uow, partner, cipher, now, actor="cli")
+
+
+async def _couple_by_handle(uow: UnitOfWork, handle: str, practice_slug: str | None) -> Couple:
     handle = handle.strip().lower()
     query = select(Couple).where(Couple.handle == handle)
     if practice_slug is not None:
@@ -359,4 +379,12 @@ async def couple_audit(
         raise AdminError(f"no couple with handle {handle!r}{where}")
     if len(couples) > 1:
         raise AdminError(f"several practices have a couple {handle!r}; add --practice SLUG")
-    return await uow.audit.of_couple(couples[0].id)
+    return couples[0]
+
+
+async def couple_audit(
+    uow: UnitOfWork, handle: str, practice_slug: str | None = None
+) -> Sequence[AuditEntry]:
+    """A couple's audit log, oldest first; an unknown or ambiguous handle is an AdminError."""
+    couple = await _couple_by_handle(uow, handle, practice_slug)
+    return await uow.audit.of_couple(couple.id)

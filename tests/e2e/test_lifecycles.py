@@ -456,3 +456,24 @@ async def test_a_discreet_partners_crisis_card_stays_until_read_then_goes(
             break
         await asyncio.sleep(0.02)
     assert card.deleted
+
+
+async def test_a_partner_who_left_can_still_have_their_data_erased_by_the_admin(
+    harness: Harness,
+) -> None:
+    from bot.services.data_rights import erase_seat
+
+    therapist, alex, _, handle = await _couple(harness)
+    await _checkin(alex, note="CANARY-left-then-erased", ok_to_raise="No")
+    await alex.wait_for_message(lambda m: "saved" in m.text)
+    await _leave(alex)
+    async with harness.db.uow() as uow:
+        await erase_seat(uow, handle, "A", harness.bot.deps.cipher, harness.clock.now())
+        await uow.commit()
+    async with harness.db.uow() as uow:
+        assert list(await uow.session.scalars(select(CheckIn))) == []
+        from db.models import AuditEntry
+
+        erased = await uow.session.scalar(select(AuditEntry).where(AuditEntry.action == "erase"))
+        assert erased is not None and erased.actor == "cli"
+    del therapist
