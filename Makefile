@@ -34,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict bot handlers schedules db
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/lint-imports
 
 run: $(STAMP)
 	$(BIN)/dyad run
