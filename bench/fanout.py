@@ -2,23 +2,24 @@
 
 One notice is queued per partner (through ``bot.services.outbox.enqueue``); Dyad's own
 ``Dispatcher`` (with its ``Pacer``) sends them through the real ``TelegramMessenger`` over
-the PTB ``Bot`` that ``DyadBot`` builds (with PTB's ``AIORateLimiter``) to the fake Bot
+the PTB ``Bot`` that ``DyadBot`` builds (direct: no retries inside PTB) to the fake Bot
 API, which enforces 30 messages/s overall and 1/s per chat and answers 429 beyond them.
 
     python -m bench.fanout [--partners 1500] [--database sqlite|postgres]
-                           [--rate 30] [--pacer dyad|window]
+                           [--rate 30] [--pacer dyad|spacing]
+
+``--pacer spacing`` is the baseline: Dyad's Pacer before it kept Telegram's sliding
+window (starts spaced ``1/rate`` apart, nothing counted from answers).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import math
 import tempfile
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from bench._common import (
     seed_clinic,
 )
 from bot.app import DispatchOptions, DyadBot
-from bot.channels.base import Address
+from bot.channels.telegram import DyadRateLimiter
 from bot.config import load_settings
 from bot.core.clock import SystemClock
 from bot.fakebotapi import FakeBotAPI, RateLimits
@@ -46,49 +47,6 @@ from schedules.dispatcher import Pacer
 
 TELEGRAM_RATE = 30.0
 NOTICE = "couple.space_ready"
-
-
-class WindowPacer(Pacer):
-    """Experimental, not Dyad's: also keeps Telegram's sliding window, counted from answers.
-
-    A send may start only while fewer than ``limit`` sends are in flight or were answered
-    within the last ``window`` seconds. Telegram counts a message when it arrives, which is
-    before its answer, so no window of arrivals can hold more than ``limit``, whatever the
-    jitter between a send's slot and its arrival. ``--pacer window`` shows what this would
-    change; the product keeps its own ``Pacer``.
-    """
-
-    def __init__(
-        self, rate_per_second: float, per_chat_interval: float, *, limit: int = 30
-    ) -> None:
-        super().__init__(rate_per_second, per_chat_interval)
-        self.limit = limit
-        self.window = 1.0
-        self._in_flight = 0
-        self._answered: deque[float] = deque()
-
-    async def wait_turn(self, chat: Address, interval: float | None = None) -> None:
-        """The spacing of Dyad's Pacer, then room in the window (reserved at once)."""
-        await super().wait_turn(chat, interval)
-        while True:
-            now = time.monotonic()
-            while self._answered and self._answered[0] <= now - self.window:
-                self._answered.popleft()
-            if self._in_flight + len(self._answered) < self.limit:
-                self._in_flight += 1  # no await since the check: no other send slips in
-                return
-            wait = self._answered[0] + self.window - now if self._answered else 0.005
-            await asyncio.sleep(max(wait, 0.001))
-
-    @contextlib.asynccontextmanager
-    async def turn(self, chat: Address, interval: float | None = None) -> AsyncIterator[None]:
-        """Dyad's turn, recording when the send made in it was answered."""
-        async with super().turn(chat, interval):
-            try:
-                yield
-            finally:
-                self._in_flight -= 1
-                self._answered.append(time.monotonic())
 
 
 async def _queue_notices(db: Database, partner_ids: Sequence[int], now: datetime) -> int:
@@ -166,8 +124,12 @@ async def run(
                 )
                 options = DispatchOptions(rate_per_second=rate, per_chat_interval=per_chat_interval)
                 bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
-                if pacer == "window":
-                    bot.dispatcher.pacer = WindowPacer(rate, per_chat_interval)
+                if pacer == "spacing":
+                    spacing = Pacer(rate, per_chat_interval, window_limit=0)
+                    bot.dispatcher.pacer = spacing
+                    limiter = bot.application.bot.rate_limiter
+                    if isinstance(limiter, DyadRateLimiter):
+                        limiter.budget = spacing
                 await bot.application.initialize()
                 calls_before = len(fake.calls)
 
@@ -261,9 +223,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--pacer",
-        choices=("dyad", "window"),
+        choices=("dyad", "spacing"),
         default="dyad",
-        help="dyad: the product's Pacer; window: the experimental WindowPacer above",
+        help="dyad: the product's Pacer; spacing: the baseline without the sliding window",
     )
     args = parser.parse_args(argv)
     quiet_logging()

@@ -62,7 +62,9 @@ def build_application(
         .token(token)
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
-        .rate_limiter(DyadRateLimiter(max_retries=3))  # replies; the dispatcher's go direct
+        # Replies: paced in the dispatcher's budget (an urgent turn, see DyadBot), with
+        # PTB's group limit and its retries; the dispatcher's own sends go direct.
+        .rate_limiter(DyadRateLimiter(overall_max_rate=0, max_retries=3))
         .updater(None)
     )
     if processor is not None:
@@ -137,6 +139,10 @@ class DyadBot:
             rate_per_second=options.rate_per_second,
             per_chat_interval=options.per_chat_interval,
         )
+        # One Telegram budget for every request: replies take urgent turns in the pacer.
+        limiter = self.application.bot.rate_limiter
+        if isinstance(limiter, DyadRateLimiter):
+            limiter.budget = self.dispatcher.pacer
         # The dispatcher's hook for metrics, replaced on this instance as it invites.
         setattr(self.dispatcher, "metrics_send_latency", SEND_LATENCY.observe)  # noqa: B010
         self.health: HealthServer | None = None

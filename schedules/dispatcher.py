@@ -41,6 +41,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -212,6 +213,14 @@ class Pacer:
 
     Addresses are chat ids, email addresses or URLs; one pacer serves one channel (or
     several that share an upstream budget, each with its own per-address ``interval``).
+
+    Besides spacing starts ``1/rate`` apart, a :meth:`turn` also keeps Telegram's sliding
+    window: a send starts only while fewer than ``window_limit`` sends are in flight or
+    were answered within the last second. Telegram counts a message when it arrives, which
+    is before its answer, so no one-second window of arrivals can hold more than the limit,
+    whatever the network's jitter. ``urgent`` turns (replies to a person) skip the spacing
+    and the queue of bulk sends, and may use the ``reserve`` slots of each window that
+    bulk sends leave free. ``window_limit=0`` turns the window off.
     """
 
     def __init__(
@@ -221,6 +230,8 @@ class Pacer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        window_limit: int | None = None,
+        reserve: int = 1,
     ) -> None:
         self.interval = 1.0 / rate_per_second
         self.per_chat_interval = per_chat_interval
@@ -232,6 +243,60 @@ class Pacer:
         self._lock = asyncio.Lock()
         self._gates: dict[Address, asyncio.Lock] = {}
         self._gate_users: dict[Address, int] = {}
+        self.window = 1.0
+        limit = int(rate_per_second) if window_limit is None else window_limit
+        self.window_limit = max(limit, 0)
+        self.reserve = min(reserve, max(self.window_limit - 1, 0))
+        self._in_flight = 0
+        self._answered: deque[float] = deque()
+        self._urgent_waiting = 0
+
+    async def _window_slot(self, urgent: bool) -> None:
+        """Wait for room in the sliding window (reserved at once), urgent sends first."""
+        if not self.window_limit:
+            return
+        limit = self.window_limit if urgent else self.window_limit - self.reserve
+        if urgent:
+            self._urgent_waiting += 1
+        try:
+            while True:
+                now = self._monotonic()
+                while self._answered and self._answered[0] <= now - self.window:
+                    self._answered.popleft()
+                used = self._in_flight + len(self._answered)
+                ahead = 0 if urgent else self._urgent_waiting
+                paused = self._paused_until - now
+                if used + ahead < limit and (urgent or paused <= 0):
+                    self._in_flight += 1  # no await since the check: no other send slips in
+                    return
+                if paused > 0 and not urgent:
+                    wait = paused  # a 429 that came in meanwhile holds bulk sends too
+                elif self._answered and used >= limit:
+                    wait = self._answered[0] + self.window - now
+                else:
+                    wait = 0.005  # a send in flight, or an urgent one ahead: soon
+                await self._sleep(max(wait, 0.001))
+        finally:
+            if urgent:
+                self._urgent_waiting -= 1
+
+    def _answer(self) -> None:
+        if self.window_limit:
+            self._in_flight -= 1
+            self._answered.append(self._monotonic())
+            if len(self._answered) > 4 * self.window_limit:
+                self._answered.popleft()
+
+    @contextlib.asynccontextmanager
+    async def urgent_turn(self) -> AsyncIterator[None]:
+        """A reply to a person: room in the window before any bulk send, no spacing, no queue."""
+        while self._paused_until > self._monotonic():
+            await self._sleep(self._paused_until - self._monotonic())
+        await self._window_slot(urgent=True)
+        try:
+            yield
+        finally:
+            self._answer()
 
     def pause(self, seconds: float, chat: Address | None = None) -> None:
         """Send nothing for ``seconds`` (after a 429); to ``chat`` only, when given."""
@@ -281,9 +346,11 @@ class Pacer:
         try:
             async with gate:
                 await self.wait_turn(chat, spacing)
+                await self._window_slot(urgent=False)
                 try:
                     yield
                 finally:
+                    self._answer()
                     # Telegram counts a message when it arrives: spacing the next one from
                     # this answer (not from this start) keeps network jitter from bunching
                     # two messages to one chat inside a second.

@@ -1,17 +1,20 @@
 """The Telegram adapter of the Messenger port, over python-telegram-bot's ``Bot``.
 
 Replies to a person go through PTB's rate limiter (:class:`DyadRateLimiter`, which waits
-out a 429 and tries again); the dispatcher's sends are *direct*: they skip it, so a 429
-comes back at once as :class:`RateLimited` and the dispatcher puts the row back until
-``retry_after``, instead of a send sleeping inside PTB while its lease runs out.
+out a 429 and tries again) and, when it shares the dispatcher's budget, take an urgent
+turn there: ahead of bulk sends, in the same sliding window. The dispatcher's sends are
+*direct*: they skip the limiter, so a 429 comes back at once as :class:`RateLimited` and
+the dispatcher puts the row back until ``retry_after``, instead of a send sleeping inside
+PTB while its lease runs out.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import (
     Bot,
@@ -47,8 +50,23 @@ DIRECT = -1
 """``rate_limit_args`` of a request that skips the rate limiter (the caller paces it)."""
 
 
+class Budget(Protocol):
+    """The bot's one send budget (the dispatcher's ``Pacer``), as replies use it."""
+
+    def urgent_turn(self) -> AbstractAsyncContextManager[None]: ...
+
+    def pause(self, seconds: float, chat: int | str | None = None) -> None: ...
+
+
 class DyadRateLimiter(AIORateLimiter):
-    """PTB's rate limiter, except for direct requests (the dispatcher's), which it passes on."""
+    """PTB's rate limiter, except for direct requests (the dispatcher's), which it passes on.
+
+    With a ``budget`` (the dispatcher's pacer), a request to a chat takes an urgent turn in
+    it, and a 429 pauses it for everyone; build the limiter with ``overall_max_rate=0``
+    then, so that the budget is the only overall limit.
+    """
+
+    budget: Budget | None = None
 
     async def process_request(
         self,
@@ -61,9 +79,23 @@ class DyadRateLimiter(AIORateLimiter):
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         if rate_limit_args == DIRECT:
             return await callback(*args, **kwargs)
-        return await super().process_request(
-            callback, args, kwargs, endpoint, data, rate_limit_args
-        )
+        budget = self.budget
+        if budget is None or data.get("chat_id") is None:
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+
+        async def paced(
+            *call_args: Any, **call_kwargs: Any
+        ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+            async with budget.urgent_turn():
+                try:
+                    return await callback(*call_args, **call_kwargs)
+                except RetryAfter as error:
+                    budget.pause(_retry_seconds(error))
+                    raise
+
+        return await super().process_request(paced, args, kwargs, endpoint, data, rate_limit_args)
 
 
 def _retry_seconds(error: RetryAfter) -> float:

@@ -783,3 +783,27 @@ async def test_ended_rows_keep_no_message_text(
     async with db.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT params FROM deliveries"))).all()
     assert canary not in repr(stored)
+
+
+async def test_the_pacer_keeps_telegrams_window_counted_from_answers_and_lets_replies_first() -> (
+    None
+):
+    time = FakeTime()
+    pacer = Pacer(1000.0, 0.0, monotonic=time.monotonic, sleep=time.sleep, window_limit=3)
+    started: list[tuple[str, float]] = []
+
+    async def bulk(chat: int) -> None:
+        async with pacer.turn(chat):
+            started.append((f"bulk {chat}", round(time.now, 3)))
+            await asyncio.sleep(0)
+
+    # The limit is 3 a second, one kept for replies: two bulk sends, then the window is full.
+    for chat in (1, 2, 3):
+        await bulk(chat)
+    assert [at for _, at in started] == [0.0, 0.001, 1.0]
+    # A reply takes the slot kept for it at once; the next bulk send waits for the window.
+    started.clear()
+    async with pacer.urgent_turn():
+        started.append(("reply", round(time.now, 3)))
+    await bulk(4)
+    assert started == [("reply", 1.0), ("bulk 4", 2.0)]

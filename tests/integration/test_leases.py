@@ -90,9 +90,9 @@ async def test_a_send_slower_than_the_lease_is_cut_off_inside_it_and_sent_once_l
     lease = timedelta(seconds=1)
     async with telegram(lax_fake) as messenger:
         # A worker whose heartbeat stalls (the database is slow for it) and whose network
-        # takes three seconds: without a timeout inside the lease, its send would land
+        # takes two seconds: without a timeout inside the lease, its send would land
         # after another worker had taken the row over and sent it.
-        stalled = SlowMessenger(messenger, 3.0)
+        stalled = SlowMessenger(messenger, 2.0)
         slow = worker(db, clock, stalled, lease=lease, heartbeat=False)
         other = worker(db, clock, messenger, lease=lease)
         slow_pass = asyncio.create_task(slow.run_once())
@@ -107,7 +107,7 @@ async def test_a_send_slower_than_the_lease_is_cut_off_inside_it_and_sent_once_l
             clock.advance(timedelta(seconds=5))  # its retry comes due
             await asyncio.sleep(0.1)
         await slow_pass
-        await asyncio.sleep(3.1)  # long enough for a send the timeout did not stop to land
+        await asyncio.sleep(2.1)  # long enough for a send the timeout did not stop to land
 
     assert stalled.started == 1
     assert set(notes_received(lax_fake).values()) == {1}
