@@ -113,6 +113,7 @@ class PartnerData:
     paused_days: int = 0
     unreachable_days: int = 0
     replies: tuple[ReplyData, ...] = ()
+    checkins_missed: int = 0  # scheduled check-ins not completed before they expired
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class Engagement:
     paused_days: int
     unreachable_days: int
     checkins: int  # complete and partial
+    checkins_missed: int = 0  # scheduled ones not completed before they expired
 
 
 @dataclass(frozen=True)
@@ -607,6 +609,7 @@ def _partner_section(partner: PartnerData, settings: DigestSettings, tz: tzinfo)
             paused_days=partner.paused_days,
             unreachable_days=partner.unreachable_days,
             checkins=len(checkins),
+            checkins_missed=partner.checkins_missed,
         ),
         scores=scores,
         skills=SkillPractice(

@@ -195,6 +195,8 @@ def _partner_blocks(section: PartnerSection, language: str) -> tuple[Block, ...]
         )
     else:
         blocks.append(_item(_k(language, "engagement.no_checkins")))
+    # Shown for both partners alike, zero included: the same form for each.
+    blocks.append(_item(_k(language, "engagement.missed", missed=engagement.checkins_missed)))
     blocks.append(
         _item(
             _k(

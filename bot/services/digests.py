@@ -18,6 +18,7 @@ import base64
 import hashlib
 import html
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,6 +48,7 @@ from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
 from bot.services.practice_config import PracticeConfig, parse_practice_config
+from bot.services.reminders import missed_checkins
 from bot.services.safety_flow import FREE_TEXT
 from db.engine import Database
 from db.models import (
@@ -357,8 +359,13 @@ async def build_input(
     start = previous_session_at or period_end - DEFAULT_PERIOD
     language = therapist.language
     partners = await uow.partners.of_couple(couple.id)
+    missed = await missed_checkins(uow, couple, practice, start, period_end)
     data = [
-        await _partner_data(uow, p, config, cipher, start, period_end, language) for p in partners
+        replace(
+            await _partner_data(uow, p, config, cipher, start, period_end, language),
+            checkins_missed=missed.get(p.slot, 0),
+        )
+        for p in partners
     ]
     alerts = [
         alert

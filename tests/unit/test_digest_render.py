@@ -402,3 +402,15 @@ def test_splitting_prefers_line_ends() -> None:
     chunks = split_html("\n".join(lines), 200)
     assert len(chunks) > 1
     assert all(chunk.split("\n")[0] in lines and chunk.split("\n")[-1] in lines for chunk in chunks)
+
+
+def test_missed_check_ins_are_shown_for_both_partners_in_the_same_form() -> None:
+    data = balanced_couple()
+    first, second = data.partners
+    data = replace(data, partners=(replace(first, checkins_missed=2), second))
+    for language, line in (
+        ("en", "Check-ins not completed before they expired: {}"),
+        ("es", "Registros sin completar antes de caducar: {}"),
+    ):
+        text = render_text(compose_digest(data), language)
+        assert text.count(line.format(2)) == 1 and text.count(line.format(0)) == 1
