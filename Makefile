@@ -26,8 +26,9 @@ browser:
 		apt-get update -qq && apt-get install -y -qq chromium; \
 	fi
 
+# Two processes (this machine has two cores); each test has its own database and ports.
 test: $(STAMP) browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -292,7 +292,7 @@ async def run_workers(workers: list[asyncio.subprocess.Process]) -> list[dict[st
 
 # 2,000 rows on PostgreSQL, the outbox several workers share in production; 600 on SQLite
 # (one machine), which still makes the two processes race for some 25 batches of 20.
-ROWS_PER_PARTNER = {"postgresql": 10, "sqlite": 3}
+ROWS_PER_PARTNER = {"postgresql": 6, "sqlite": 3}
 
 
 async def test_two_worker_processes_send_every_delivery_exactly_once(

@@ -33,7 +33,7 @@ from tests.integration.test_dispatcher import (
 
 __all__ = ["lax_fake", "shared_db"]  # fixtures shared with the dispatcher tests
 
-ROWS_PER_PARTNER = {"postgresql": 10, "sqlite": 2}  # 2,000 rows on PostgreSQL
+ROWS_PER_PARTNER = {"postgresql": 6, "sqlite": 2}  # 1,200 rows on PostgreSQL
 SHORT_LEASE = timedelta(seconds=2)  # what a killed worker held comes back this soon
 
 
