@@ -26,6 +26,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.app import DispatchOptions, DyadBot
+from bot.channels.group import GROUP_CHANNEL
 from bot.config import load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
@@ -37,6 +38,7 @@ from db.models import Base
 from tests.conftest import drop_schema, open_database
 from tests.e2e.conftest import Harness
 from tests.e2e.test_email_and_webhooks import Receiver
+from tests.e2e.test_group import _UNPACED as UNPACED
 
 SENDER = "dyad@north.example"
 THERAPIST_EMAIL = "ana@north.example"
@@ -96,6 +98,9 @@ async def start_stack(kind: str, clock: ManualClock, cipher: Cipher, smtp_port: 
             rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
         ),
     )
+    # Posts in a group are paced apart in production (20 a minute); here they go at once,
+    # as private messages do in every end-to-end test.
+    bot.dispatcher.limits = {**(bot.dispatcher.limits or {}), GROUP_CHANNEL: UNPACED}
     await bot.start()
     return Stack(Harness(bot, fake, db, clock), fake, db, schema, scratch)
 

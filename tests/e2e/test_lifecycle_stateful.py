@@ -280,6 +280,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.closed = False
         self.seen = Seen()
         self.serial = 0
+        self.steps = 0  # a couple is closed only in the last few steps (nothing follows it)
         self.stack = self.run(start_stack(self.kind, self.clock, self.cipher, self.mailbox.port))
         self.run(self._set_up())
 
@@ -350,11 +351,16 @@ class Lifecycle(RuleBasedStateMachine):
 
     # Rules: people on the seats ------------------------------------------------------------
 
-    @initialize(b_first=st.booleans())
-    def both_join(self, b_first: bool) -> None:
-        """The couple's two partners open their links and join, one after the other."""
+    @initialize(b_first=st.booleans(), group=st.booleans(), prompt=st.booleans())
+    def both_join(self, b_first: bool, group: bool, prompt: bool) -> None:
+        """The couple's two partners open their links and join, one after the other; perhaps
+        they link a group at once, and perhaps a couple-space prompt is already out."""
         for slot in ("B", "A") if b_first else ("A", "B"):
             self.run(self._join(slot))
+        if group:
+            self.link_group()
+        if prompt:
+            self.space_prompt()
 
     async def _join(self, slot: str) -> Person:
         issued = self.tokens[slot]
@@ -730,7 +736,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.every_key.insert(0, newest)
         self.forensic = Cipher(list(self.every_key))
 
-    @precondition(lambda self: not self.closed)
+    @precondition(lambda self: not self.closed and self.steps >= STEPS - 3)
     @rule()
     def close(self) -> None:
         """``/close HANDLE``: the therapist ends the couple's use of Dyad."""
@@ -759,6 +765,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def private_words_stay_where_they_belong(self) -> None:
+        self.steps += 1
         if self.stack is None:
             return
         self.check_private_chats()
