@@ -350,11 +350,14 @@ class Lifecycle(RuleBasedStateMachine):
     def holders(self) -> list[Person]:
         return [p for p in self.seats.values() if p is not None]
 
-    def _draw_holder(self, data: st.DataObject) -> Person:
-        slot = data.draw(st.sampled_from([p.slot for p in self.holders()]), label="seat")
+    def _seat(self, slot: str) -> Person:
         person = self.seats[slot]
         assert person is not None
         return person
+
+    def _draw_holder(self, data: st.DataObject) -> Person:
+        slots = [p.slot for p in self.holders()]
+        return self._seat(data.draw(st.sampled_from(slots), label="seat"))
 
     def _suspend_link(self) -> None:
         if self.link == "active":
@@ -362,12 +365,18 @@ class Lifecycle(RuleBasedStateMachine):
 
     # Rules: people on the seats ------------------------------------------------------------
 
-    @initialize(b_first=st.booleans(), group=st.booleans(), prompt=st.booleans())
-    def both_join(self, b_first: bool, group: bool, prompt: bool) -> None:
+    @initialize(
+        b_first=st.booleans(), notes=st.booleans(), group=st.booleans(), prompt=st.booleans()
+    )
+    def both_join(self, b_first: bool, notes: bool, group: bool, prompt: bool) -> None:
         """The couple's two partners open their links and join, one after the other; perhaps
-        they link a group at once, and perhaps a couple-space prompt is already out."""
+        each checks in at once (A's note OK to raise, B's just for the therapist), links a
+        group, and a couple-space prompt is already out."""
         for slot in ("B", "A") if b_first else ("A", "B"):
             self.run(self._join(slot))
+        if notes:
+            for slot, ok_to_raise in (("A", True), ("B", False)):
+                self._check_in(self._seat(slot), ok_to_raise, crisis=False)
         if group:
             self.link_group()
         if prompt:
@@ -455,7 +464,9 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(data=st.data(), ok_to_raise=st.booleans(), crisis=st.sampled_from([False, False, True]))
     def checkin(self, data: st.DataObject, ok_to_raise: bool, crisis: bool) -> None:
         """A private check-in whose note holds a canary (OK to raise, or therapist only)."""
-        person = self._draw_holder(data)
+        self._check_in(self._draw_holder(data), ok_to_raise, crisis)
+
+    def _check_in(self, person: Person, ok_to_raise: bool, crisis: bool) -> None:
         canary = Canary(self._canary(), person, "note", ok_to_raise=ok_to_raise, crisis=crisis)
         note = f"{canary.text} {CRISIS}" if crisis else f"{canary.text} felt unheard this week"
 
