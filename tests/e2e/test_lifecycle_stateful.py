@@ -33,6 +33,11 @@ Not modelled here (each has its own end-to-end tests): discreet mode, Spanish, b
 pressed in a group, crisis words typed outside a question. The planner sends only a
 Monday check-in invitation, so that the couple-space prompts are the steps' own. The fake
 Bot API has no supergroup migration of its own; ``lifecycle_helpers`` plays it.
+
+Knobs for investigating: ``DYAD_LIFECYCLE_EXAMPLES`` and ``DYAD_LIFECYCLE_STEPS`` (8 and 12),
+``DYAD_LIFECYCLE_SHRINK=0`` to report a failing example without shrinking it. Each
+invariant is its own ``check_*`` method with its own assertion, so hypothesis reports
+distinct failures apart.
 """
 
 from __future__ import annotations
