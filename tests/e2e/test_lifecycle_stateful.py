@@ -549,7 +549,15 @@ class Lifecycle(RuleBasedStateMachine):
             data_ = asked.callback_data_for(label)
             assert data_ is not None, asked.button_texts
             await user.press(asked, data_)
-            await user.wait_for_message(lambda m: m.text == t("en", "prompts.share_noted"))
+            noted = {
+                t("en", key)
+                for key in (
+                    "prompts.share_noted",
+                    "prompts.share_noted_both",
+                    "prompts.share_noted_alone",
+                )
+            }
+            await user.wait_for_message(lambda m: m.text in noted)
 
         self.run(go())
         self.canaries.append(canary)
