@@ -116,8 +116,12 @@ async def _partner_data(
                 previous.setdefault(role, []).append(value)
             continue
         note: str | None = None
+        raisable = False
         if row.note_ciphertext is not None:
-            note = cipher.decrypt(row.note_ciphertext) if row.ok_to_raise else PRIVATE
+            # Words that raised a safety alert stay with the alert (``/alerts``), never in a
+            # digest that may be shown in session with the other partner there.
+            raisable = bool(row.ok_to_raise) and not row.risk
+            note = cipher.decrypt(row.note_ciphertext) if raisable else PRIVATE
         skill = row.answers.get("skill")
         safety = config.instruments.get(SAFETY_INSTRUMENT)
         safety_items = [i.id for i in safety.items if i.role == "safety"] if safety else []
@@ -128,7 +132,7 @@ async def _partner_data(
                 scores=scores,
                 skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,  # type: ignore[arg-type]
                 note=note,
-                ok_to_raise=bool(row.ok_to_raise) if note is not None else None,
+                ok_to_raise=raisable if note is not None else None,
                 partial=row.status == "partial",
                 safety_declined=declined,
             )
@@ -164,8 +168,9 @@ async def _partner_data(
         # is the therapist's through /alerts, never quoted or counted as a reply.
         if response.kind in ("couple_space", FREE_TEXT) or response.text_ciphertext is None:
             continue
-        text = cipher.decrypt(response.text_ciphertext) if response.ok_to_raise else PRIVATE
-        replies.append(ReplyData(response.created_at, text, response.ok_to_raise))
+        raisable = response.ok_to_raise and not response.risk
+        text = cipher.decrypt(response.text_ciphertext) if raisable else PRIVATE
+        replies.append(ReplyData(response.created_at, text, raisable))
     return PartnerData(
         slot=partner.slot,  # type: ignore[arg-type]
         display_name=partner.display_name or f"Partner {partner.slot}",

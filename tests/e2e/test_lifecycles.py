@@ -477,3 +477,15 @@ async def test_a_partner_who_left_can_still_have_their_data_erased_by_the_admin(
         erased = await uow.session.scalar(select(AuditEntry).where(AuditEntry.action == "erase"))
         assert erased is not None and erased.actor == "cli"
     del therapist
+
+
+async def test_words_that_raised_an_alert_are_never_quoted_in_the_digest(harness: Harness) -> None:
+    """Even marked OK to raise: they stay with the alert, which only the therapist reads."""
+    therapist, alex, _, handle = await _couple(harness)
+    await _checkin(alex, note="CANARY-risk I want to kill myself", ok_to_raise="Yes")
+    await alex.wait_for_message(lambda m: "saved" in m.text)
+    assert any("988" in m.text for m in alex.messages)
+    text = await _digest_text(harness, therapist, handle)
+    assert "CANARY-risk" not in text and "Notes kept private: 1" in text
+    await therapist.send_command("alerts", handle)
+    await therapist.wait_for_message(lambda m: "CANARY-risk" in m.text)
