@@ -313,7 +313,14 @@ async def answer_consent(
     column = GroupLink.a_agreed_at if partner.slot == "A" else GroupLink.b_agreed_at
     if choice == "no":
         if await _end(uow, link_id, attempt):
-            await _tell(uow, link.couple_id, "group.declined", "group.therapist_declined", now)
+            await _tell(
+                uow,
+                link.couple_id,
+                "group.declined",
+                "group.therapist_declined",
+                now,
+                happening=f"{link_id}.{attempt}",
+            )
             uow.audit.record(
                 actor=recipient_key(partner),
                 action="group.declined",
@@ -363,7 +370,14 @@ async def _activate(
         dedupe_key=f"welcome:{link_id}:{attempt}",
         now=now,
     )
-    await _tell(uow, couple_id, "group.linked", "group.therapist_linked", now)
+    await _tell(
+        uow,
+        couple_id,
+        "group.linked",
+        "group.therapist_linked",
+        now,
+        happening=f"{link_id}.{attempt}",
+    )
     uow.audit.record(actor="system", action="group.linked", couple_id=couple_id, at=now)
 
 
@@ -384,11 +398,17 @@ async def _tell(
     partner_key: str,
     therapist_key: str,
     now: datetime,
+    *,
+    happening: str,
     **therapist_params: Any,
 ) -> None:
-    """Both partners privately, in the same words; the therapist in theirs."""
+    """Both partners privately, in the same words; the therapist in theirs.
+
+    ``happening`` names what happened (the link and its attempt), so that the same kind of
+    news about another attempt is never taken for a repeat of this one.
+    """
     couple, partners, therapist = await _people(uow, couple_id)
-    dedupe = f"{partner_key}:{couple_id}:{now.isoformat()}"
+    dedupe = f"{partner_key}:{couple_id}:{happening}:{now.isoformat()}"
     for partner in partners:
         if partner.active:
             await notify(uow, partner, partner_key, dedupe_key=dedupe, now=now, couple_id=couple_id)
@@ -416,7 +436,14 @@ async def unlink(uow: UnitOfWork, couple: Couple, actor: str, now: datetime) -> 
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
-        await _tell(uow, couple.id, "group.unlinked", "group.therapist_unlinked", now)
+        await _tell(
+            uow,
+            couple.id,
+            "group.unlinked",
+            "group.therapist_unlinked",
+            now,
+            happening=f"{link.id}.{link.attempt}",
+        )
         uow.audit.record(actor=actor, action="group.unlinked", couple_id=couple.id, at=now)
     await uow.commit()
 
@@ -446,18 +473,20 @@ async def suspend(uow: UnitOfWork, link_id: int, reason: str, now: datetime) -> 
         update(GroupLink)
         .where(GroupLink.id == link_id, GroupLink.status.in_(LIVE))
         .values(status="suspended", suspended_at=now, suspended_reason=reason)
-        .returning(GroupLink.couple_id)
+        .returning(GroupLink.couple_id, GroupLink.attempt)
         .execution_options(synchronize_session=False)
     )
-    couple_id = result.scalar_one_or_none()
-    if couple_id is None:
+    row = result.one_or_none()
+    if row is None:
         return False
+    couple_id, attempt = row
     await _tell(
         uow,
         couple_id,
         f"group.suspended_{reason}",
         "group.therapist_suspended",
         now,
+        happening=f"{link_id}.{attempt}",
         reason_key=f"group.reason_{reason}",
     )
     uow.audit.record(
