@@ -86,8 +86,11 @@ async def _crisis_first(update: Update, context: Context, actor: Actor, text: st
                 checkin = await checkins.open_checkin(uow, partner)
                 if checkin is not None and await checkins.awaits_note(uow, partner, checkin):
                     return False  # the check-in screens its own note
-                if await prompts.open_prompt(uow, partner, d.clock.now(), None) is not None:
-                    return False  # so does a prompt's reply
+                message = update.effective_message
+                replied = message.reply_to_message if message is not None else None
+                reply_to = replied.message_id if replied is not None else None
+                if await prompts.open_prompt(uow, partner, d.clock.now(), reply_to) is not None:
+                    return False  # so does a prompt's reply (the same prompt it will answer)
             resources = await safety_flow.screen_free_text(
                 uow, partner, d.cipher, text, d.clock.now()
             )

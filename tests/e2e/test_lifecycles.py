@@ -489,3 +489,20 @@ async def test_words_that_raised_an_alert_are_never_quoted_in_the_digest(harness
     assert "CANARY-risk" not in text and "Notes kept private: 1" in text
     await therapist.send_command("alerts", handle)
     await therapist.wait_for_message(lambda m: "CANARY-risk" in m.text)
+
+
+async def test_crisis_words_replying_to_an_old_prompt_are_its_answer_and_get_the_resources(
+    harness: Harness,
+) -> None:
+    """A reply to a prompt older than the reply window still answers it (and is screened)."""
+    _, alex, blanca, _ = await _seeded_couple(harness)
+    await _space_prompt(harness, "couple_space.appreciation")
+    prompt = await alex.wait_for_message(lambda m: "appreciated" in m.text)
+    harness.clock.advance(timedelta(days=4))  # past the 72-hour reply window
+    await alex.reply_to(prompt, "some days I want to kill myself")
+    await alex.wait_for_message(lambda m: bool(m.buttons) and "1|sh|" in (m.buttons[0][1] or ""))
+    assert any("024" in m.text for m in alex.messages)  # Madrid: Spain's lines
+    async with harness.db.uow() as uow:
+        answer = await uow.session.scalar(select(Response).where(Response.kind == "couple_space"))
+        assert answer is not None and answer.risk
+    del blanca
