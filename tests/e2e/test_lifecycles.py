@@ -506,3 +506,34 @@ async def test_crisis_words_replying_to_an_old_prompt_are_its_answer_and_get_the
         answer = await uow.session.scalar(select(Response).where(Response.kind == "couple_space"))
         assert answer is not None and answer.risk
     del blanca
+
+
+async def test_a_discreet_partners_follow_up_and_typed_words_leave_the_chat_once_stored(
+    harness: Harness,
+) -> None:
+    _, alex, _, _ = await _couple(harness, discreet_a=True)
+    async with harness.db.uow() as uow:
+        partner = await uow.partners.by_user(alex.id)
+        assert partner is not None
+        await enqueue(
+            uow,
+            partner,
+            kind="skill_followup",
+            key="skill_followup.soft_startup",
+            dedupe_key="test:followup",
+            due_at=harness.clock.now(),
+            couple_id=partner.couple_id,
+        )
+        await uow.commit()
+    await harness.settle()
+    await _open_note(alex)
+    question = alex.messages[-1]
+    assert question.buttons
+    await alex.press(question, question.buttons[0][1] or "")
+    await alex.wait_for_message(lambda m: m.text == t("en", "schedules.optional_text"))
+    words = await alex.send_text("CANARY-followup it went well")
+    await alex.wait_for_message(lambda m: m.text == t("en", "prompts.saved_raise"))
+    assert question.deleted and words.deleted
+    async with harness.db.uow() as uow:
+        answer = await uow.session.scalar(select(Response).where(Response.kind == "skill_followup"))
+        assert answer is not None and answer.text_ciphertext is not None
