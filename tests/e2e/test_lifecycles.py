@@ -60,6 +60,24 @@ async def _digest_text(harness: Harness, therapist: FakeUser, handle: str) -> st
     return "\n".join(m.text for m in therapist.messages[start:])
 
 
+async def _queue(harness: Harness, user: FakeUser, kind: str, key: str) -> None:
+    """Queue one prompt for this partner now, as the planner would, and let it go out."""
+    async with harness.db.uow() as uow:
+        partner = await uow.partners.by_user(user.id)
+        assert partner is not None
+        await enqueue(
+            uow,
+            partner,
+            kind=kind,
+            key=key,
+            dedupe_key=f"test:{kind}:{key}",
+            due_at=harness.clock.now(),
+            couple_id=partner.couple_id,
+        )
+        await uow.commit()
+    await harness.settle()
+
+
 def _everything_seen_by(user: FakeUser) -> str:
     return "\n".join(m.raw_text or m.text for m in user.messages)
 
@@ -366,20 +384,7 @@ async def test_a_new_prompt_ends_a_time_zone_answer_left_pending_in_settings(
     await alex.wait_for_message(lambda m: bool(m.buttons))
     await alex.send_text("Nowhere/Land")
     await alex.wait_for_message(lambda m: "Nowhere/Land" in m.text)
-    async with harness.db.uow() as uow:
-        partner = await uow.partners.by_user(alex.id)
-        assert partner is not None
-        await enqueue(
-            uow,
-            partner,
-            kind="hope",
-            key="hope.small_win",
-            dedupe_key="test:hope-after-settings",
-            due_at=harness.clock.now(),
-            couple_id=partner.couple_id,
-        )
-        await uow.commit()
-    await harness.settle()
+    await _queue(harness, alex, "hope", "hope.small_win")
     prompt = await alex.wait_for_message(lambda m: "small" in m.text.lower() or bool(m.text))
     await alex.reply_to(prompt, "We laughed at dinner")
     await alex.wait_for_message(lambda m: m.text == t("en", "prompts.saved_raise"))
@@ -512,20 +517,7 @@ async def test_a_discreet_partners_follow_up_and_typed_words_leave_the_chat_once
     harness: Harness,
 ) -> None:
     _, alex, _, _ = await _couple(harness, discreet_a=True)
-    async with harness.db.uow() as uow:
-        partner = await uow.partners.by_user(alex.id)
-        assert partner is not None
-        await enqueue(
-            uow,
-            partner,
-            kind="skill_followup",
-            key="skill_followup.soft_startup",
-            dedupe_key="test:followup",
-            due_at=harness.clock.now(),
-            couple_id=partner.couple_id,
-        )
-        await uow.commit()
-    await harness.settle()
+    await _queue(harness, alex, "skill_followup", "skill_followup.soft_startup")
     await _open_note(alex)
     question = alex.messages[-1]
     assert question.buttons
