@@ -60,6 +60,11 @@ async def partner_of(uow: UnitOfWork, telegram_user_id: int) -> Partner:
     partner = await uow.partners.by_user(telegram_user_id)
     if partner is None or not partner.active:
         raise UserError("webapp.not_a_partner")
+    couple = await uow.couples.get(partner.couple_id)
+    if couple is None or couple.status != "active":
+        # As in the chat: a closed programme takes no answers, and says where help is.
+        lines = "; ".join(f"{r.name}: {r.number}" for r in await _resources(uow, partner))
+        raise UserError("webapp.programme_ended", lines=lines)
     return partner
 
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from bot.core.numbers import ascii_int, is_ascii_digits
 from bot.locales import pick_language, t
 from bot.services import miniapp
 from bot.services.deps import Deps
@@ -160,7 +161,7 @@ class MiniApp:
         """The page Telegram opens; nothing here is private."""
         fields = {}
         delivery = request.query.get("d", "")
-        if delivery.isdigit() and len(delivery) < 19:
+        if is_ascii_digits(delivery) and len(delivery) < 19:
             fields["d"] = delivery
         shell = pages.launch_shell(
             _browser_language(request),
@@ -188,7 +189,7 @@ class MiniApp:
                         init.user.id,
                         self.deps.cipher,
                         self.deps.clock.now(),
-                        delivery_id=int(delivery) if delivery.isdigit() else None,
+                        delivery_id=ascii_int(delivery),
                     )
                 except UserError as error:
                     raise self._refusal(error, language) from None
@@ -220,7 +221,7 @@ class MiniApp:
 
     def _checkin_id(self, form: Mapping[str, str], language: str) -> int:
         value = form.get("checkin", "")
-        if not value.isdigit() or len(value) > 18:
+        if not is_ascii_digits(value) or len(value) > 18:
             raise _Refused(409, language, t(language, "webapp.stale"))
         return int(value)
 

@@ -221,3 +221,27 @@ async def test_every_answer_is_private_and_framed_only_by_telegram(
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
         assert "frame-ancestors https://web.telegram.org" in csp
         assert "telegram.org/js" not in csp
+
+
+async def test_after_close_the_page_takes_no_check_in_and_gives_the_crisis_lines(
+    web_harness: WebHarness, http: aiohttp.ClientSession
+) -> None:
+    harness = web_harness
+    _, alex, _, _ = await couple(harness)
+    invitation = await invite_to_checkin(harness, alex)
+    launch = alex.open_web_app(invitation, page_button("en"))
+    init, page, _ = await _open(harness, http, launch)
+    checkin = str(checkin_id_in(page))
+    async with harness.db.uow() as uow:
+        closed = await uow.session.scalar(select(Couple))
+        assert closed is not None
+        closed.status = "closed"
+        await uow.commit()
+    _, reopened, status = await _open(harness, http, launch)
+    assert status == 409 and "ended" in reopened
+    status, body = await _post(
+        harness, http, "/checkin/send", {"init_data": init, "checkin": checkin, **ANSWERS}
+    )
+    assert status == 409 and "ended" in body
+    stored = (await stored_checkins(harness)).values()
+    assert all(row["answers"] == {} and row["status"] == "open" for row in stored)
