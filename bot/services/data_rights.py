@@ -33,7 +33,16 @@ from bot.services.outbox import SEALED_PARAMS
 from bot.services.practices import AdminError, practice_by_slug
 from bot.services.texts import msg
 from db.engine import Database
-from db.models import Alert, AuditEntry, CheckIn, Couple, Delivery, Partner, Response
+from db.models import (
+    Alert,
+    AuditEntry,
+    CheckIn,
+    Couple,
+    Delivery,
+    Partner,
+    Response,
+    WebAppDraft,
+)
 from db.uow import UnitOfWork
 
 EXPORT_FORMAT = "dyad-export/1"
@@ -163,6 +172,7 @@ async def erase(
         await uow.session.scalars(select(Response.id).where(Response.partner_id == partner.id))
     )
     group_posts = await groups.end_for_erasure(uow, couple, response_ids, now)
+    await _delete(uow, WebAppDraft, WebAppDraft.partner_id == partner.id)  # half-filled pages
     checkins = await _delete(uow, CheckIn, CheckIn.partner_id == partner.id)
     responses = await _delete(uow, Response, Response.partner_id == partner.id)
     alerts = await _unlink_alerts(uow, partner)
@@ -232,6 +242,7 @@ async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
 CIPHERTEXT_COLUMNS: tuple[tuple[type[Any], str], ...] = (
     (CheckIn, "note_ciphertext"),
     (Response, "text_ciphertext"),
+    (WebAppDraft, "text_ciphertext"),
 )
 
 

@@ -230,3 +230,29 @@ async def test_rotation_reaches_digests_and_events_waiting_in_the_outbox(db: Dat
     assert channels == ["email", "telegram"]
     again = await rotate_ciphertexts(db, [new, old])
     assert again.rotated == 0 and again.current == report.rotated
+
+
+async def test_rotation_reaches_half_filled_mini_app_pages(db: Database) -> None:
+    from db.models import WebAppDraft
+
+    old, new = new_key(), new_key()
+    partner = await _partner(db)
+    async with db.uow() as uow:
+        uow.session.add(
+            WebAppDraft(
+                partner_id=partner.id,
+                telegram_user_id=77,
+                page="checkin",
+                ref_id=1,
+                text_ciphertext=Cipher([old]).encrypt('{"note": "draft words"}'),
+                updated_at=NOW,
+            )
+        )
+        await uow.commit()
+
+    report = await rotate_ciphertexts(db, [new, old])
+
+    assert (report.rotated, report.unreadable) == (1, [])
+    async with db.uow() as uow:
+        token = await uow.session.scalar(select(WebAppDraft.text_ciphertext))
+    assert token is not None and Cipher([new]).decrypt(token) == '{"note": "draft words"}'
