@@ -9,9 +9,9 @@ from telegram import Update
 from bot.channels.base import Outgoing, SendError
 from bot.core import callbacks
 from bot.services import confirmations, data_rights
+from bot.services.access import joined_partner
 from bot.services.texts import UserError, msg
 from handlers._base import Context, deps, kick_dispatcher, kindly, messenger, person_of, reply
-from handlers.partner import joined_partner
 
 
 @kindly
