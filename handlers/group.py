@@ -37,11 +37,12 @@ class GroupChatMemberHandler(ChatMemberHandler[Context, None]):
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
-    """Attach the group handlers; call it before the catch-all handlers of handler group 0."""
-    private, in_groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    """Attach the group handlers; call it before the catch-all handlers of handler group 0.
+
+    The private-chat ``/linkgroup`` and ``/unlinkgroup`` are in :mod:`handlers.commands`.
+    """
+    in_groups = filters.ChatType.GROUPS
     add = application.add_handler
-    add(CommandHandler("linkgroup", link_private, filters=private))
-    add(CommandHandler("unlinkgroup", unlink_private, filters=private))
     add(CommandHandler("linkgroup", link_in_group, filters=in_groups))
     add(CommandHandler("unlinkgroup", unlink_in_group, filters=in_groups))
     add(CallbackQueryHandler(consent_button, pattern=r"^1\|gl\|"))
