@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, cast
@@ -9,7 +10,7 @@ from typing import Any, ParamSpec, cast
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.channels.base import Messenger, Outgoing, Sent
+from bot.channels.base import Messenger, Outgoing, SendError, Sent
 from bot.core.callbacks import ForgedCallback
 from bot.locales import t
 from bot.services.deps import Deps
@@ -119,6 +120,9 @@ async def respond(update: Update, context: Context, answer: Reply) -> None:
     if query is not None:
         await query.answer(answer.popup, show_alert=answer.alert)
     await send_all(update, context, answer.messages)
+    for chat_id, message_id in answer.delete:
+        with contextlib.suppress(SendError):
+            await messenger(context).delete(chat_id, message_id)
     if answer.wake:
         kick_dispatcher(context)
 

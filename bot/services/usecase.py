@@ -72,6 +72,9 @@ class Reply:
     """Show ``popup`` as a dialog the user closes, rather than a passing notice."""
     wake: bool = False
     """Something was queued for the dispatcher: wake it rather than wait for its next round."""
+    delete: list[tuple[int, int]] = field(default_factory=list)
+    """Messages to delete afterwards, as (chat, message id); best effort (Telegram allows
+    deleting for 48 hours, and a message may already be gone)."""
 
     @classmethod
     def say(cls, *texts: str | Outgoing, wake: bool = False) -> Reply:

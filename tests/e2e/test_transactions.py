@@ -89,6 +89,11 @@ async def test_therapist_group_and_fallback_updates_each_open_one_transaction(
         ("/unlinkgroup (refused)", lambda: said(blanca, "unlinkgroup")),
         ("unknown command", lambda: said(blanca, "frobnicate")),
         ("/help (partner)", lambda: said(blanca, "help")),
+        ("/export", lambda: said(blanca, "export")),
+        ("/deleteme", lambda: said(blanca, "deleteme")),
+        ("deleteme: keep button", lambda: _pressed(harness, blanca, "No, keep my data")),
+        ("/deleteme again", lambda: said(alex, "deleteme")),
+        ("deleteme: erase button", lambda: _pressed(harness, alex, "Yes, erase everything")),
     ]
     opened: dict[str, list[int]] = {}
     try:
