@@ -27,13 +27,14 @@ SETTINGS = ("language", "timezone", "window", "discreet")
 def settings_menu(partner: Partner) -> Outgoing:
     """The partner's current settings with a button for each."""
     lang = partner.language
+    discreet = "partner.discreet_on" if partner.discreet else "partner.discreet_off"
     text = msg(
         lang,
         "partner.settings_menu",
         language=LANGUAGE_NAMES[lang],
         timezone=partner.timezone or "",
         window=msg(lang, f"onboarding.window_{partner.window or 'evening'}"),
-        discreet=msg(lang, "partner.discreet_on" if partner.discreet else "partner.discreet_off"),
+        discreet=msg(lang, discreet),
     )
     rows = tuple(
         (Button(msg(lang, f"partner.settings_{name}"), callbacks.encode("set", partner.id, name)),)

@@ -194,13 +194,8 @@ async def alerts_view(
             lines.append(msg(lang, "alerts.words", words=words[:500]))
         if alert.seen_at is None:
             alert.seen_at = now
-    lines.append(
-        msg(
-            lang,
-            "alerts.hold_on" if couple.safety_hold else "alerts.hold_off",
-            handle=couple.handle,
-        )
-    )
+    hold = "alerts.hold_on" if couple.safety_hold else "alerts.hold_off"
+    lines.append(msg(lang, hold, handle=couple.handle))
     await uow.commit()
     return "\n".join(lines)
 
