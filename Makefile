@@ -56,7 +56,7 @@ translations-check: $(STAMP) $(POT)
 
 FORCE:
 
-lint: $(STAMP)
+lint: $(STAMP) translations-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict bot handlers schedules db
