@@ -35,7 +35,7 @@ test: $(STAMP) browser
 # the code names and the English catalog, every locale updated from it, then compiled
 # (the .mo files are not committed; the bot reads the .po files).
 POT := build/dyad.pot
-BABEL_KEYWORDS := --no-default-keywords -k t:2 -k msg:2 -k tn:2 -k UserError:1 -k ngettext:1,2
+BABEL_KEYWORDS := --no-default-keywords -k t:2 -k msg:2 -k tn:2 -k msgn:2 -k UserError:1 -k ngettext:1,2
 BABEL_UPDATE := -i $(POT) -d bot/locales -D dyad --no-fuzzy-matching --ignore-pot-creation-date --ignore-obsolete
 
 # Keys built at run time (f"skills.{tag}") are skipped with a warning, kept in build/extract.log.

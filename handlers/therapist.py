@@ -11,7 +11,7 @@ from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.services import confirmations, couples, digests, safety_flow, sessions
 from bot.services import notes as kept_notes
-from bot.services.texts import UserError, msg
+from bot.services.texts import UserError, msg, msgn
 from db.models import Couple, Therapist
 from db.uow import UnitOfWork
 from handlers._base import (
@@ -57,9 +57,10 @@ async def newcouple(update: Update, context: Context) -> None:
         created = await couples.new_couple(
             uow, therapist, " ".join(command_args(context)), now=d.clock.now(), ttl=_ttl(context)
         )
-        text = msg(
+        text = msgn(
             therapist.language,
             "couple.created",
+            d.settings.invite_ttl_days,
             handle=created.couple.handle,
             label=created.couple.label,
             days=d.settings.invite_ttl_days,

@@ -11,9 +11,10 @@ Branches written against the TOML files are merged with this script:
 For every TOML file present it writes each key that is new, or whose text differs from
 the TOML at the base (the merge base with ``MERGE_HEAD`` during a merge, else the commit
 the catalogs were converted from), into the locale's catalog: ``en`` -> ``en``, ``es`` ->
-``es_ES``, ``pt`` -> ``pt_BR``. Keys the branch did not touch keep their ``.po`` text, so
-edits made to the catalogs since (plural forms, the Spanish variants) survive. A key that
-is plural in the catalog and was changed in the TOML is reported, not overwritten.
+``es_ES``, ``pt`` -> ``pt_BR`` (every key, for a locale without a catalog yet). Keys the
+branch did not touch keep their ``.po`` text (or stay removed), so edits made to the
+catalogs since (plural forms, the Spanish variants) survive. A key that is plural in the
+catalog and was changed in the TOML is reported, not overwritten.
 
 Every es_ES key missing from ``es_419`` (or changed in the Spanish TOML) is copied there
 as a ``fuzzy`` entry marked "copied from es_ES": the Latin American register test fails on
@@ -130,15 +131,17 @@ def merge_language(directory: str, base: str) -> tuple[Catalog, set[str]]:
 
     Returns the catalog and the keys written (to refresh their es_419 copies).
     """
-    catalog = load(LOCALE_OF_DIRECTORY[directory])
+    locale = LOCALE_OF_DIRECTORY[directory]
+    fresh = not po_path(locale).exists()
+    catalog = load(locale)
     current = toml_messages(directory, None)
-    before = toml_messages(directory, base)
+    before = {} if fresh else toml_messages(directory, base)
     written: set[str] = set()
     for key, text in current.items():
-        existing = catalog.get(key)
-        changed = before.get(key) != text
-        if existing is not None and not changed:
+        # Untouched since the base: the catalog's own text (or its removal) stands.
+        if before.get(key) == text:
             continue
+        existing = catalog.get(key)
         if existing is not None and isinstance(existing.id, tuple):
             print(f"{directory}: {key} is plural in the catalog; edit it there by hand")
             continue

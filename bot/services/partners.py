@@ -11,6 +11,7 @@ from bot.core.numbers import is_ascii_digits
 from bot.core.safety import render_crisis_message
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.locales import SUPPORTED_LANGUAGES
+from bot.locales.formats import format_date
 from bot.services import groups
 from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
 from bot.services.outbox import notify
@@ -152,7 +153,7 @@ async def pause(
     await replan_partner(uow, partner, now)
     await uow.commit()
     zone = ZoneInfo(partner.timezone or "UTC")
-    until = partner.paused_until.astimezone(zone).strftime("%Y-%m-%d")
+    until = format_date(partner.paused_until.astimezone(zone), partner.language)
     return Outgoing(msg(partner.language, "partner.paused", until=until))
 
 

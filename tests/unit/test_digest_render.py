@@ -186,7 +186,7 @@ def test_sections_come_in_the_same_order_for_both_partners() -> None:
 def test_spanish_uses_its_own_words_dates_and_decimal_comma() -> None:
     text = render_text(compose_digest(split_alliance_couple("es")), "es")
     assert "Señal de alianza dividida" in text
-    assert "lun 5 oct 2026" in text
+    assert "lun, 5 oct 2026" in text
     assert "4,1 puntos" in text
     assert format_number(-0.04, "es") == "0" and format_number(7.25, "es") == "7,3"
     assert format_number(-1.25, "en") == "-1.3" and format_number(6.0, "en") == "6"
@@ -195,7 +195,8 @@ def test_spanish_uses_its_own_words_dates_and_decimal_comma() -> None:
 def test_an_open_safety_flag_shows_kind_time_and_whether_it_was_seen() -> None:
     text = render_text(compose_digest(safety_flag_couple()), "en")
     assert (
-        "Safety question answered yes: Alex (A), Mon 12 Oct 2026, 01:00; open, not yet seen" in text
+        "Safety question answered yes: Alex (A), Mon, 12 Oct 2026, 01:00; open, not yet seen"
+        in text
     )
     assert "Crisis words in a message: Sam (B)" in text and "; closed" in text
     assert "conflict-communication exercises stay paused" in text

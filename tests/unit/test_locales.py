@@ -16,6 +16,7 @@ from bot.locales import (
     plural_catalog,
     resolve,
     t,
+    tn,
 )
 
 OTHER_LOCALES = [locale for locale in LOCALES if locale != "en"]
@@ -119,3 +120,26 @@ def test_t_fills_placeholders_in_the_chosen_locale() -> None:
 
 def test_placeholders_parser_sees_names_only() -> None:
     assert placeholders("Hi {name}, {count} new and {{literal}}") == {"name", "count"}
+
+
+@pytest.mark.parametrize(
+    ("locale", "count", "expected"),
+    [
+        ("en", 1, "…and 1 earlier note,"),
+        ("en", 3, "…and 3 earlier notes,"),
+        ("es-ES", 1, "…y 1 anterior, que no cabe"),
+        ("es-ES", 0, "…y 0 anteriores, que no caben"),
+        ("es-419", 2, "…y 2 anteriores, que no caben"),
+    ],
+)
+def test_a_plural_message_takes_the_form_of_its_count(
+    locale: str, count: int, expected: str
+) -> None:
+    assert tn(locale, "notes.more", count).startswith(expected)
+
+
+def test_plural_and_singular_keys_are_not_mixed_up() -> None:
+    with pytest.raises(KeyError):
+        t("en", "notes.more")
+    with pytest.raises(KeyError):
+        tn("en", "common.too_long", 2)
