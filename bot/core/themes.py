@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
+from bot.locales import pick_language
+
 THEME_LANGUAGES: tuple[str, ...] = ("en", "es")
 MIN_WORD_LENGTH = 3
 DEFAULT_THEME_LIMIT = 6
@@ -87,14 +89,20 @@ def _stem_es(word: str) -> str:
     return word
 
 
+def theme_language(language: str) -> str:
+    """The language whose stop words and stems apply (``es-419`` and ``es-ES`` -> ``es``)."""
+    bare = pick_language(language)
+    return bare if bare in THEME_LANGUAGES else "en"
+
+
 def stem(word: str, language: str) -> str:
     """A crude stem of a folded word, so plurals and common endings meet."""
-    return _stem_es(word) if language == "es" else _stem_en(word)
+    return _stem_es(word) if theme_language(language) == "es" else _stem_en(word)
 
 
 def keywords(text: str, language: str) -> list[tuple[str, str]]:
     """The (stem, surface form) of each content word in ``text``, in order."""
-    language = language if language in THEME_LANGUAGES else "en"
+    language = theme_language(language)
     stops = stop_words(language)
     found: list[tuple[str, str]] = []
     text = unicodedata.normalize("NFC", text)

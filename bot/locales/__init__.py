@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import gettext
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -161,3 +161,58 @@ def tn(language: str, key: str, count: int, /, **params: object) -> str:
     forms = entry.plurals[key]
     text = forms[min(entry.plural_index(count), len(forms) - 1)]
     return text.format(**{"count": count, **params})
+
+
+def localized(texts: Mapping[str, str], language: str | None) -> str:
+    """The text of a table keyed by locale or language (prompts, instruments, crisis lines).
+
+    The fallback rule: the exact locale (``text.es-419``), else the bare language
+    (``text.es``, Spain's Spanish), else English. A table needs a variant's own text only
+    where the bare language's would be wrong for it (es-419: where ``text.es`` says
+    vosotros); a test checks that the fallback never shows es-419 users a vosotros form.
+    """
+    locale = resolve(language)
+    for key in (locale, locale.split("-")[0], DEFAULT_LANGUAGE):
+        text = texts.get(key)
+        if text:
+            return text
+    raise KeyError(f"no text for {locale!r} nor English")
+
+
+def variant_keys() -> tuple[str, ...]:
+    """The keys a text table may hold besides bare languages (``es-419``, ``es-ES``...)."""
+    return tuple(tag for tag in LOCALES if "-" in tag)
+
+
+def follow_zone(language: str, timezone: str | None) -> str:
+    """A Spanish speaker's variant after they choose a time zone (others are unchanged).
+
+    A Latin American country's zone gives es-419 and Spain's gives es-ES; any other zone
+    (New York, London) keeps the variant chosen so far.
+    """
+    locale = resolve(language)
+    if locale.split("-")[0] != "es":
+        return locale
+    from bot.core.timezones import country_of
+
+    country = country_of(timezone)
+    if country in LATIN_AMERICAN_COUNTRIES:
+        return LATIN_AMERICA
+    return SPAIN if country == "ES" else locale
+
+
+@cache
+def display_name(code: str) -> str:
+    """A language or locale named in itself, for buttons: "Español (Latinoamérica)"."""
+    from babel import Locale
+
+    name = str(Locale.parse(code.replace("-", "_")).get_display_name() or code)
+    return name[:1].upper() + name[1:]
+
+
+def stored(locale: str) -> str:
+    """How a locale is kept in the database: the bare language for its language's default
+    variant (``es-ES`` -> ``es``, as stored before variants existed), else the locale."""
+    locale = resolve(locale)
+    bare = locale.split("-")[0]
+    return bare if resolve(bare) == locale else locale

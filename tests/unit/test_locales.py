@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.safety import crisis_resources
+from bot.core.timezones import locale_for
 from bot.locales import (
     LOCALES,
     SUPPORTED_LANGUAGES,
     catalog,
+    display_name,
+    follow_zone,
     load,
+    localized,
     pick_language,
     pick_locale,
     placeholders,
     plural_catalog,
     resolve,
+    stored,
     t,
     tn,
 )
@@ -143,3 +149,51 @@ def test_plural_and_singular_keys_are_not_mixed_up() -> None:
         t("en", "notes.more")
     with pytest.raises(KeyError):
         tn("en", "common.too_long", 2)
+
+
+@pytest.mark.parametrize(
+    ("language", "zone", "expected"),
+    [
+        ("es-ES", "America/Lima", "es-419"),
+        ("es", "America/Santiago", "es-419"),
+        ("es-419", "Europe/Madrid", "es-ES"),
+        ("es-419", "America/New_York", "es-419"),
+        ("es-ES", "Europe/London", "es-ES"),
+        ("en", "America/Bogota", "en"),
+    ],
+)
+def test_the_time_zone_a_spanish_speaker_chooses_sets_the_variant(
+    language: str, zone: str, expected: str
+) -> None:
+    assert follow_zone(language, zone) == expected
+
+
+def test_locales_are_named_in_themselves() -> None:
+    assert [display_name(c) for c in ("en", "es", "es-ES", "es-419")] == [
+        "English",
+        "Español",
+        "Español (España)",
+        "Español (Latinoamérica)",
+    ]
+
+
+@pytest.mark.parametrize("language", ["es", "es-ES", "es-419"])
+def test_the_crisis_lines_follow_the_time_zone_never_the_spanish_variant(language: str) -> None:
+    # Spain's Spanish read in Bogotá still gets Colombia's lines (123), never Spain's 112.
+    numbers = {r.number for r in crisis_resources(locale_for(language, "America/Bogota"))}
+    assert "123" in numbers and "112" not in numbers
+    assert locale_for(language, "Europe/Madrid") == "es-ES"
+
+
+def test_prompts_and_instruments_fall_back_from_the_variant_to_the_language() -> None:
+    table = {"en": "Hi", "es": "Hola", "es-419": "Hola a ustedes"}
+    assert localized(table, "es-419") == "Hola a ustedes"
+    assert localized(table, "es-ES") == localized(table, "es") == "Hola"
+    assert localized({"en": "Hi"}, "es-419") == "Hi"
+
+
+@pytest.mark.parametrize(
+    ("locale", "kept"), [("en", "en"), ("es-ES", "es"), ("es", "es"), ("es-419", "es-419")]
+)
+def test_a_default_variant_is_stored_as_its_bare_language(locale: str, kept: str) -> None:
+    assert stored(locale) == kept and resolve(kept) == resolve(locale)
