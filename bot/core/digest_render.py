@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from bot.locales import t
+from bot.locales import resolve, t
 from bot.locales.formats import format_date, format_datetime, format_day, format_list, format_number
 
 if TYPE_CHECKING:  # digest.py imports this module to measure balance
@@ -766,7 +766,7 @@ def render_html_page(digest: Digest, language: str) -> str:
     ]
     return (
         "<!doctype html>\n"
-        f'<html lang="{html.escape(language)}">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{html.escape(resolve(language))}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>\n{_PAGE_STYLE}\n</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)
