@@ -119,6 +119,18 @@ def load(locale: str) -> Catalog:
     )
 
 
+def replace(catalog: Catalog, message: Message) -> None:
+    """Put ``message`` in place of any entry with its key (Babel's ``[]=`` would merge)."""
+    key = message.id[0] if isinstance(message.id, tuple) else message.id
+    if catalog.get(key) is not None:
+        del catalog[key]
+    catalog[message.id] = message
+
+
+def keys_of(catalog: Catalog) -> set[str]:
+    return {str(m.id[0] if isinstance(m.id, tuple) else m.id) for m in catalog if m.id}
+
+
 def save(catalog: Catalog) -> None:
     path = po_path(str(catalog.locale_identifier))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,10 +138,12 @@ def save(catalog: Catalog) -> None:
         write_po(fh, catalog, sort_output=True)
 
 
-def merge_language(directory: str, base: str) -> tuple[Catalog, set[str]]:
+def merge_language(directory: str, base: str, english: set[str] | None) -> tuple[Catalog, set[str]]:
     """Write the new and changed keys of one TOML language into its catalog.
 
-    Returns the catalog and the keys written (to refresh their es_419 copies).
+    ``english`` holds the English keys (None while converting English itself): a key
+    English lacks is reported and skipped. Returns the catalog and the keys written (to
+    refresh their es_419 copies).
     """
     locale = LOCALE_OF_DIRECTORY[directory]
     fresh = not po_path(locale).exists()
@@ -141,13 +155,16 @@ def merge_language(directory: str, base: str) -> tuple[Catalog, set[str]]:
         # Untouched since the base: the catalog's own text (or its removal) stands.
         if before.get(key) == text:
             continue
+        if english is not None and key not in english:
+            print(f"{directory}: {key} is not an English key; add it to en first")
+            continue
         existing = catalog.get(key)
         if existing is not None and isinstance(existing.id, tuple):
             print(f"{directory}: {key} is plural in the catalog; edit it there by hand")
             continue
         if existing is not None and existing.string == text:
             continue
-        catalog[key] = Message(key, text)
+        replace(catalog, Message(key, text))
         written.add(key)
     return catalog, written
 
@@ -164,9 +181,8 @@ def fill_latin_american(spain: Catalog, refreshed: set[str]) -> Catalog:
             continue
         if existing is not None and existing.string == message.string:
             continue
-        latin[key] = Message(
-            message.id, message.string, flags={"fuzzy"}, user_comments=[COPIED_MARK]
-        )
+        copy = Message(message.id, message.string, flags={"fuzzy"}, user_comments=[COPIED_MARK])
+        replace(latin, copy)
     return latin
 
 
@@ -186,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no locale for TOML directories {unknown}; add them to LOCALE_OF_DIRECTORY")
         return 2
     spanish_written: set[str] = set()
-    for directory in directories:
-        catalog, written = merge_language(directory, base)
+    english = None if "en" in directories else keys_of(load("en"))
+    for directory in sorted(directories, key=lambda d: d != "en"):
+        catalog, written = merge_language(directory, base, english)
         save(catalog)
+        if directory == "en":
+            english = keys_of(catalog)
         print(f"{directory} -> {catalog.locale_identifier}: {len(written)} entries written")
         if directory == "es":
             spanish_written = written
