@@ -19,7 +19,7 @@ from telegram.ext import (
 from bot.channels.base import Outgoing, SendError
 from bot.channels.group import TelegramGroupProbe
 from bot.core import callbacks
-from bot.locales import pick_language
+from bot.locales import pick_locale
 from bot.services import couples, groups
 from bot.services.outbox import recipient_key
 from bot.services.texts import UserError, msg
@@ -122,7 +122,7 @@ async def link_in_group(update: Update, context: Context) -> None:
     args = command_args(context)
     person = person_of(update)
     if not args:
-        text = msg(pick_language(person.language_code), "group.how_to_link")
+        text = msg(pick_locale(person.language_code), "group.how_to_link")
         await reply(update, context, Outgoing(text))
         return
     d = deps(context)
@@ -186,7 +186,7 @@ async def membership_message(update: Update, context: Context) -> None:
             changed = await groups.members_joined(uow, chat_id, joined, bot_id, now)
             if bot_id in joined and await groups.link_of_chat(uow, chat_id) is None:
                 language = message.from_user.language_code if message.from_user else None
-                await reply(update, context, Outgoing(msg(pick_language(language), "group.hello")))
+                await reply(update, context, Outgoing(msg(pick_locale(language), "group.hello")))
         if message.left_chat_member is not None:
             left = message.left_chat_member.id
             changed = await groups.member_left(uow, chat_id, left, bot_id, now) or changed
