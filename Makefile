@@ -52,7 +52,7 @@ translations: $(STAMP) $(POT)
 # What `make lint` runs: fails when a catalog is not as `make translations` leaves it.
 translations-check: $(STAMP) $(POT)
 	$(BIN)/pybabel -q update --check $(BABEL_UPDATE)
-	$(BIN)/pybabel -q compile -d bot/locales -D dyad --use-fuzzy --statistics
+	$(BIN)/pybabel compile -d bot/locales -D dyad --use-fuzzy --statistics
 
 FORCE:
 
