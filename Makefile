@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 CHROMIUM := /usr/bin/chromium
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: demo test lint run migrate clean browser
+.PHONY: demo test lint run migrate clean browser translations translations-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,32 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest -n 3 --dist worksteal
 
-lint: $(STAMP)
+# Message catalogs (bot/locales/<locale>/LC_MESSAGES/dyad.po): the template from the keys
+# the code names and the English catalog, every locale updated from it, then compiled
+# (the .mo files are not committed; the bot reads the .po files).
+POT := build/dyad.pot
+BABEL_KEYWORDS := --no-default-keywords -k t:2 -k msg:2 -k tn:2 -k msgn:2 -k UserError:1 -k ngettext:1,2
+BABEL_UPDATE := -i $(POT) -d bot/locales -D dyad --no-fuzzy-matching --ignore-pot-creation-date --ignore-obsolete
+
+# Keys built at run time (f"skills.{tag}") are skipped with a warning, kept in build/extract.log.
+$(POT): FORCE
+	@mkdir -p build
+	$(BIN)/pybabel -q extract -F babel.cfg $(BABEL_KEYWORDS) --no-location --sort-output \
+		--project Dyad --version 0.1.0 -o $(POT) . 2> build/extract.log \
+		|| { cat build/extract.log; exit 1; }
+
+translations: $(STAMP) $(POT)
+	$(BIN)/pybabel -q update $(BABEL_UPDATE)
+	$(BIN)/pybabel -q compile -d bot/locales -D dyad --use-fuzzy
+
+# What `make lint` runs: fails when a catalog is not as `make translations` leaves it.
+translations-check: $(STAMP) $(POT)
+	$(BIN)/pybabel -q update --check $(BABEL_UPDATE)
+	$(BIN)/pybabel compile -d bot/locales -D dyad --use-fuzzy --statistics
+
+FORCE:
+
+lint: $(STAMP) translations-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict bot handlers schedules db

@@ -39,7 +39,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
 
 from bot.channels.base import Messenger, Outgoing
-from bot.locales import SUPPORTED_LANGUAGES, t
+from bot.locales import pick_locale, t
 from bot.services.crypto import Cipher
 from db.clock import DatabaseTime
 from db.engine import Database
@@ -276,8 +276,7 @@ def _command_from(update: Update) -> int | None:
 
 def _language(update: Update) -> str:
     user = update.effective_user
-    code = (user.language_code or "en").split("-")[0] if user is not None else "en"
-    return code if code in SUPPORTED_LANGUAGES else "en"
+    return pick_locale(user.language_code if user is not None else None)
 
 
 @dataclass

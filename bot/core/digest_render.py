@@ -14,11 +14,10 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal
 
-from bot.locales import t
+from bot.locales import resolve, t
+from bot.locales.formats import format_date, format_datetime, format_day, format_list, format_number
 
 if TYPE_CHECKING:  # digest.py imports this module to measure balance
     from bot.core.digest import (
@@ -70,48 +69,13 @@ def _k(language: str, key: str, /, **params: object) -> str:
     return t(language, f"digest.{key}", **params)
 
 
-def format_number(value: float, language: str) -> str:
-    """A score or gap with at most one decimal (halves round up), in the language's mark."""
-    # Decimal from the shortest repr, so 6.25 shows as 6.3 (float rounding would say 6.2).
-    rounded = Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    if rounded == 0:
-        rounded = Decimal("0")
-    text = f"{rounded:.0f}" if rounded == rounded.to_integral_value() else f"{rounded:.1f}"
-    return text.replace(".", _k(language, "format.decimal_mark"))
-
-
 def _signed(value: float, language: str) -> str:
     sign = "+" if value > 0 else "−"
     return sign + format_number(abs(value), language)
 
 
-def _date_parts(when: datetime, language: str) -> dict[str, object]:
-    return {
-        "weekday": _k(language, "format.weekdays").split()[when.weekday()],
-        "day": when.day,
-        "month": _k(language, "format.months").split()[when.month - 1],
-        "year": when.year,
-        "time": f"{when:%H:%M}",
-    }
-
-
-def format_date(when: datetime, language: str) -> str:
-    """A date such as "Mon 4 May 2026" / "lun 4 may 2026"."""
-    return _k(language, "format.date", **_date_parts(when, language))
-
-
-def format_day(when: datetime, language: str) -> str:
-    """A date without the year, for quotes."""
-    return _k(language, "format.day", **_date_parts(when, language))
-
-
-def format_datetime(when: datetime, language: str) -> str:
-    """A date and time, for alerts."""
-    return _k(language, "format.datetime", **_date_parts(when, language))
-
-
 def _join(words: Iterable[str], language: str) -> str:
-    return _k(language, "format.list_separator").join(words)
+    return format_list(words, language)
 
 
 def _styled(text: str, value: str, style: Style) -> tuple[Span, ...]:
@@ -802,7 +766,7 @@ def render_html_page(digest: Digest, language: str) -> str:
     ]
     return (
         "<!doctype html>\n"
-        f'<html lang="{html.escape(language)}">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="{html.escape(resolve(language))}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>\n{_PAGE_STYLE}\n</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(body)

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from bot.locales import SUPPORTED_LANGUAGES, pick_language
+from bot.locales import SUPPORTED_LANGUAGES, localized
 
 ItemType = Literal["scale", "choice", "yes_no", "text"]
 Role = Literal["wellbeing", "hope", "alliance", "skill", "note", "safety"]
@@ -62,7 +62,7 @@ class InvalidAnswer(ValueError):
 
 
 def _in_language(texts: Mapping[str, str], language: str) -> str:
-    return texts.get(pick_language(language)) or texts["en"]
+    return localized(texts, language)
 
 
 @dataclass(frozen=True)

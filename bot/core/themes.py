@@ -4,17 +4,28 @@ Matching is deliberately crude (a stop-word list and a few suffix rules per lang
 a theme is a prompt for the therapist's attention, not an analysis. The function is
 symmetric in the two partners, so neither partner's wording decides what a theme is
 called more than the other's.
+
+Across languages (one partner writes English, the other Spanish) words meet through a
+small bilingual concept lexicon, ``data/themes/concepts.toml``: each concept lists
+everyday words per language, stemmed like any check-in word, so "money" and "dinero"
+(or "bills" and "facturas") are one theme, shown with each language's own word
+("money / dinero"). Words outside the lexicon still meet when their stems are equal, as
+within one language. A word the lexicon lacks is simply not matched across languages:
+the method misses themes rather than inventing them.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+
+from bot.locales import pick_language
 
 THEME_LANGUAGES: tuple[str, ...] = ("en", "es")
 MIN_WORD_LENGTH = 3
@@ -87,14 +98,20 @@ def _stem_es(word: str) -> str:
     return word
 
 
+def theme_language(language: str) -> str:
+    """The language whose stop words and stems apply (``es-419`` and ``es-ES`` -> ``es``)."""
+    bare = pick_language(language)
+    return bare if bare in THEME_LANGUAGES else "en"
+
+
 def stem(word: str, language: str) -> str:
     """A crude stem of a folded word, so plurals and common endings meet."""
-    return _stem_es(word) if language == "es" else _stem_en(word)
+    return _stem_es(word) if theme_language(language) == "es" else _stem_en(word)
 
 
 def keywords(text: str, language: str) -> list[tuple[str, str]]:
     """The (stem, surface form) of each content word in ``text``, in order."""
-    language = language if language in THEME_LANGUAGES else "en"
+    language = theme_language(language)
     stops = stop_words(language)
     found: list[tuple[str, str]] = []
     text = unicodedata.normalize("NFC", text)
@@ -112,14 +129,68 @@ def keywords(text: str, language: str) -> list[tuple[str, str]]:
     return found
 
 
-def _tally(texts: Iterable[str], language: str) -> tuple[Counter[str], Counter[tuple[str, str]]]:
-    stems: Counter[str] = Counter()
-    surfaces: Counter[tuple[str, str]] = Counter()
+# Concept keys start with a character no stem has, so they never meet a plain stem.
+_CONCEPT = "="
+
+
+@cache
+def concept_lexicon() -> dict[tuple[str, str], str]:
+    """``(language, stem) -> concept id`` from ``data/themes/concepts.toml``, read once.
+
+    Every word listed must be one content word (or phrase) of its language and belong to
+    one concept only; a language Dyad has no stems for yet is left out.
+    """
+    resource = files("bot.core").joinpath("data", "themes", "concepts.toml")
+    table = tomllib.loads(resource.read_text(encoding="utf-8"))
+    lexicon: dict[tuple[str, str], str] = {}
+    for concept, by_language in table.items():
+        for language, words in by_language.items():
+            if language not in THEME_LANGUAGES:
+                continue
+            for word in words:
+                found = keywords(word, language)
+                if len(found) != 1:
+                    raise ValueError(f"concept {concept}: {word!r} is not one {language} word")
+                key = (language, found[0][0])
+                if lexicon.setdefault(key, concept) != concept:
+                    raise ValueError(f"{word!r} ({language}) is in {lexicon[key]} and {concept}")
+    return lexicon
+
+
+def theme_key(root: str, language: str) -> str:
+    """What a stem counts as: its concept when the lexicon has it (``dinero`` and ``money``
+    are both ``=money``), else the stem itself."""
+    concept = concept_lexicon().get((theme_language(language), root))
+    return _CONCEPT + concept if concept else root
+
+
+def _tally(
+    texts: Iterable[str], language: str
+) -> tuple[Counter[str], Counter[tuple[str, str, str]]]:
+    language = theme_language(language)
+    keys: Counter[str] = Counter()
+    surfaces: Counter[tuple[str, str, str]] = Counter()
     for text in texts:
         for root, surface in keywords(text, language):
-            stems[root] += 1
-            surfaces[(root, surface)] += 1
-    return stems, surfaces
+            key = theme_key(root, language)
+            keys[key] += 1
+            surfaces[(key, language, surface)] += 1
+    return keys, surfaces
+
+
+def _shown(key: str, surfaces: Counter[tuple[str, str, str]]) -> str:
+    """How a theme is shown: in each language its partners used, the form used most, then
+    the shortest, then the first alphabetically; languages in a fixed order ("money /
+    dinero"). Nothing depends on which partner is "first"."""
+    by_language: dict[str, list[tuple[int, str]]] = {}
+    for (k, language, surface), count in surfaces.items():
+        if k == key:
+            by_language.setdefault(language, []).append((count, surface))
+    parts = [
+        min(by_language[language], key=lambda form: (-form[0], len(form[1]), form[1]))[1]
+        for language in sorted(by_language, key=THEME_LANGUAGES.index)
+    ]
+    return " / ".join(dict.fromkeys(parts))
 
 
 def shared_themes(
@@ -131,30 +202,27 @@ def shared_themes(
     exclude: Iterable[str] = (),
     limit: int = DEFAULT_THEME_LIMIT,
 ) -> tuple[Theme, ...]:
-    """Keywords both partners raise, most shared first; symmetric in the two partners.
+    """Keywords (or concepts) both partners raise, most shared first; symmetric in the two.
 
     ``first`` and ``second`` must hold only words a partner marked OK to raise:
     a theme drawn from a private note would put that note's subject on the
     session's table, in front of the other partner.
     ``exclude`` holds words that are never themes (the partners' own names).
     """
-    stems_1, surfaces_1 = _tally(first, first_language)
-    stems_2, surfaces_2 = _tally(second, second_language)
+    keys_1, surfaces_1 = _tally(first, first_language)
+    keys_2, surfaces_2 = _tally(second, second_language)
     banned = {
-        stem(fold(word), lang)
+        theme_key(stem(fold(word), lang), lang)
         for name in exclude
         for word in _WORD.findall(name)
         for lang in {first_language, second_language}
     }
-    shared = (set(stems_1) & set(stems_2)) - banned
+    shared = (set(keys_1) & set(keys_2)) - banned
     surfaces = surfaces_1 + surfaces_2
-    themes: list[tuple[int, int, str]] = []
-    for root in shared:
-        # The shown form is the one used most across both partners, then the
-        # shortest, then the first alphabetically: nothing depends on who is "first".
-        forms = [(count, surface) for (r, surface), count in surfaces.items() if r == root]
-        _, shown = min(forms, key=lambda form: (-form[0], len(form[1]), form[1]))
-        themes.append((min(stems_1[root], stems_2[root]), stems_1[root] + stems_2[root], shown))
+    themes = [
+        (min(keys_1[key], keys_2[key]), keys_1[key] + keys_2[key], _shown(key, surfaces))
+        for key in shared
+    ]
     themes.sort(key=lambda item: (-item[0], -item[1], item[2]))
     chosen: dict[str, Theme] = {}
     for _, total, shown in themes:

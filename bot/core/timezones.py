@@ -49,7 +49,8 @@ MAX_OFFERED: int = 10
 
 def offered_timezones(language: str, practice_default: str) -> list[str]:
     """The practice's default first, then the common ones for the language."""
-    names = [practice_default, *COMMON_TIMEZONES.get(language, COMMON_TIMEZONES["en"])]
+    bare = language.replace("_", "-").split("-")[0].lower()  # es-419 offers the es zones
+    names = [practice_default, *COMMON_TIMEZONES.get(bare, COMMON_TIMEZONES["en"])]
     return list(dict.fromkeys(names))[:MAX_OFFERED]
 
 
@@ -72,6 +73,11 @@ def country_of(zone: str | None) -> str | None:
 
 
 def locale_for(language: str, zone: str | None) -> str:
-    """``es-ES`` from a language and a time zone; the bare language when the zone says nothing."""
+    """``es-ES`` from a language and a time zone; the bare language when the zone says nothing.
+
+    The country comes from the zone only: a partner reading es-ES (Spain's Spanish) in
+    Bogotá gets Colombia's lines, never Spain's.
+    """
+    bare = language.replace("_", "-").split("-")[0].lower()
     country = country_of(zone)
-    return f"{language}-{country}" if country else language
+    return f"{bare}-{country}" if country else bare

@@ -25,6 +25,7 @@ from bot.core.instruments import (
     validate_answer,
 )
 from bot.core.safety import screen_text
+from bot.locales import localized
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.practice_config import PracticeConfig, parse_practice_config
@@ -106,8 +107,8 @@ def item_message(
                 "checkin.scale_hint",
                 min=item.min,
                 max=item.max,
-                min_label=item.min_label.get(language) or item.min_label.get("en", ""),
-                max_label=item.max_label.get(language) or item.max_label.get("en", ""),
+                min_label=localized(item.min_label, language) if item.min_label else "",
+                max_label=localized(item.max_label, language) if item.max_label else "",
             )
         )
         values = list(range(item.min, item.max + 1))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bot.channels.base import SendError
 from bot.core import callbacks
-from bot.locales import pick_language
+from bot.locales import pick_locale
 from bot.services import access, groups
 from bot.services.outbox import recipient_key
 from bot.services.texts import UserError, msg
@@ -54,7 +54,7 @@ async def unlink(call: Call, args: list[str]) -> Reply:
 
 def how_to_link(language_code: str | None) -> Reply:
     """``/linkgroup@bot`` without a code, in a group."""
-    return Reply.say(msg(pick_language(language_code), "group.how_to_link"))
+    return Reply.say(msg(pick_locale(language_code), "group.how_to_link"))
 
 
 async def redeem_code(
@@ -111,7 +111,7 @@ async def membership(
     if joined:
         changed = await groups.members_joined(call.uow, chat_id, joined, bot_id, call.now)
         if greet and bot_id in joined and await groups.link_of_chat(call.uow, chat_id) is None:
-            hello.append(msg(pick_language(call.caller.language_code), "group.hello"))
+            hello.append(msg(pick_locale(call.caller.language_code), "group.hello"))
     if left is not None:
         changed = await groups.member_left(call.uow, chat_id, left, bot_id, call.now) or changed
     return Reply.say(*hello, wake=changed)

@@ -35,7 +35,7 @@ from bot.channels.registry import GROUP_CHANNEL
 from bot.core import callbacks
 from bot.core.clock import Clock
 from bot.core.tokens import hash_token, looks_like_token, new_token
-from bot.locales import SUPPORTED_LANGUAGES
+from bot.locales import LOCALES, resolve
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue, notify, recipient_key
@@ -138,14 +138,15 @@ def _sender_key(partners: Sequence[Partner], therapist: Therapist, user_id: int)
 
 
 def group_languages(partners: Sequence[Partner]) -> list[str]:
-    """The languages a group post is written in: each partner's, in a fixed order."""
-    spoken = {p.language for p in partners if p.active}
-    return [language for language in SUPPORTED_LANGUAGES if language in spoken] or ["en"]
+    """The locales a group post is written in: each partner's, in a fixed order."""
+    spoken = {resolve(p.language) for p in partners if p.active}
+    return [locale for locale in LOCALES if locale in spoken] or ["en"]
 
 
 def group_text(languages: Sequence[str], render: Callable[[str], str]) -> str:
-    """One post in every language of the couple, in the same fixed order (nobody first)."""
-    return _LANGUAGE_BREAK.join(render(language) for language in languages)
+    """One post in every locale of the couple, in the same fixed order (nobody first);
+    a text two locales say alike (es-ES and es-419 often do) is posted once."""
+    return _LANGUAGE_BREAK.join(dict.fromkeys(render(language) for language in languages))
 
 
 # Who is in the group -------------------------------------------------------------------------

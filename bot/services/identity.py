@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.locales import pick_language
+from bot.locales import pick_locale
 from db.models import Partner, Therapist
 from db.uow import UnitOfWork
 
@@ -36,4 +36,4 @@ async def identify(uow: UnitOfWork, user_id: int, language_code: str | None) -> 
     partner = await uow.partners.by_user(user_id)
     if partner is not None and partner.left_at is None:
         return Actor(user_id, partner.language, partner=partner)
-    return Actor(user_id, pick_language(language_code))
+    return Actor(user_id, pick_locale(language_code))

@@ -18,9 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.core.digest import cut_at_word
+from bot.locales.formats import format_datetime
 from bot.services.crypto import Cipher
 from bot.services.safety_flow import FREE_TEXT
-from bot.services.texts import msg
+from bot.services.texts import msg, msgn
 from db.models import CheckIn, Couple, Partner, Response, Therapist
 from db.uow import UnitOfWork
 
@@ -99,10 +100,10 @@ async def notes_view(
         if not shown:
             lines.append(msg(lang, "notes.none"))
         for note in shown:
-            when = note.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            when = format_datetime(note.at.astimezone(zone), lang)
             lines.append(msg(lang, "notes.item", when=when, text=note.text))
         if left_out:
-            lines.append(msg(lang, "notes.more", count=left_out))
+            lines.append(msgn(lang, "notes.more", left_out))
     lines += ["", msg(lang, "notes.footer")]
     uow.audit.record(
         actor=f"therapist:{therapist.id}", action="notes.read", couple_id=couple.id, at=now

@@ -16,7 +16,14 @@ from bot.core import callbacks
 from bot.core.numbers import is_ascii_digits
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.core.tokens import hash_token, looks_like_token
-from bot.locales import SUPPORTED_LANGUAGES, pick_language
+from bot.locales import (
+    SUPPORTED_LANGUAGES,
+    display_name,
+    follow_zone,
+    pick_locale,
+    resolve,
+    stored,
+)
 from bot.services.outbox import notify
 from bot.services.texts import UserError, msg
 from db.models import Couple, Partner, Practice, Therapist
@@ -24,7 +31,9 @@ from db.uow import UnitOfWork
 
 STEPS = ("consent", "language", "timezone", "window", "discreet", "done")
 WINDOWS = ("morning", "afternoon", "evening")
-LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+# Onboarding offers languages; the Spanish variant follows the Telegram language code and
+# the time zone the partner then chooses. /settings offers every locale (LOCALES).
+LANGUAGE_NAMES = {code: display_name(code) for code in SUPPORTED_LANGUAGES}
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class Person:
 
 async def redeem(uow: UnitOfWork, token: str, person: Person, now: datetime) -> list[Outgoing]:
     """``/start TOKEN``: join as a therapist or as one partner of a couple."""
-    language = pick_language(person.language_code)
+    language = pick_locale(person.language_code)
     if not looks_like_token(token):
         raise UserError("onboarding.invite_unknown")
     invite = await uow.invites.by_hash(hash_token(token))
@@ -55,6 +64,7 @@ async def redeem(uow: UnitOfWork, token: str, person: Person, now: datetime) -> 
     assert practice is not None
     existing_partner = await uow.partners.by_user(person.user_id)
     existing_therapist = await uow.therapists.by_user(person.user_id)
+    language = stored(pick_locale(person.language_code, practice.timezone))
 
     if invite.kind == "therapist":
         if existing_therapist is not None or existing_partner is not None:
@@ -198,7 +208,9 @@ async def choose(
     elif step == "language":
         if value not in SUPPORTED_LANGUAGES:
             raise UserError("common.stale_button")
-        partner.language = value
+        if resolve(partner.language).split("-")[0] != value:  # else keep the variant
+            _, practice, _ = await _context(uow, partner)
+            partner.language = stored(pick_locale(value, practice.timezone))
         partner.onboarding_step = "timezone"
     elif step == "tz":
         _, practice, _ = await _context(uow, partner)
@@ -206,6 +218,7 @@ async def choose(
         if not is_ascii_digits(value) or int(value) >= len(zones):
             raise UserError("common.stale_button")
         partner.timezone = zones[int(value)]
+        partner.language = stored(follow_zone(partner.language, partner.timezone))
         partner.onboarding_step = "window"
     elif step == "window":
         if value not in WINDOWS:
@@ -234,6 +247,7 @@ async def typed_timezone(
     if zone is None:
         raise UserError("onboarding.timezone_unknown", text=text[:64])
     partner.timezone = zone
+    partner.language = stored(follow_zone(partner.language, zone))
     partner.onboarding_step = "window"
     await uow.commit()
     return await step_messages(uow, partner)

@@ -10,9 +10,17 @@ from bot.core import callbacks
 from bot.core.numbers import is_ascii_digits
 from bot.core.safety import render_crisis_message
 from bot.core.timezones import canonical_timezone, offered_timezones
-from bot.locales import SUPPORTED_LANGUAGES
+from bot.locales import (
+    LOCALES,
+    SUPPORTED_LANGUAGES,
+    display_name,
+    pick_locale,
+    resolve,
+    stored,
+)
+from bot.locales.formats import format_date
 from bot.services import groups
-from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
+from bot.services.onboarding import WINDOWS
 from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import Html, UserError, msg
@@ -27,13 +35,14 @@ SETTINGS = ("language", "timezone", "window", "discreet")
 def settings_menu(partner: Partner) -> Outgoing:
     """The partner's current settings with a button for each."""
     lang = partner.language
+    discreet = "partner.discreet_on" if partner.discreet else "partner.discreet_off"
     text = msg(
         lang,
         "partner.settings_menu",
-        language=LANGUAGE_NAMES[lang],
+        language=display_name(resolve(lang)),
         timezone=partner.timezone or "",
         window=msg(lang, f"onboarding.window_{partner.window or 'evening'}"),
-        discreet=msg(lang, "partner.discreet_on" if partner.discreet else "partner.discreet_off"),
+        discreet=msg(lang, discreet),
     )
     rows = tuple(
         (Button(msg(lang, f"partner.settings_{name}"), callbacks.encode("set", partner.id, name)),)
@@ -46,11 +55,11 @@ async def setting_options(uow: UnitOfWork, partner: Partner, name: str) -> Outgo
     """The choices for one setting (the same as in onboarding)."""
     lang = partner.language
     if name == "language":
-        row = tuple(
-            Button(LANGUAGE_NAMES[c], callbacks.encode("setv", partner.id, "language", c))
-            for c in SUPPORTED_LANGUAGES
+        locales = tuple(
+            (Button(display_name(c), callbacks.encode("setv", partner.id, "language", c)),)
+            for c in LOCALES
         )
-        return Outgoing(msg(lang, "onboarding.language_question"), (row,))
+        return Outgoing(msg(lang, "onboarding.language_question"), locales)
     if name == "timezone":
         zones = await _zones(uow, partner)
         rows = tuple(
@@ -102,8 +111,10 @@ async def change_setting(
 
     With ``now``, the partner's pending prompts are re-planned at once for the new setting.
     """
-    if name == "language" and value in SUPPORTED_LANGUAGES:
-        partner.language = value
+    if name == "language" and value in LOCALES:
+        partner.language = stored(value)
+    elif name == "language" and value in SUPPORTED_LANGUAGES:  # a button from before locales
+        partner.language = stored(pick_locale(value, partner.timezone))
     elif (
         name == "tz"
         and is_ascii_digits(value)
@@ -151,7 +162,7 @@ async def pause(
     await replan_partner(uow, partner, now)
     await uow.commit()
     zone = ZoneInfo(partner.timezone or "UTC")
-    until = partner.paused_until.astimezone(zone).strftime("%Y-%m-%d")
+    until = format_date(partner.paused_until.astimezone(zone), partner.language)
     return Outgoing(msg(partner.language, "partner.paused", until=until))
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from bot.core.timezones import canonical_timezone
 from bot.core.tokens import deep_link, hash_token, new_token
-from bot.locales import SUPPORTED_LANGUAGES
+from bot.locales import LOCALES, SUPPORTED_LANGUAGES
 from db.models import Invite, Practice, Therapist
 from db.uow import UnitOfWork
 
@@ -35,10 +35,9 @@ async def create_practice(
     zone = canonical_timezone(timezone)
     if zone is None:
         raise AdminError(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Madrid")
-    if language not in SUPPORTED_LANGUAGES:
-        raise AdminError(
-            f"unsupported language {language!r}; choose one of {', '.join(SUPPORTED_LANGUAGES)}"
-        )
+    if language not in SUPPORTED_LANGUAGES and language not in LOCALES:
+        choices = ", ".join(dict.fromkeys((*SUPPORTED_LANGUAGES, *LOCALES)))
+        raise AdminError(f"unsupported language {language!r}; choose one of {choices}")
     base = slugify(name)
     taken = await uow.practices.slugs_like(base)
     slug, n = base, 2

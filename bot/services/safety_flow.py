@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.core.safety import render_crisis_message, screen_text
+from bot.locales.formats import format_datetime
 from bot.metrics import ALERTS_RAISED
 from bot.services import events
 from bot.services.crypto import Cipher
@@ -77,7 +78,7 @@ async def raise_alert(
         handle=couple.handle,
         slot=partner.slot,
         kind_key=f"safety.kind.{kind}",
-        when=_local(now, therapist.timezone),
+        when=_local(now, therapist.timezone, therapist.language),
     )
     await events.alert_raised(uow, couple, alert, now)
     config = parse_practice_config(practice.config_toml)
@@ -156,8 +157,8 @@ async def _raised_before(uow: UnitOfWork, source: str, source_id: int | None, ki
     return found is not None
 
 
-def _local(when: datetime, zone: str) -> str:
-    return when.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+def _local(when: datetime, zone: str, language: str) -> str:
+    return format_datetime(when.astimezone(ZoneInfo(zone)), language)
 
 
 async def alerts_view(
@@ -183,7 +184,7 @@ async def alerts_view(
             msg(
                 lang,
                 "alerts.line",
-                when=_local(alert.created_at, therapist.timezone),
+                when=_local(alert.created_at, therapist.timezone, lang),
                 slot=alert.slot,
                 kind=msg(lang, f"safety.kind.{alert.kind}"),
                 state=msg(lang, f"alerts.state_{state}"),
@@ -194,13 +195,8 @@ async def alerts_view(
             lines.append(msg(lang, "alerts.words", words=words[:500]))
         if alert.seen_at is None:
             alert.seen_at = now
-    lines.append(
-        msg(
-            lang,
-            "alerts.hold_on" if couple.safety_hold else "alerts.hold_off",
-            handle=couple.handle,
-        )
-    )
+    hold = "alerts.hold_on" if couple.safety_hold else "alerts.hold_off"
+    lines.append(msg(lang, hold, handle=couple.handle))
     await uow.commit()
     return "\n".join(lines)
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.core.numbers import is_ascii_digits
+from bot.locales.formats import weekday_name
 from bot.services.practice_config import parse_practice_config
-from bot.services.texts import UserError, msg
+from bot.services.texts import UserError, msg, msgn
 from db.models import Couple, Therapist, TherapySession
 from db.uow import UnitOfWork
 
@@ -98,11 +99,12 @@ async def command(
         couple.weekly_session = f"{weekday} {at:%H:%M}"
         await ensure_weekly(uow, couple, therapist, now)
         await uow.commit()
-        return msg(
+        return msgn(
             lang,
             "sessions.weekly",
+            lead_hours,
             handle=couple.handle,
-            weekday=weekday,
+            weekday=weekday_name(WEEKDAYS.index(weekday), lang),
             time=f"{at:%H:%M}",
             zone=therapist.timezone,
             lead=lead_hours,
@@ -114,9 +116,10 @@ async def command(
         raise UserError("sessions.in_past")
     await add_session(uow, couple, local)
     await uow.commit()
-    return msg(
+    return msgn(
         lang,
         "sessions.scheduled",
+        lead_hours,
         handle=couple.handle,
         when=f"{local:%Y-%m-%d %H:%M}",
         zone=therapist.timezone,

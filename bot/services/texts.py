@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from bot.locales import t
+from bot.locales import t, tn
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,18 @@ class Html:
         return self.text
 
 
+def _escaped(params: dict[str, object]) -> dict[str, object]:
+    return {k: html.escape(v, quote=False) if isinstance(v, str) else v for k, v in params.items()}
+
+
 def msg(language: str, key: str, /, **params: object) -> str:
     """Catalog message ``key`` with every text parameter HTML-escaped (Telegram HTML)."""
-    safe = {k: html.escape(v, quote=False) if isinstance(v, str) else v for k, v in params.items()}
-    return t(language, key, **safe)
+    return t(language, key, **_escaped(params))
+
+
+def msgn(language: str, key: str, count: int, /, **params: object) -> str:
+    """Plural catalog message ``key`` in the form for ``count``, parameters HTML-escaped."""
+    return tn(language, key, count, **_escaped(params))
 
 
 class UserError(Exception):

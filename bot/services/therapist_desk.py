@@ -15,7 +15,7 @@ from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.services import access, confirmations, couples, digests, safety_flow, sessions
 from bot.services import notes as kept_notes
-from bot.services.texts import UserError, msg
+from bot.services.texts import UserError, msg, msgn
 from bot.services.usecase import Call, Reply
 from db.models import Couple, Partner, Therapist
 
@@ -30,9 +30,10 @@ async def new_couple(call: Call, label: str) -> Reply:
     created = await couples.new_couple(call.uow, therapist, label, now=call.now, ttl=_ttl(call))
     d = call.deps
     return Reply.say(
-        msg(
+        msgn(
             therapist.language,
             "couple.created",
+            d.settings.invite_ttl_days,
             handle=created.couple.handle,
             label=created.couple.label,
             days=d.settings.invite_ttl_days,

@@ -17,7 +17,7 @@ from typing import Final
 
 from bot.core.instruments import Item
 from bot.core.safety import CrisisResource
-from bot.locales import t
+from bot.locales import localized, t
 from bot.services.checkins import CheckinForm
 
 _THEME_KEY: Final = re.compile(r"[a-z][a-z_]{0,39}")
@@ -173,8 +173,8 @@ def _item(item: Item, language: str, value: str) -> str:
                 "webapp.scale_hint",
                 min=item.min,
                 max=item.max,
-                min_label=item.min_label.get(language) or item.min_label.get("en", ""),
-                max_label=item.max_label.get(language) or item.max_label.get("en", ""),
+                min_label=localized(item.min_label, language) if item.min_label else "",
+                max_label=localized(item.max_label, language) if item.max_label else "",
             )
         )
         options = [(str(v), str(v)) for v in range(item.min, item.max + 1)]

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.core.numbers import ascii_int, is_ascii_digits
-from bot.locales import pick_language, t
+from bot.locales import pick_locale, t
 from bot.services import miniapp
 from bot.services.deps import Deps
 from bot.services.texts import UserError
@@ -92,7 +92,7 @@ class _Refused(Exception):
 
 def _browser_language(request: web.Request) -> str:
     first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip()
-    return pick_language(first or None)
+    return pick_locale(first or None)
 
 
 def _html(body: str, status: int = 200) -> web.Response:
@@ -177,7 +177,7 @@ class MiniApp:
         theme = self._theme(form)
         try:
             init = self._validated(request, form)
-            language = pick_language(init.user.language_code)
+            language = pick_locale(init.user.language_code)
             delivery = form.get("d", "")
             async with self.deps.db.uow() as uow:
                 try:
@@ -230,7 +230,7 @@ class MiniApp:
         form = await self._form(request)
         try:
             init = self._validated(request, form)
-            language = pick_language(init.user.language_code)
+            language = pick_locale(init.user.language_code)
             async with self.deps.db.uow() as uow:
                 try:
                     partner = await miniapp.partner_of(uow, init.user.id)
@@ -256,7 +256,7 @@ class MiniApp:
         theme = self._theme(form)
         try:
             init = self._validated(request, form)
-            language = pick_language(init.user.language_code)
+            language = pick_locale(init.user.language_code)
             checkin_id = self._checkin_id(form, language)
             async with self.deps.db.uow() as uow:
                 try:

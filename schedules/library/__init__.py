@@ -32,7 +32,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from bot.locales import SUPPORTED_LANGUAGES, pick_language
+from bot.locales import SUPPORTED_LANGUAGES, localized, variant_keys
 
 PromptKind = Literal["hope", "skill", "skill_followup", "couple_space", "checkin"]
 PROMPT_KINDS: tuple[str, ...] = get_args(PromptKind)
@@ -139,10 +139,11 @@ class Prompt(BaseModel):
                     f'Add text.{language} = "..." to this prompt',
                 )
         for language in value:
-            if language not in SUPPORTED_LANGUAGES:
+            if language not in SUPPORTED_LANGUAGES and language not in variant_keys():
                 raise ConfigValueError(
                     f"text in unsupported language '{language}'",
-                    f"Dyad speaks {', '.join(SUPPORTED_LANGUAGES)}; remove text.{language}",
+                    f"Dyad speaks {', '.join((*SUPPORTED_LANGUAGES, *variant_keys()))}; "
+                    f"remove text.{language}",
                 )
         used = {language: _placeholders(text) for language, text in value.items()}
         for language, names in used.items():
@@ -272,7 +273,7 @@ class PromptLibrary:
 
     def text(self, key: str, language: str | None, /, **params: object) -> str:
         """The prompt's text in ``language`` (closest supported one), placeholders filled."""
-        return self.get(key).text[pick_language(language)].format(**params)
+        return localized(self.get(key).text, language).format(**params)
 
     def issues(self) -> list[LibraryIssue]:
         """Broken follow-up references, and paused kinds with nothing to stand in for them."""

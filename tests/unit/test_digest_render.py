@@ -1,6 +1,7 @@
 """Rendering the digest: same words in every format, private words nowhere, no culprit.
 
-Golden files live in ``tests/unit/golden/digest/``; run with ``UPDATE_GOLDEN=1`` to
+Golden files live in ``tests/unit/golden/digest/``, one set per locale of ``bot.locales.LOCALES``
+(``balanced.es-419.txt``); run with ``UPDATE_GOLDEN=1`` to
 rewrite them after an intended change, then read the diff before committing.
 """
 
@@ -36,10 +37,12 @@ from bot.core.digest_render import (
     render_text,
     split_html,
 )
+from bot.locales import LOCALES, pick_language
 from tests.unit.test_digest_compose import (
     CANARY,
     END,
     FIXTURES,
+    NOTES,
     START,
     balanced_couple,
     digest_inputs,
@@ -137,8 +140,14 @@ def all_renderings(digest: Digest, language: str) -> dict[str, str]:
 # --- golden files ----------------------------------------------------------------------
 
 
+def _fixture_language(locale: str) -> str:
+    """The language of a locale's fixture notes: its own where the fixtures have it."""
+    language = pick_language(locale)
+    return language if language in NOTES else "en"
+
+
 def _golden_outputs(name: str, language: str) -> dict[str, str]:
-    digest = compose_digest(FIXTURES[name](language))
+    digest = compose_digest(FIXTURES[name](_fixture_language(language)))
     outputs = {
         f"{name}.{language}.txt": render_text(digest, language),
         f"{name}.{language}.telegram.html": MESSAGE_BREAK.join(
@@ -152,7 +161,8 @@ def _golden_outputs(name: str, language: str) -> dict[str, str]:
     return outputs
 
 
-@pytest.mark.parametrize("language", ["en", "es"])
+# One set of golden files per locale (a new catalog needs only UPDATE_GOLDEN=1).
+@pytest.mark.parametrize("language", LOCALES)
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_rendering_matches_the_golden_file(name: str, language: str) -> None:
     for filename, rendered in _golden_outputs(name, language).items():
@@ -186,7 +196,7 @@ def test_sections_come_in_the_same_order_for_both_partners() -> None:
 def test_spanish_uses_its_own_words_dates_and_decimal_comma() -> None:
     text = render_text(compose_digest(split_alliance_couple("es")), "es")
     assert "Señal de alianza dividida" in text
-    assert "lun 5 oct 2026" in text
+    assert "lun, 5 oct 2026" in text
     assert "4,1 puntos" in text
     assert format_number(-0.04, "es") == "0" and format_number(7.25, "es") == "7,3"
     assert format_number(-1.25, "en") == "-1.3" and format_number(6.0, "en") == "6"
@@ -195,7 +205,8 @@ def test_spanish_uses_its_own_words_dates_and_decimal_comma() -> None:
 def test_an_open_safety_flag_shows_kind_time_and_whether_it_was_seen() -> None:
     text = render_text(compose_digest(safety_flag_couple()), "en")
     assert (
-        "Safety question answered yes: Alex (A), Mon 12 Oct 2026, 01:00; open, not yet seen" in text
+        "Safety question answered yes: Alex (A), Mon, 12 Oct 2026, 01:00; open, not yet seen"
+        in text
     )
     assert "Crisis words in a message: Sam (B)" in text and "; closed" in text
     assert "conflict-communication exercises stay paused" in text
@@ -235,7 +246,7 @@ def test_user_text_is_escaped_in_every_html_rendering() -> None:
 
 def test_the_page_is_standalone_and_printable() -> None:
     page = render_html_page(compose_digest(balanced_couple("es")), "es")
-    assert page.startswith("<!doctype html>") and '<html lang="es">' in page
+    assert page.startswith("<!doctype html>") and '<html lang="es-ES">' in page
     assert "<style>" in page and "@media print" in page
     assert "http" not in page.replace('name="viewport"', "")
     checker = assert_balanced(page)

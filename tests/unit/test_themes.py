@@ -1,11 +1,22 @@
-"""Shared themes: what both partners raise, folded across case, accents and plurals."""
+"""Shared themes: what both partners raise, folded across case, accents and plurals, and
+met across English and Spanish through the concept lexicon."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core.themes import Theme, fold, keywords, shared_themes, stem, stop_words
+from bot.core.themes import (
+    THEME_LANGUAGES,
+    Theme,
+    concept_lexicon,
+    fold,
+    keywords,
+    shared_themes,
+    stem,
+    stop_words,
+    theme_key,
+)
 
 WORDS = (
     "money",
@@ -31,9 +42,15 @@ WORDS = (
     "pero",
     "niños",
     "Niños",
+    "bills",
+    "facturas",
+    "plata",
+    "fin de semana",
+    "car",
+    "coche",
 )
 texts = st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), max_size=4)
-languages = st.sampled_from(["en", "es"])
+languages = st.sampled_from(["en", "es", "es-ES", "es-419"])
 
 
 def words(themes: tuple[Theme, ...]) -> list[str]:
@@ -113,14 +130,73 @@ def test_themes_do_not_depend_on_which_partner_is_first(
 
 
 @settings(max_examples=60, deadline=None)
-@given(first=texts, second=texts, language=languages)
+@given(first=texts, first_language=languages, second=texts, second_language=languages)
 def test_every_theme_comes_from_both_partners_words(
-    first: list[str], second: list[str], language: str
+    first: list[str], first_language: str, second: list[str], second_language: str
 ) -> None:
-    themes = shared_themes(first, language, second, language)
-    stems_first = {s for text in first for s, _ in keywords(text, language)}
-    stems_second = {s for text in second for s, _ in keywords(text, language)}
+    themes = shared_themes(first, first_language, second, second_language)
+
+    def used(texts: list[str], language: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for text in texts:
+            for root, surface in keywords(text, language):
+                found.setdefault(theme_key(root, language), set()).add(surface)
+        return found
+
+    keys_first, keys_second = used(first, first_language), used(second, second_language)
     for theme in themes:
-        root = stem(fold(theme.word), language)
-        assert root in stems_first
-        assert root in stems_second
+        parts = set(theme.word.split(" / "))
+        # Some key both partners raised is shown with words one of them actually wrote.
+        assert any(
+            parts <= keys_first.get(key, set()) | keys_second.get(key, set())
+            for key in set(keys_first) & set(keys_second)
+        ), theme
+
+
+# --- across languages -------------------------------------------------------------------
+
+
+def test_a_concept_raised_in_two_languages_is_one_theme_with_both_words() -> None:
+    themes = shared_themes(
+        ["We argued about money and the kids again"], "en", ["Otra vez el dinero y los niños"], "es"
+    )
+    assert sorted(words(themes)) == ["kids / niños", "money / dinero"]
+    assert all(theme.mentions == 2 for theme in themes)
+
+
+def test_the_cross_language_theme_does_not_depend_on_who_wrote_which_language() -> None:
+    english, spanish = ["Bills, bills and the weekend"], ["Las facturas y el fin de semana"]
+    assert shared_themes(english, "en", spanish, "es-419") == shared_themes(
+        spanish, "es-419", english, "en"
+    )
+    assert words(shared_themes(english, "en", spanish, "es-ES")) == [
+        "bills / facturas",
+        "weekend / fin de semana",
+    ]
+
+
+def test_plurals_and_regional_words_meet_their_concept() -> None:
+    # "plata" (Latin America) and "dinero" are one concept; plurals are stemmed first.
+    themes = shared_themes(["No alcanza la plata"], "es-419", ["Money worries"], "en")
+    assert words(themes) == ["money / plata"]
+    assert words(shared_themes(["Los gastos"], "es", ["Spending"], "en")) == ["spending / gastos"]
+
+
+def test_words_outside_the_lexicon_do_not_meet_across_languages() -> None:
+    assert shared_themes(["The car broke down"], "en", ["El coche se averió"], "es") == ()
+
+
+def test_a_private_word_in_another_language_is_no_theme() -> None:
+    # Only what each partner marked OK to raise is passed in: the other's language changes
+    # nothing about that.
+    assert shared_themes(["money"], "en", [], "es") == ()
+
+
+def test_the_lexicon_is_bilingual_and_unambiguous() -> None:
+    lexicon = concept_lexicon()  # loading refuses a stop word or a word in two concepts
+    concepts = set(lexicon.values())
+    assert len(concepts) >= 15
+    for language in THEME_LANGUAGES:
+        assert {c for (lang, _), c in lexicon.items() if lang == language} == concepts
+    assert theme_key(stem("dinero", "es"), "es-419") == theme_key(stem("money", "en"), "en")
+    assert theme_key(stem("coche", "es"), "es") == stem("coche", "es")
