@@ -36,6 +36,7 @@ async def test_both_partners_join_in_their_own_language_and_the_space_opens(
     harness: Harness,
 ) -> None:
     therapist, alex, blanca, handle = await _couple_with_both_joined(harness)
+    await harness.deliver_waiting()  # the notice comes in each partner's window
     assert alex.last_message is not None and blanca.last_message is not None
     assert alex.last_message.text == t("en", "couple.space_ready")
     assert blanca.last_message.text == t("es", "couple.space_ready")
