@@ -236,7 +236,7 @@ async def test_blocking_marks_the_partner_unreachable_and_tells_the_therapist_on
     before_b = len(blanca.messages)
     await alex.block_bot()
     await harness.fake.wait_for(lambda: harness.fake.pending_updates == [] or None, 5.0)
-    await asyncio.sleep(0.2)
+    await therapist.wait_for_message(lambda m: "can no longer be reached" in m.text)
     await harness.settle()
     notices = [m for m in therapist.messages if "can no longer be reached" in m.text]
     assert len(notices) == 1 and handle in notices[0].text
