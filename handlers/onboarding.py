@@ -5,9 +5,8 @@ from __future__ import annotations
 from telegram import ChatMember, Update
 
 from bot.core import callbacks
-from bot.services import events, onboarding
+from bot.services import onboarding, reachability
 from bot.services.identity import identify
-from bot.services.outbox import notify
 from bot.services.texts import UserError
 from handlers._base import (
     Context,
@@ -51,25 +50,8 @@ async def _mark_reachable(context: Context, user_id: int) -> None:
     d = deps(context)
     async with d.db.uow() as uow:
         partner = await uow.partners.by_user(user_id)
-        if partner is None or partner.reachable:
+        if partner is None or not await reachability.mark_reachable(uow, partner.id, d.clock.now()):
             return
-        partner.reachable = True
-        partner.unreachable_since = None
-        couple = await uow.couples.get(partner.couple_id)
-        assert couple is not None
-        therapist = await uow.therapists.get(couple.therapist_id)
-        assert therapist is not None
-        now = d.clock.now()
-        await notify(
-            uow,
-            therapist,
-            "couple.partner_back",
-            dedupe_key=f"back:{partner.id}:{now.isoformat()}",
-            now=now,
-            couple_id=couple.id,
-            handle=couple.handle,
-            slot=partner.slot,
-        )
         await uow.commit()
     kick_dispatcher(context)
 
@@ -104,25 +86,9 @@ async def chat_member(update: Update, context: Context) -> None:
     d = deps(context)
     async with d.db.uow() as uow:
         partner = await uow.partners.by_user(change.from_user.id)
-        if partner is None or not partner.reachable:
+        if partner is None or not await reachability.mark_unreachable(
+            uow, partner.id, d.clock.now()
+        ):
             return
-        now = d.clock.now()
-        partner.reachable = False
-        partner.unreachable_since = now
-        couple = await uow.couples.get(partner.couple_id)
-        assert couple is not None
-        therapist = await uow.therapists.get(couple.therapist_id)
-        assert therapist is not None
-        await notify(
-            uow,
-            therapist,
-            "couple.partner_unreachable",
-            dedupe_key=f"unreachable:{partner.id}:{now.isoformat()}",
-            now=now,
-            couple_id=couple.id,
-            handle=couple.handle,
-            slot=partner.slot,
-        )
-        await events.partner_unreachable(uow, couple, partner, now)
         await uow.commit()
     kick_dispatcher(context)

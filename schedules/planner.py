@@ -43,6 +43,7 @@ from bot.services.practice_config import PracticeConfig, parse_practice_config
 from db.engine import Database
 from db.models import Couple, Delivery, Partner, Practice
 from db.uow import UnitOfWork
+from schedules.check import default_schedules
 from schedules.planning import (
     PartnerTiming,
     PlannedDelivery,
@@ -445,7 +446,9 @@ async def place_in_window(
 
     The first minute from ``now`` in the partner's own window, outside quiet hours, on a
     local day that has not reached ``max_per_day``; returns (due, local date, not_after).
-    A partner not yet through onboarding (no time zone) is reached at once.
+    A partner not yet through onboarding (no time zone) is reached at once. A practice
+    whose file cannot be parsed gets the default delivery settings (logged and counted
+    in ``/metrics`` like a planning failure).
     """
     if partner.timezone is None:
         return now, None, None
@@ -453,7 +456,17 @@ async def place_in_window(
     assert couple is not None
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
-    delivery = parse_practice_config(practice.config_toml).schedules.delivery
+    try:
+        delivery = parse_practice_config(practice.config_toml).schedules.delivery
+    except Exception:
+        # A practice whose file cannot be used still reaches its partners, at the shipped
+        # times: a notice (a close, a space opening) must not fail with the file.
+        PLANNER_PRACTICE_FAILURES.inc()
+        log.exception(
+            "a practice's configuration cannot be used: placing at the default times",
+            extra={"practice_id": practice.id},
+        )
+        delivery = default_schedules().delivery
     since = (now - timedelta(days=1)).date().isoformat()
     counts = (
         await uow.session.execute(

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services import events, groups
-from bot.services.outbox import notify
 from bot.services.practice_config import parse_practice_config
 from bot.services.practices import IssuedInvite, issue_invite
 from bot.services.reminders import missed_checkins
@@ -184,13 +183,17 @@ async def set_goal(
 async def close_couple(
     uow: UnitOfWork, therapist: Therapist, couple: Couple, now: datetime
 ) -> None:
-    """End the couple's use of Dyad; both partners are told in the same words."""
+    """End the couple's use of Dyad; both partners are told in the same words.
+
+    The therapist's confirmation is the reply; the partners' farewell is Dyad's initiative
+    and reaches each in their own window, outside quiet hours.
+    """
     await drop_pending(uow, couple, keep_started_pairs=False)
     couple.status = "closed"
     couple.closed_at = now
     for partner in await uow.partners.of_couple(couple.id):
         if partner.telegram_user_id is not None and partner.left_at is None:
-            await notify(
+            await notify_in_window(
                 uow,
                 partner,
                 "couple.closed",

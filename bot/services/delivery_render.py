@@ -14,14 +14,11 @@ import re
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import update
-
 from bot.channels.base import Address, Button, Outgoing, Sent
 from bot.channels.registry import EMAIL, TELEGRAM
 from bot.core import callbacks
 from bot.locales import t
-from bot.services import events
-from bot.services.outbox import notify
+from bot.services.reachability import mark_unreachable
 from bot.services.texts import msg
 from db.models import Delivery, Partner, Therapist
 from db.uow import UnitOfWork
@@ -129,33 +126,7 @@ class DyadRenderer(Renderer):
             return
         if delivery.partner_id is None:
             return
-        # Conditional, so that of several workers hitting 403 at once only one tells the therapist.
-        marked = await uow.session.execute(
-            update(Partner)
-            .where(Partner.id == delivery.partner_id, Partner.reachable.is_(True))
-            .values(reachable=False, unreachable_since=now)
-            .execution_options(synchronize_session=False)
-        )
-        if marked.rowcount != 1:  # type: ignore[attr-defined]
-            return
-        partner = await uow.partners.get(delivery.partner_id)
-        assert partner is not None
-        await uow.session.refresh(partner)
-        couple = await uow.couples.get(partner.couple_id)
-        assert couple is not None
-        therapist = await uow.therapists.get(couple.therapist_id)
-        assert therapist is not None
-        await notify(
-            uow,
-            therapist,
-            "couple.partner_unreachable",
-            dedupe_key=f"unreachable:{partner.id}:{now.isoformat()}",
-            now=now,
-            couple_id=couple.id,
-            handle=couple.handle,
-            slot=partner.slot,
-        )
-        await events.partner_unreachable(uow, couple, partner, now)
+        await mark_unreachable(uow, delivery.partner_id, now)
 
 
 def email_notice(person: Partner | Therapist, delivery: Delivery) -> Outgoing:

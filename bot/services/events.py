@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +33,10 @@ from bot.services.crypto import Cipher
 from bot.services.practice_config import WEBHOOK_EVENTS, parse_practice_config
 from db.models import Alert, Couple, Delivery, Partner
 from db.uow import UnitOfWork
+from schedules.check import PracticeFileError
 from schedules.dispatcher import Rendered
+
+log = logging.getLogger(__name__)
 
 EVENT_KIND = "event"
 
@@ -60,7 +64,15 @@ async def queue_event(
         raise ValueError(f"unknown event type {event_type!r}")
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
-    endpoints = parse_practice_config(practice.config_toml).webhooks_for(event_type)
+    try:
+        endpoints = parse_practice_config(practice.config_toml).webhooks_for(event_type)
+    except PracticeFileError:
+        # A stored file that can no longer be read names no endpoint anyone could trust;
+        # what happened (a close, an alert) must not fail with it (the planner tells its admins).
+        log.exception(
+            "a practice's file cannot be read: no event", extra={"practice_id": practice.id}
+        )
+        return 0
     if not endpoints:
         return 0
     data = {"practice": practice.slug, "couple": couple.handle, **data}

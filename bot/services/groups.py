@@ -44,6 +44,7 @@ from bot.services.texts import UserError, msg
 from db.models import Couple, Delivery, GroupLink, GroupLinkCode, Partner, Response, Therapist
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered
+from schedules.planner import notify_in_window
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +322,7 @@ async def answer_consent(
                 "group.therapist_declined",
                 now,
                 happening=f"{link_id}.{attempt}",
+                asker=recipient_key(partner),
             )
             uow.audit.record(
                 actor=recipient_key(partner),
@@ -347,13 +349,13 @@ async def answer_consent(
         if agreed is None:
             raise UserError("common.stale_button")
         if agreed.a_agreed_at is not None and agreed.b_agreed_at is not None:
-            await _activate(uow, link.couple_id, link_id, attempt, now)
+            await _activate(uow, link.couple_id, link_id, attempt, now, recipient_key(partner))
     await uow.commit()
     return Outgoing(msg(partner.language, "group.consent_noted"))
 
 
 async def _activate(
-    uow: UnitOfWork, couple_id: int, link_id: int, attempt: int, now: datetime
+    uow: UnitOfWork, couple_id: int, link_id: int, attempt: int, now: datetime, asker: str
 ) -> None:
     result = await uow.session.execute(
         update(GroupLink)
@@ -378,6 +380,7 @@ async def _activate(
         "group.therapist_linked",
         now,
         happening=f"{link_id}.{attempt}",
+        asker=asker,
     )
     uow.audit.record(actor="system", action="group.linked", couple_id=couple_id, at=now)
 
@@ -401,18 +404,28 @@ async def _tell(
     now: datetime,
     *,
     happening: str,
+    asker: str | None = None,
     **therapist_params: Any,
 ) -> None:
     """Both partners privately, in the same words; the therapist in theirs.
 
     ``happening`` names what happened (the link and its attempt), so that the same kind of
-    news about another attempt is never taken for a repeat of this one.
+    news about another attempt is never taken for a repeat of this one. ``asker`` is whoever
+    did it (``partner:12``): for them the notice is the reply to their own command or
+    button, sent at once; for a partner who did nothing it is Dyad's initiative, and waits
+    for their window outside quiet hours (within the daily maximum).
     """
     couple, partners, therapist = await _people(uow, couple_id)
     dedupe = f"{partner_key}:{couple_id}:{happening}:{now.isoformat()}"
     for partner in partners:
-        if partner.active:
+        if not partner.active:
+            continue
+        if recipient_key(partner) == asker:  # a reply
             await notify(uow, partner, partner_key, dedupe_key=dedupe, now=now, couple_id=couple_id)
+        else:  # an initiative
+            await notify_in_window(
+                uow, partner, partner_key, dedupe_key=dedupe, now=now, couple_id=couple_id
+            )
     await notify(
         uow,
         therapist,
@@ -444,6 +457,7 @@ async def unlink(uow: UnitOfWork, couple: Couple, actor: str, now: datetime) -> 
             "group.therapist_unlinked",
             now,
             happening=f"{link.id}.{link.attempt}",
+            asker=actor,
         )
         uow.audit.record(actor=actor, action="group.unlinked", couple_id=couple.id, at=now)
     await uow.commit()

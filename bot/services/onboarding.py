@@ -28,6 +28,7 @@ from bot.services.outbox import notify
 from bot.services.texts import UserError, msg
 from db.models import Couple, Partner, Practice, Therapist
 from db.uow import UnitOfWork
+from schedules.planner import notify_in_window
 
 STEPS = ("consent", "language", "timezone", "window", "discreet", "done")
 WINDOWS = ("morning", "afternoon", "evening")
@@ -275,14 +276,18 @@ async def _decline(uow: UnitOfWork, partner: Partner, now: datetime) -> list[Out
 
 
 async def _on_joined(uow: UnitOfWork, partner: Partner, now: datetime) -> None:
-    """When the second partner finishes, open the couple space for both, in the same words."""
+    """When the second partner finishes, open the couple space for both, in the same words.
+
+    The space-ready notice is Dyad's initiative, not a reply (the finishing partner's reply
+    is ``onboarding.done``): each partner gets it in their own window, outside quiet hours.
+    """
     couple, _, therapist = await _context(uow, partner)
     partners = await uow.partners.of_couple(couple.id)
     if couple.space_ready_at is not None or not all(p.active for p in partners):
         return
     couple.space_ready_at = now
     for each in partners:
-        await notify(
+        await notify_in_window(
             uow,
             each,
             "couple.space_ready_goal" if couple.shared_goal else "couple.space_ready",

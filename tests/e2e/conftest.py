@@ -6,9 +6,10 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
@@ -18,6 +19,7 @@ from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
+from db.models import Delivery
 
 LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
 
@@ -125,12 +127,37 @@ class Harness:
                 raise AssertionError(f"the outbox did not drain: {await self._waiting()}")
             await asyncio.sleep(0.02)
 
+    async def run_until(self, end: datetime, *, plan: bool = True) -> None:
+        """Move the clock forward to ``end``, planning (unless told not to) and sending as
+        `dyad run` would, event by event."""
+        while self.clock.now() < end:
+            if plan:
+                await self.bot.planner.run()
+            async with self.db.uow() as uow:
+                next_due = await uow.session.scalar(
+                    select(func.min(Delivery.due_at)).where(
+                        Delivery.status == "pending", Delivery.due_at > self.clock.now()
+                    )
+                )
+            target = self.clock.now() + timedelta(hours=6)
+            if next_due is not None:
+                target = min(target, next_due)
+            self.clock.set(min(max(target, self.clock.now() + timedelta(minutes=1)), end))
+            await self.settle()
+
+    async def deliver_waiting(self) -> None:
+        """Move the clock on until everything queued has been sent (a notice waits for each
+        partner's window, outside quiet hours), planning nothing new."""
+        async with self.db.uow() as uow:
+            last = await uow.session.scalar(
+                select(func.max(Delivery.due_at)).where(Delivery.status == "pending")
+            )
+        if last is not None:
+            await self.run_until(last, plan=False)
+        await self.settle()
+
     async def _waiting(self) -> list[str]:
         """The rows still due or claimed, to say why the outbox did not drain."""
-        from sqlalchemy import select
-
-        from db.models import Delivery
-
         async with self.db.uow() as uow:
             rows = await uow.session.scalars(
                 select(Delivery).where(Delivery.status.in_(("pending", "claimed")))

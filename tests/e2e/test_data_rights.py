@@ -132,6 +132,7 @@ async def test_deleteme_asks_first_refuses_forgeries_then_erases_and_unlinks(
     harness: Harness,
 ) -> None:
     therapist, alex, blanca, handle = await _couple(harness)
+    await harness.deliver_waiting()  # the space-ready notices, in each partner's window
     await _checkin(alex, note="canary-erase-6620 I want to end my life")
     await alex.wait_for_message(lambda m: "saved" in m.text)
     a, b = await _partners(harness)

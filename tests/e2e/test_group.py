@@ -272,6 +272,7 @@ async def test_a_linked_group_gets_only_what_both_partners_chose_to_share(
     group = await _new_group(harness, -5001, blanca, alex, therapist)  # the therapist may be in
     await _link(harness, alex, blanca, group, languages=("en", "es"))
     welcome = group.messages[-1]
+    await harness.deliver_waiting()  # the first to agree hears it in their window
     # One post for both, in both partners' languages, the same fixed order for everyone.
     assert "now linked" in welcome.text and "ya está vinculado" in welcome.text
     assert [m.text for m in alex.messages].count(t("en", "group.linked")) == 1
@@ -333,11 +334,11 @@ async def test_anyone_else_joining_or_a_partner_leaving_stops_the_posts_until_li
     posts = len(group.messages)
     stranger = harness.user("Sam")
     await group.add_member(stranger, by=blanca)
-    await harness.settle()
+    await therapist.wait_for_message(lambda m: "suspended" in m.text and handle in m.text)
+    await harness.deliver_waiting()  # both partners are told in their window
     told_a = await alex.wait_for_message(lambda m: "stopped posting" in m.text)
     told_b = await blanca.wait_for_message(lambda m: "stopped posting" in m.text)
     assert told_a.text == told_b.text == t("en", "group.suspended_outsider")
-    await therapist.wait_for_message(lambda m: "suspended" in m.text and handle in m.text)
     # Nothing more goes to the group, and nothing was said there about why.
     await therapist.send_command("goal", f"{handle} Listen first")
     await therapist.wait_for_message(lambda m: "saved" in m.text)
@@ -351,7 +352,8 @@ async def test_anyone_else_joining_or_a_partner_leaving_stops_the_posts_until_li
     # As an administrator the bot also gets chat_member updates: one departure, one notice.
     await group.promote_bot(by=alex)
     await group.remove_member(blanca)
-    await harness.settle()
+    await therapist.wait_for_message(lambda m: "suspended" in m.text and handle in m.text)
+    await harness.deliver_waiting()  # both partners are told in their window
     for user in (alex, blanca):
         told = await user.wait_for_message(lambda m: "no longer holds both" in m.text)
         assert told.text == t("en", "group.suspended_partner_left")
@@ -359,10 +361,11 @@ async def test_anyone_else_joining_or_a_partner_leaving_stops_the_posts_until_li
 
     # Either partner (or the therapist) unlinks it from a private chat; both hear it alike.
     await alex.send_command("unlinkgroup")
-    await harness.settle()
-    for user in (alex, blanca):
-        told = await user.wait_for_message(lambda m: "no longer linked" in m.text)
-        assert told.text == t("en", "group.unlinked")
+    # Alex's own command is answered at once; Blanca, who did nothing, hears in her window.
+    told_a = await alex.wait_for_message(lambda m: "no longer linked" in m.text)
+    await harness.deliver_waiting()
+    told_b = await blanca.wait_for_message(lambda m: "no longer linked" in m.text)
+    assert told_a.text == told_b.text == t("en", "group.unlinked")
     await alex.send_command("unlinkgroup")
     assert (await alex.wait_for_message()).text == t("en", "group.not_linked")
     async with harness.db.uow() as uow:
@@ -425,10 +428,11 @@ async def test_a_group_is_linked_only_with_a_fresh_code_of_its_own_couple_and_no
     await harness.settle()
     await alex.wait_for_message(lambda m: bool(m.buttons) and "group chat" in m.text)
     await alex.press_button(t("en", "group.consent_no"))
-    await harness.settle()
-    for user in (alex, blanca):
-        told = await user.wait_for_message(lambda m: "was not linked" in m.text)
-        assert told.text == t("en", "group.declined")
+    # Alex's own answer settles it: told at once; Blanca hears in her window.
+    told_a = await alex.wait_for_message(lambda m: "was not linked" in m.text)
+    await harness.deliver_waiting()
+    told_b = await blanca.wait_for_message(lambda m: "was not linked" in m.text)
+    assert told_a.text == told_b.text == t("en", "group.declined")
     await blanca.wait_for_message(lambda m: bool(m.buttons) and "group chat" in m.text, after=0)
     late = await blanca.press_button(t("en", "group.consent_yes"))  # the link is gone
     await harness.fake.wait_for(lambda: late.answered or None)

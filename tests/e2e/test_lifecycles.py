@@ -115,7 +115,7 @@ async def test_a_seat_changing_hands_suspends_the_group_and_tells_both_in_the_sa
     group = await _new_group(harness, -2001, alex, blanca)
     await _link(harness, alex, blanca, group)
     await _leave(alex)
-    await harness.settle()
+    await harness.deliver_waiting()  # Blanca is told in her window
     told = t("en", "group.suspended_seat_changed")
     await blanca.wait_for_message(lambda m: m.text == told)
     async with harness.db.uow() as uow:
@@ -149,10 +149,12 @@ async def test_every_group_post_checks_each_partner_is_still_in_the_group(
 async def test_a_group_upgraded_to_a_supergroup_is_suspended_and_can_be_linked_again(
     harness: Harness,
 ) -> None:
-    _, alex, blanca, _ = await _seeded_couple(harness)
+    therapist, alex, blanca, handle = await _seeded_couple(harness)
     group = await _new_group(harness, -2003, alex, blanca)
     await _link(harness, alex, blanca, group)
     supergroup = await group.upgrade_to_supergroup(-1002003, by=alex)
+    await therapist.wait_for_message(lambda m: "suspended" in m.text and handle in m.text)
+    await harness.deliver_waiting()  # both partners are told in their window
     told = t("en", "group.suspended_migrated")
     await alex.wait_for_message(lambda m: m.text == told)
     await blanca.wait_for_message(lambda m: m.text == told)

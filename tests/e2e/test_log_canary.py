@@ -15,10 +15,10 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
@@ -26,7 +26,7 @@ from bot.locales import t
 from bot.logs import configure_logging
 from bot.services import partners as partner_service
 from db.engine import Database
-from db.models import Partner
+from db.models import Delivery, Partner
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin
 from tests.e2e.test_schedules import _answer_space, _send_prompt
@@ -120,6 +120,16 @@ async def _join_after_a_wrong_zone(partner: FakeUser, token: str) -> None:
     await partner.wait_for_message(lambda m: "/help" in m.text)
 
 
+async def _first_due(harness: Harness, key: str) -> datetime:
+    """When the first pending delivery with this catalog key is due."""
+    async with harness.db.uow() as uow:
+        due = await uow.session.scalar(
+            select(func.min(Delivery.due_at)).filter_by(key=key, status="pending")
+        )
+    assert due is not None, f"nothing pending with {key}"
+    return due
+
+
 async def _every_flow(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     therapist = await harness.therapist()
     handle, token_a, token_b = await harness.new_couple(therapist, label=f"{CANARY}-label")
@@ -165,10 +175,10 @@ async def _every_flow(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(harness.bot.renderer, "render", fail_to_render)
     await therapist.send_command("goal", f"{handle} {CANARY}-goal talk gently")
     await therapist.wait_for_message(lambda m: "is saved" in m.text)
-    await harness.settle()
+    # Each notice waits for its partner's window on a day with room (theirs are full today).
+    await harness.run_until(await _first_due(harness, "couple.goal_set"), plan=False)
     monkeypatch.undo()
-    harness.clock.advance(timedelta(hours=18))  # 23:00 in Madrid: hers waits for her window
-    await harness.settle()
+    await harness.deliver_waiting()
     await blanca.wait_for_message(lambda m: f"{CANARY}-goal" in m.text)
 
     await alex.send_command("export")

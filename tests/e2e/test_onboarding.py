@@ -36,6 +36,7 @@ async def test_both_partners_join_in_their_own_language_and_the_space_opens(
     harness: Harness,
 ) -> None:
     therapist, alex, blanca, handle = await _couple_with_both_joined(harness)
+    await harness.deliver_waiting()  # the notice comes in each partner's window
     assert alex.last_message is not None and blanca.last_message is not None
     assert alex.last_message.text == t("en", "couple.space_ready")
     assert blanca.last_message.text == t("es", "couple.space_ready")
@@ -235,7 +236,7 @@ async def test_blocking_marks_the_partner_unreachable_and_tells_the_therapist_on
     before_b = len(blanca.messages)
     await alex.block_bot()
     await harness.fake.wait_for(lambda: harness.fake.pending_updates == [] or None, 5.0)
-    await asyncio.sleep(0.2)
+    await therapist.wait_for_message(lambda m: "can no longer be reached" in m.text)
     await harness.settle()
     notices = [m for m in therapist.messages if "can no longer be reached" in m.text]
     assert len(notices) == 1 and handle in notices[0].text

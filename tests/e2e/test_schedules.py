@@ -34,19 +34,7 @@ async def _couple(harness: Harness, **join_a: object) -> tuple[FakeUser, FakeUse
 
 async def _run_until(harness: Harness, end: datetime) -> None:
     """Move the clock forward, planning and sending as `dyad run` would, event by event."""
-    while harness.clock.now() < end:
-        await harness.bot.planner.run()
-        async with harness.db.uow() as uow:
-            next_due = await uow.session.scalar(
-                select(func.min(Delivery.due_at)).where(
-                    Delivery.status == "pending", Delivery.due_at > harness.clock.now()
-                )
-            )
-        target = harness.clock.now() + timedelta(hours=6)
-        if next_due is not None:
-            target = min(target, next_due)
-        harness.clock.set(min(max(target, harness.clock.now() + timedelta(minutes=1)), end))
-        await harness.settle()
+    await harness.run_until(end)
 
 
 async def _partners(harness: Harness) -> dict[str, Partner]:
@@ -281,7 +269,13 @@ async def test_a_badly_configured_practice_never_stops_another_and_its_admin_is_
     carla, dario = harness.user("Carla"), harness.user("Dario")
     await harness.join(carla, token_c, typed_timezone="Europe/Madrid")
     await harness.join(dario, token_d, typed_timezone="Europe/Madrid")
-    await harness.settle()
+    await harness.deliver_waiting()  # every space-ready notice, in each partner's window
+    # The broken file does not stop its couple's notices: they come at the default times.
+    for user in (carla, dario):
+        assert user.last_message is not None
+        assert user.last_message.text == t("en", "couple.space_ready")
+        sent = datetime.fromtimestamp(user.last_message.date, ZoneInfo("Europe/Madrid"))
+        assert sent.hour == 17, "the start of the default evening window"
     heard = {u.id: len(u.messages) for u in (alex, blanca, carla, dario)}
 
     await _run_until(harness, harness.clock.now() + timedelta(days=3))
