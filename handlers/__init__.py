@@ -47,6 +47,7 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
         ("session", therapist.session),
         ("sessions", therapist.sessions_command),
         ("digest", therapist.digest),
+        ("console", therapist.console),
         ("checkin", checkin.checkin_command),
         ("export", data_rights.export),
         ("deleteme", data_rights.deleteme),

@@ -10,6 +10,7 @@ from telegram import Update
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.services import confirmations, couples, digests, safety_flow, sessions
+from bot.services import console as therapist_console
 from bot.services import notes as kept_notes
 from bot.services.texts import UserError, msg
 from db.models import Couple, Therapist
@@ -373,3 +374,27 @@ async def sessions_command(update: Update, context: Context) -> None:
         therapist = await _therapist(uow, person_of(update).user_id)
         text = await sessions.upcoming(uow, therapist, d.clock.now())
     await reply(update, context, Outgoing(text))
+
+
+@kindly
+async def console(update: Update, context: Context) -> None:
+    """``/console``: a one-time link into the therapist console (and a Mini App button when
+    the pages are served over https)."""
+    d = deps(context)
+    url = d.settings.webapp_url
+    async with d.db.uow() as uow:
+        therapist = await _therapist(uow, person_of(update).user_id)
+        if url is None:
+            await reply(update, context, Outgoing(msg(therapist.language, "console.not_served")))
+            return
+        minutes = d.settings.console_link_minutes
+        token = await therapist_console.issue_login_link(
+            uow, therapist, d.clock.now(), timedelta(minutes=minutes)
+        )
+    lang = therapist.language
+    text = msg(lang, "console.link_message", minutes=minutes, link=f"{url}/console/login/{token}")
+    rows: tuple[tuple[Button, ...], ...] = ()
+    if url.startswith("https://"):
+        label = msg(lang, "console.link_button")
+        rows = ((Button(label, "", web_app_url=f"{url}/console/app"),),)
+    await reply(update, context, Outgoing(text, rows))
