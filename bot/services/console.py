@@ -49,7 +49,8 @@ from db.uow import UnitOfWork
 
 SESSION_LIFETIME = timedelta(hours=12)  # signed out after this even when in use
 SEEN_EVERY = timedelta(minutes=1)  # how often a session's last use is written
-CHART_PERIOD = timedelta(days=84)  # the charts show the last twelve weeks
+CHART_PERIOD = timedelta(days=84)  # the charts show at most the last twelve weeks
+MIN_CHART_SPAN = timedelta(days=28)
 OFF_TRACK_ROLES: tuple[ScoreRole, ...] = ("wellbeing", "alliance")
 
 
@@ -440,6 +441,12 @@ async def _charts(
     series = {
         slot: await _series(uow, partners[slot], practice.config_toml, since, now) for slot in order
     }
+    # From the first rating shown (at least four weeks), so that few weeks fill the width.
+    earliest = min(
+        (at for by_role in series.values() for pts in by_role.values() for at, _ in pts),
+        default=now,
+    )
+    since = max(since, min(earliest - timedelta(days=3), now - MIN_CHART_SPAN))
     sessions = list(
         await uow.session.scalars(
             select(TherapySession.starts_at).where(

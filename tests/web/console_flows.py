@@ -90,11 +90,11 @@ class Browser:
             return response.status, await response.text()
 
     async def post(
-        self, url: str, data: dict[str, str] | None = None, origin: str | None = None
+        self, url: str, data: dict[str, str] | None = None, *, cross_site: bool = False
     ) -> aiohttp.ClientResponse:
         headers = {"Cookie": f"dyad_console={self.cookie}"} if self.cookie else {}
-        if origin is not None:
-            headers["Origin"] = origin
+        if cross_site:  # what a browser says of a form posted from another site's page
+            headers.update({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"})
         async with self.http.post(
             url, data=data or {}, headers=headers, allow_redirects=False
         ) as response:

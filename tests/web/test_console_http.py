@@ -64,7 +64,7 @@ async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
         fresh = await console_link(therapist)
         token = fresh.rsplit("/", 1)[1]
         foreign = await Browser(http).post(
-            f"{base}/console/login", {"token": token}, origin="https://evil.example"
+            f"{base}/console/login", {"token": token}, cross_site=True
         )
         assert foreign.status == 403
         assert (await Browser(http).sign_in(fresh, base)).status == 303

@@ -252,6 +252,7 @@ def couple_page(language: str, view: CoupleView, *, prefix: str, static: str) ->
     couple = view.access.couple
     title = _k(language, "couple_title", handle=couple.handle, label=couple.label)
     parts = [_glance(view.glance, language, zone, link=None, heading="h1")]
+    parts.append(_alerts(view, language, zone, prefix))
     parts.append(
         f'<section class="charts"><h2>{esc(_k(language, "charts_title"))}</h2>'
         f'<p class="hint">{esc(_k(language, "charts_hint"))}</p>'
@@ -270,7 +271,6 @@ def couple_page(language: str, view: CoupleView, *, prefix: str, static: str) ->
         parts.append(f'<p class="notes-link"><a href="{esc(notes)}">{link}</a></p>')
     else:
         parts.append(f'<p class="notice">{esc(_k(language, "admin_view_note"))}</p>')
-    parts.append(_alerts(view, language, zone, prefix))
     parts.append(_sessions(view, language, zone))
     return document(
         language, title, "\n".join(parts), static=static, prefix=prefix, page_class="couple-page"
