@@ -14,6 +14,7 @@ import aiohttp
 from sqlalchemy import select
 
 from bot.core.digest_render import render_html_sections
+from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from bot.services import console
 from db.models import Alert, AuditEntry, ConsoleLoginLink, ConsoleSession, Couple
@@ -32,7 +33,7 @@ from tests.web.flows import couple
 async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
     web_harness: WebHarness,
 ) -> None:
-    therapist, _, _, handle = await couple(web_harness)
+    therapist, alex, _, handle = await couple(web_harness)
     base = web_harness.web_url
     link = await console_link(therapist)
     async with aiohttp.ClientSession() as http:
@@ -68,11 +69,22 @@ async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
         )
         assert foreign.status == 403
         assert (await Browser(http).sign_in(fresh, base)).status == 303
+        # From the Mini App: Telegram's signed initData names the therapist; nobody else.
+        fake = web_harness.fake
+        for user, status in ((therapist, 303), (alex, 403)):
+            signed = user_init_data(user.to_api(), fake.token, fake._date())
+            opened = await Browser(http).post(f"{base}/console/app", {"init_data": signed})
+            assert opened.status == status
+            assert ("dyad_console" in opened.cookies) == (status == 303)
+        forged = user_init_data(therapist.to_api(), "1:not-the-token", fake._date())
+        assert (
+            await Browser(http).post(f"{base}/console/app", {"init_data": forged})
+        ).status == 403
     async with web_harness.db.uow() as uow:
         links = list(await uow.session.scalars(select(ConsoleLoginLink)))
         sessions = list(await uow.session.scalars(select(ConsoleSession)))
     assert all(token not in link.token_hash for link in links)  # only hashes are stored
-    assert [s.ended_at is not None for s in sessions] == [True, False]
+    assert [s.ended_at is not None for s in sessions] == [True, False, False]
 
 
 async def test_a_therapist_sees_only_their_own_couples_and_an_admin_sees_no_words(
@@ -128,6 +140,7 @@ async def test_a_therapist_sees_only_their_own_couples_and_an_admin_sees_no_word
             if entry.action.startswith(("console.", "notes.", "digest."))
         ]
     ana_id, olga_id, ada_id = (f"therapist:{ids[u.id]}" for u in (therapist, other, admin))
+    assert (ada_id, "console.caseload") in actions
     assert (ada_id, "console.couple.admin_read") in actions
     assert (ana_id, "console.couple.read") in actions and (ana_id, "notes.read") in actions
     assert not [a for a in actions if a[0] == olga_id]  # refused reads read nothing
