@@ -27,7 +27,7 @@ from bot.core.digest import SCORE_ROLES, Digest, ScoreRole, Slot, compose_digest
 from bot.core.instruments import score_summary
 from bot.core.tokens import hash_token, looks_like_token, new_token
 from bot.locales import t
-from bot.services import digests
+from bot.services import digests, sessions
 from bot.services.crypto import Cipher
 from bot.services.notes import PERIOD as NOTES_PERIOD
 from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes
@@ -386,6 +386,7 @@ class SessionLine:
     cancelled: bool
     recurring: bool
     moved_from: datetime | None
+    coming: bool = False
 
 
 @dataclass(frozen=True)
@@ -519,7 +520,9 @@ async def couple_view(
         )
     )
     sessions = tuple(
-        SessionLine(s.starts_at, s.cancelled_at is not None, s.recurring, s.moved_from)
+        SessionLine(
+            s.starts_at, s.cancelled_at is not None, s.recurring, s.moved_from, s.starts_at > now
+        )
         for s in await uow.session.scalars(
             select(TherapySession)
             .where(
@@ -558,6 +561,35 @@ async def acknowledge_alert(
         detail=f"alert={alert.id}",
     )
     await uow.commit()
+
+
+async def change_session(
+    uow: UnitOfWork,
+    therapist: Therapist,
+    couple_id: int,
+    action: str,
+    fields: dict[str, str],
+    now: datetime,
+) -> str:
+    """Skip or move one of the own couple's sessions, exactly as ``/session`` does.
+
+    ``fields``: ``day`` (the session's local date), and for a move ``to_day`` and
+    ``to_time``. Returns what ``/session`` would reply; a bad value is a ``UserError``.
+    """
+    access = await couple_for(uow, therapist, couple_id)
+    if not access.own or access.couple.status != "active":
+        raise UserError("console.not_found")
+    day = fields.get("day", "")[:10]
+    if action == "skip":
+        args = ["skip", day]
+    elif action == "move":
+        args = ["move", day, fields.get("to_day", "")[:10], fields.get("to_time", "")[:5]]
+    else:
+        raise UserError("console.not_found")
+    uow.audit.record(
+        actor=actor(therapist), action=f"console.session.{action}", couple_id=couple_id, at=now
+    )
+    return await sessions.command(uow, therapist, access.couple, args, now)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy import select
@@ -17,7 +18,14 @@ from bot.core.digest_render import render_html_sections
 from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from bot.services import console
-from db.models import Alert, AuditEntry, ConsoleLoginLink, ConsoleSession, Couple
+from db.models import (
+    Alert,
+    AuditEntry,
+    ConsoleLoginLink,
+    ConsoleSession,
+    Couple,
+    TherapySession,
+)
 from tests.web.conftest import WebHarness
 from tests.web.console_flows import (
     PRIVATE_WORDS,
@@ -197,8 +205,32 @@ async def test_the_couple_page_is_the_digest_with_its_balance_charts_and_alerts(
         )
         status, page = await ana.get(url)
         assert "/ack" not in page and t("en", "console.alert_state.seen") in page
+        # Sessions: move the coming one, then skip it, as /session does; bad input changes nothing.
+        zone = ZoneInfo("Europe/Madrid")  # the practice's, so the therapist's
+        coming = web_harness.clock.now() + timedelta(days=2)
+        day, later = f"{coming.astimezone(zone):%Y-%m-%d}", coming + timedelta(days=1)
+        bad = await ana.post(
+            f"{url}/sessions/move", {"day": day, "to_day": f"{later:%Y-%m-%d}", "to_time": "25:99"}
+        )
+        assert bad.status == 422
+        moved = await ana.post(
+            f"{url}/sessions/move", {"day": day, "to_day": f"{later:%Y-%m-%d}", "to_time": "18:00"}
+        )
+        assert moved.status == 303
+        status, page = await ana.get(url)
+        assert t("en", "console.session_moved", old="").split()[0] in page
+        skipped = await ana.post(f"{url}/sessions/skip", {"day": f"{later:%Y-%m-%d}"})
+        assert skipped.status == 303
     async with web_harness.db.uow() as uow:
         alert = await uow.session.get(Alert, alert_id)
         audit = list(await uow.session.scalars(select(AuditEntry.action)))
+        rows = list(
+            await uow.session.scalars(
+                select(TherapySession).where(TherapySession.starts_at > web_harness.clock.now())
+            )
+        )
     assert alert is not None and alert.seen_at is not None and alert.cleared_at is None
     assert "console.alert.ack" in audit
+    assert "console.session.move" in audit and "console.session.skip" in audit
+    local = sorted((r.starts_at.astimezone(zone).hour, r.cancelled_at is not None) for r in rows)
+    assert local == [(11, True), (18, True)]

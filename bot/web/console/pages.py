@@ -222,7 +222,25 @@ def _alerts(view: CoupleView, language: str, zone: ZoneInfo, prefix: str) -> str
     return f'<section class="alerts-section" id="alerts">{"".join(parts)}</section>'
 
 
-def _sessions(view: CoupleView, language: str, zone: ZoneInfo) -> str:
+def _session_forms(view: CoupleView, day: str, language: str, prefix: str) -> str:
+    """Skip and move buttons for one coming session (the couple's own therapist only)."""
+    action = f"{prefix}/console/c/{view.access.couple.id}/sessions"
+    ident = f"move-{day}"
+    return (
+        f'<form method="post" class="inline" action="{esc(action)}/skip">'
+        f'<input type="hidden" name="day" value="{esc(day)}">'
+        f'<button type="submit">{esc(_k(language, "session_skip"))}</button></form> '
+        f'<form method="post" class="inline move" action="{esc(action)}/move">'
+        f'<input type="hidden" name="day" value="{esc(day)}">'
+        f'<label for="{ident}-day">{esc(_k(language, "session_move_to"))}</label> '
+        f'<input type="date" id="{ident}-day" name="to_day" required> '
+        f'<label for="{ident}-time" class="visually-hidden">{esc(_k(language, "session_time"))}'
+        f'</label><input type="time" id="{ident}-time" name="to_time" required> '
+        f'<button type="submit">{esc(_k(language, "session_move"))}</button></form>'
+    )
+
+
+def _sessions(view: CoupleView, language: str, zone: ZoneInfo, prefix: str) -> str:
     parts = [f"<h2>{esc(_k(language, 'sessions_title'))}</h2>"]
     if not view.sessions:
         parts.append(f"<p>{esc(_k(language, 'sessions_none'))}</p>")
@@ -238,12 +256,16 @@ def _sessions(view: CoupleView, language: str, zone: ZoneInfo) -> str:
             marks.append(_k(language, "session_weekly"))
         when = format_datetime(s.starts_at.astimezone(zone), language)
         extra = f" ({_k(language, 'list_separator').join(marks)})" if marks else ""
-        items.append(f"<li>{esc(when + extra)}</li>")
+        forms = ""
+        if view.access.own and s.coming and not s.cancelled:
+            day = f"{s.starts_at.astimezone(zone):%Y-%m-%d}"
+            forms = " " + _session_forms(view, day, language, prefix)
+        items.append(f"<li>{esc(when + extra)}{forms}</li>")
     if items:
         parts.append(f'<ul class="sessions">{"".join(items)}</ul>')
     hint = _k(language, "sessions_hint", handle=view.access.couple.handle)
     parts.append(f'<p class="hint">{esc(hint)}</p>')
-    return f'<section class="sessions-section">{"".join(parts)}</section>'
+    return f'<section class="sessions-section" id="sessions">{"".join(parts)}</section>'
 
 
 def couple_page(language: str, view: CoupleView, *, prefix: str, static: str) -> str:
@@ -271,7 +293,7 @@ def couple_page(language: str, view: CoupleView, *, prefix: str, static: str) ->
         parts.append(f'<p class="notes-link"><a href="{esc(notes)}">{link}</a></p>')
     else:
         parts.append(f'<p class="notice">{esc(_k(language, "admin_view_note"))}</p>')
-    parts.append(_sessions(view, language, zone))
+    parts.append(_sessions(view, language, zone, prefix))
     return document(
         language, title, "\n".join(parts), static=static, prefix=prefix, page_class="couple-page"
     )

@@ -7,6 +7,7 @@
 - ``GET  /console``: the caseload
 - ``GET  /console/c/{id}``: one couple; ``GET /console/c/{id}/notes``: kept-private words
 - ``POST /console/c/{id}/alerts/{alert}/ack``: acknowledge an alert
+- ``POST /console/c/{id}/sessions/skip`` and ``…/move``: as ``/session HANDLE skip|move``
 - ``POST /console/logout``: sign out
 
 Nothing is kept in the process: the session lives in the database, so any worker serves
@@ -245,6 +246,39 @@ class Console:
             return self._refused(therapist, error)
         return self._to(f"/console/c/{couple_id}#alerts")
 
+    async def session(self, request: web.Request) -> web.Response:
+        """Skip or move a session (the chat's ``/session``), then back to the couple."""
+        if (refused := self._foreign(request)) is not None:
+            return refused
+        therapist = await auth.signed_in(request, self.deps)
+        if therapist is None:
+            return self._signed_out(request)
+        couple_id = _id(request, "couple")
+        form = await request.post()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            async with self.deps.db.uow() as uow:
+                await console.change_session(
+                    uow,
+                    therapist,
+                    couple_id,
+                    request.match_info.get("action", ""),
+                    fields,
+                    self.deps.clock.now(),
+                )
+        except UserError as error:
+            if error.key == "console.not_found":
+                return self._refused(therapist, error)
+            language = therapist.language
+            page = pages.message_page(
+                language,
+                t(language, "console.problem_title"),
+                t(language, error.key, **error.params),
+                static=self.static,
+            )
+            return _html(page, 422)
+        return self._to(f"/console/c/{couple_id}#sessions")
+
 
 def add_routes(app: web.Application, deps: Deps, bot_token: str, prefix: str) -> None:
     """Mount the console on the web layer's application, under ``prefix``."""
@@ -259,4 +293,5 @@ def add_routes(app: web.Application, deps: Deps, bot_token: str, prefix: str) ->
     app.router.add_get(f"{p}/c/{{couple}}", handlers.couple)
     app.router.add_get(f"{p}/c/{{couple}}/notes", handlers.notes)
     app.router.add_post(f"{p}/c/{{couple}}/alerts/{{alert}}/ack", handlers.acknowledge)
+    app.router.add_post(f"{p}/c/{{couple}}/sessions/{{action}}", handlers.session)
     app.router.add_static(f"{p}/static", STATIC_DIR, append_version=False)
