@@ -12,6 +12,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from bot.core.digest_render import render_html_sections
@@ -95,6 +96,7 @@ async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
     assert [s.ended_at is not None for s in sessions] == [True, False, False]
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # test_console_privacy goes further
 async def test_a_therapist_sees_only_their_own_couples_and_an_admin_sees_no_words(
     web_harness: WebHarness,
 ) -> None:
