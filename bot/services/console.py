@@ -33,6 +33,8 @@ from bot.services.notes import PERIOD as NOTES_PERIOD
 from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes
 from bot.services.notes import _within as within_room
 from bot.services.practice_config import parse_practice_config
+from bot.services.practices import AdminError
+from bot.services.schedule_preview import preview_lines
 from bot.services.texts import UserError
 from db.models import (
     Alert,
@@ -46,11 +48,13 @@ from db.models import (
     TherapySession,
 )
 from db.uow import UnitOfWork
+from schedules.check import check_practice_text, format_problems
 
 SESSION_LIFETIME = timedelta(hours=12)  # signed out after this even when in use
 SEEN_EVERY = timedelta(minutes=1)  # how often a session's last use is written
 CHART_PERIOD = timedelta(days=84)  # the charts show at most the last twelve weeks
 MIN_CHART_SPAN = timedelta(days=28)
+PREVIEW_DAYS = 14
 OFF_TRACK_ROLES: tuple[ScoreRole, ...] = ("wellbeing", "alliance")
 
 
@@ -590,6 +594,54 @@ async def change_session(
         actor=actor(therapist), action=f"console.session.{action}", couple_id=couple_id, at=now
     )
     return await sessions.command(uow, therapist, access.couple, args, now)
+
+
+@dataclass(frozen=True)
+class AdminView:
+    """The practice admin's page: the stored configuration, the couples to preview."""
+
+    practice_name: str
+    config_toml: str | None  # None: the shipped defaults
+    handles: tuple[str, ...]
+    preview: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+async def admin_view(
+    uow: UnitOfWork, therapist: Therapist, now: datetime, handle: str | None
+) -> AdminView:
+    """The practice's configuration as stored and, for one couple, the fortnight preview
+    (``dyad schedules preview``'s own table: prompt keys and times, no words of anyone)."""
+    if not therapist.is_admin:
+        raise UserError("console.not_found")
+    practice = await uow.practices.get(therapist.practice_id)
+    assert practice is not None
+    couples = await uow.session.scalars(
+        select(Couple.handle)
+        .where(Couple.practice_id == practice.id, Couple.status == "active")
+        .order_by(Couple.id)
+    )
+    handles = tuple(couples)
+    preview: tuple[str, ...] = ()
+    problem = None
+    if handle is not None and handle in handles:
+        try:
+            preview = tuple(await preview_lines(uow, handle, practice.slug, now, PREVIEW_DAYS))
+        except AdminError as error:
+            problem = str(error)
+    return AdminView(practice.name, practice.config_toml, handles, preview, problem)
+
+
+def check_upload(name: str, text: str) -> tuple[bool, tuple[str, ...]]:
+    """``dyad schedules check`` on an uploaded file: (usable, each problem with its line)."""
+    result = check_practice_text(text, name)
+    if not result.ok:
+        return False, tuple(format_problems(result))
+    try:
+        parse_practice_config(text)  # the sections beyond schedules, as configure checks
+    except ValueError as error:
+        return False, (f"{name}: {error}",)
+    return True, (result.summary,)
 
 
 @dataclass(frozen=True)

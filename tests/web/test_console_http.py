@@ -7,8 +7,10 @@ digest and balance, acknowledging an alert.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -236,3 +238,40 @@ async def test_the_couple_page_is_the_digest_with_its_balance_charts_and_alerts(
     assert "console.session.move" in audit and "console.session.skip" in audit
     local = sorted((r.starts_at.astimezone(zone).hour, r.cancelled_at is not None) for r in rows)
     assert local == [(11, True), (18, True)]
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_only(
+    web_harness: WebHarness,
+) -> None:
+    therapist, _, _, handle = await couple(web_harness)
+    admin = await therapist_of_practice(web_harness, "Ada", admin=True)
+    base = web_harness.web_url
+    example = (Path(__file__).parents[2] / "docs" / "practice.example.toml").read_text()
+    async with aiohttp.ClientSession() as http:
+        ana, ada = Browser(http), Browser(http)
+        await ana.sign_in(await console_link(therapist), base)
+        await ada.sign_in(await console_link(admin), base)
+        assert (await ana.get(f"{base}/console/admin"))[0] == 404
+        status, page = await ada.get(f"{base}/console/admin?couple={handle}")
+        assert status == 200 and html.escape(t("en", "console.admin_defaults")) in page
+        assert "14 days: A " in page  # the preview's own table, from the planner's code
+
+        async def check(name: str, text: str) -> tuple[int, str]:
+            form = aiohttp.FormData()
+            form.add_field("file", text.encode(), filename=name, content_type="text/plain")
+            headers = {"Cookie": f"dyad_console={ada.cookie}"}
+            async with http.post(f"{base}/console/admin/check", data=form, headers=headers) as r:
+                return r.status, await r.text()
+
+        status, page = await check("ours.toml", "[digest\nlead_hours = 24\n")
+        assert status == 422 and "ours.toml:1:" in page
+        status, page = await check("example.toml", example)
+        assert (
+            status == 200
+            and html.escape(t("en", "console.admin_check_ok")) in page
+            and "ok:" in page
+        )
+    async with web_harness.db.uow() as uow:
+        practice = await uow.practices.by_slug(web_harness.practice_slug)
+    assert practice is not None and practice.config_toml is None  # a check stores nothing

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from bot.core.digest_render import format_date, format_datetime, format_number
 from bot.core.digest_render import render_html_sections as digest_sections
 from bot.locales import t
-from bot.services.console import CoupleGlance, CoupleView, NotesColumn, PartnerGlance
+from bot.services.console import AdminView, CoupleGlance, CoupleView, NotesColumn, PartnerGlance
 from bot.web.pages import esc
 
 
@@ -170,6 +170,9 @@ def caseload_page(
     """Every couple, most in need of attention first; an admin's other couples after."""
     intro = _k(language, "caseload_intro_admin" if admin else "caseload_intro")
     parts = [f"<h1>{esc(_k(language, 'caseload_title'))}</h1>", f"<p>{esc(intro)}</p>"]
+    if admin:
+        link = f"{prefix}/console/admin"
+        parts.append(f'<p><a href="{esc(link)}">{esc(_k(language, "admin_title"))}</a></p>')
     if not rows:
         parts.append(f"<p>{esc(_k(language, 'caseload_empty'))}</p>")
     own = [r for r in rows if r.own]
@@ -337,4 +340,51 @@ def notes_page(
     parts.append("</div>")
     back = f"{prefix}/console/c/{couple_id}"
     parts.append(f'<p><a href="{esc(back)}">{esc(_k(language, "back_to_couple"))}</a></p>')
+    return document(language, title, "\n".join(parts), static=static, prefix=prefix)
+
+
+def admin_page(
+    language: str,
+    view: AdminView,
+    check: tuple[bool, tuple[str, ...]] | None,
+    *,
+    prefix: str,
+    static: str,
+) -> str:
+    """The practice's configuration, ``schedules check`` on a file, a couple's preview."""
+    title = _k(language, "admin_title")
+    parts = [f"<h1>{esc(title)}</h1>", f"<p>{esc(view.practice_name)}</p>"]
+    parts.append(f"<h2>{esc(_k(language, 'admin_check_title'))}</h2>")
+    parts.append(
+        f'<form method="post" action="{esc(prefix)}/console/admin/check" '
+        'enctype="multipart/form-data">'
+        f'<label for="practice-file">{esc(_k(language, "admin_file"))}</label> '
+        '<input type="file" id="practice-file" name="file" accept=".toml,text/plain" required> '
+        f'<button type="submit">{esc(_k(language, "admin_check"))}</button></form>'
+    )
+    if check is not None:
+        ok, lines = check
+        heading = _k(language, "admin_check_ok" if ok else "admin_check_problems")
+        items = "".join(f"<li><code>{esc(line)}</code></li>" for line in lines)
+        role = "status" if ok else "alert"
+        parts.append(
+            f'<div class="check-result" role="{role}"><p>{esc(heading)}</p><ul>{items}</ul></div>'
+        )
+    parts.append(f"<h2>{esc(_k(language, 'admin_preview_title'))}</h2>")
+    options = "".join(f'<option value="{esc(h)}">{esc(h)}</option>' for h in view.handles)
+    parts.append(
+        f'<form method="get" action="{esc(prefix)}/console/admin">'
+        f'<label for="preview-couple">{esc(_k(language, "admin_couple"))}</label> '
+        f'<select id="preview-couple" name="couple">{options}</select> '
+        f'<button type="submit">{esc(_k(language, "admin_preview"))}</button></form>'
+    )
+    if view.problem:
+        parts.append(f'<p class="notice">{esc(view.problem)}</p>')
+    if view.preview:
+        parts.append(f'<pre class="preview">{esc(chr(10).join(view.preview))}</pre>')
+    parts.append(f"<h2>{esc(_k(language, 'admin_config_title'))}</h2>")
+    if view.config_toml is None:
+        parts.append(f"<p>{esc(_k(language, 'admin_defaults'))}</p>")
+    else:
+        parts.append(f'<pre class="config">{esc(view.config_toml)}</pre>')
     return document(language, title, "\n".join(parts), static=static, prefix=prefix)

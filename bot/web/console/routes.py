@@ -8,6 +8,8 @@
 - ``GET  /console/c/{id}``: one couple; ``GET /console/c/{id}/notes``: kept-private words
 - ``POST /console/c/{id}/alerts/{alert}/ack``: acknowledge an alert
 - ``POST /console/c/{id}/sessions/skip`` and ``…/move``: as ``/session HANDLE skip|move``
+- ``GET  /console/admin[?couple=HANDLE]``, ``POST /console/admin/check``: the practice
+  admin's page (configuration as stored, a file check, a couple's fortnight preview)
 - ``POST /console/logout``: sign out
 
 Nothing is kept in the process: the session lives in the database, so any worker serves
@@ -279,6 +281,59 @@ class Console:
             return _html(page, 422)
         return self._to(f"/console/c/{couple_id}#sessions")
 
+    async def admin(self, request: web.Request) -> web.Response:
+        """The practice admin's page: configuration, a file check, a couple's preview."""
+        therapist = await auth.signed_in(request, self.deps)
+        if therapist is None:
+            return self._signed_out(request)
+        handle = request.query.get("couple", "")[:16] or None
+        try:
+            async with self.deps.db.uow() as uow:
+                view = await console.admin_view(uow, therapist, self.deps.clock.now(), handle)
+        except UserError as error:
+            return self._refused(therapist, error)
+        return _html(self._admin_page(therapist, view))
+
+    def _admin_page(
+        self,
+        therapist: Therapist,
+        view: console.AdminView,
+        check: tuple[bool, tuple[str, ...]] | None = None,
+    ) -> str:
+        return pages.admin_page(
+            therapist.language, view, check, prefix=self.prefix, static=self.static
+        )
+
+    async def admin_check(self, request: web.Request) -> web.Response:
+        """``dyad schedules check`` on an uploaded practice.toml; nothing is stored."""
+        if (refused := self._foreign(request)) is not None:
+            return refused
+        therapist = await auth.signed_in(request, self.deps)
+        if therapist is None:
+            return self._signed_out(request)
+        form = await request.post()
+        upload = form.get("file")
+        if isinstance(upload, web.FileField):
+            name = (upload.filename or "practice.toml")[:80]
+            raw = upload.file.read()
+        else:
+            name, raw = "practice.toml", str(upload or "").encode()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            check: tuple[bool, tuple[str, ...]] = (
+                False,
+                (t(therapist.language, "console.admin_not_text", name=name),),
+            )
+        else:
+            check = console.check_upload(name, text)
+        try:
+            async with self.deps.db.uow() as uow:
+                view = await console.admin_view(uow, therapist, self.deps.clock.now(), None)
+        except UserError as error:
+            return self._refused(therapist, error)
+        return _html(self._admin_page(therapist, view, check), 200 if check[0] else 422)
+
 
 def add_routes(app: web.Application, deps: Deps, bot_token: str, prefix: str) -> None:
     """Mount the console on the web layer's application, under ``prefix``."""
@@ -294,4 +349,6 @@ def add_routes(app: web.Application, deps: Deps, bot_token: str, prefix: str) ->
     app.router.add_get(f"{p}/c/{{couple}}/notes", handlers.notes)
     app.router.add_post(f"{p}/c/{{couple}}/alerts/{{alert}}/ack", handlers.acknowledge)
     app.router.add_post(f"{p}/c/{{couple}}/sessions/{{action}}", handlers.session)
+    app.router.add_get(f"{p}/admin", handlers.admin)
+    app.router.add_post(f"{p}/admin/check", handlers.admin_check)
     app.router.add_static(f"{p}/static", STATIC_DIR, append_version=False)
