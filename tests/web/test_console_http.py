@@ -275,3 +275,13 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
     async with web_harness.db.uow() as uow:
         practice = await uow.practices.by_slug(web_harness.practice_slug)
     assert practice is not None and practice.config_toml is None  # a check stores nothing
+    # Served over https, /console also offers the console as a Mini App.
+    deps = web_harness.bot.deps
+    public = "https://dyad.example.org/app"
+    deps.settings = deps.settings.model_copy(update={"webapp_url": public})
+    before = len(admin.messages)
+    await admin.send_command("console")
+    reply = await admin.wait_for_message(lambda m: "/console/login/" in m.text, after=before)
+    assert f"{public}/console/login/" in reply.text
+    button = reply.web_app_url_for(t("en", "console.link_button"))
+    assert button == f"{public}/console/app"
