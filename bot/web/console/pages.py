@@ -15,13 +15,19 @@ from zoneinfo import ZoneInfo
 
 from bot.core.digest_render import format_date, format_datetime, format_number
 from bot.core.digest_render import render_html_sections as digest_sections
-from bot.locales import t
+from bot.locales import catalog, t
 from bot.services.console import AdminView, CoupleGlance, CoupleView, NotesColumn, PartnerGlance
 from bot.web.pages import esc
 
 
 def _k(language: str, key: str, /, **params: object) -> str:
     return t(language, f"console.{key}", **params)
+
+
+def _kind(language: str, kind: str) -> str:
+    """An alert's kind in words (a kind the catalog does not know reads as a safety flag)."""
+    key = f"digest.safety.kind.{kind}"
+    return t(language, key if key in catalog(language) else "digest.safety.kind.other")
 
 
 def document(
@@ -108,7 +114,7 @@ def _flags(row: CoupleGlance, language: str) -> str:
     flags = []
     if row.open_alerts:
         kinds = _k(language, "list_separator").join(
-            t(language, f"digest.safety.kind.{kind}") for kind in row.alert_kinds
+            _kind(language, kind) for kind in row.alert_kinds
         )
         flags.append(
             (
@@ -203,7 +209,7 @@ def _alerts(view: CoupleView, language: str, zone: ZoneInfo, prefix: str) -> str
         text = _k(
             language,
             "alert_line",
-            kind=t(language, f"digest.safety.kind.{alert.kind}"),
+            kind=_kind(language, alert.kind),
             name=names.get(alert.slot, alert.slot),
             when=format_datetime(alert.at.astimezone(zone), language),
             state=_k(language, f"alert_state.{state}"),
