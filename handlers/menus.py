@@ -32,6 +32,7 @@ THERAPIST_COMMANDS = (
     "clearhold",
     "linkgroup",
     "close",
+    "console",
     "help",
 )
 

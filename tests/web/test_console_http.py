@@ -285,3 +285,7 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
     assert f"{public}/console/login/" in reply.text
     button = reply.web_app_url_for(t("en", "console.link_button"))
     assert button == f"{public}/console/app"
+    # Without web pages there is no console to link to, and the reply says so.
+    deps.settings = deps.settings.model_copy(update={"webapp_url": None})
+    await admin.send_command("console")
+    await admin.wait_for_message(lambda m: m.text == t("en", "console.not_served"))
