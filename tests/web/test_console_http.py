@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.config import ConfigError, load_settings
 from bot.core.digest_render import render_html_sections
 from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
@@ -289,3 +290,16 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
     deps.settings = deps.settings.model_copy(update={"webapp_url": None})
     await admin.send_command("console")
     await admin.wait_for_message(lambda m: m.text == t("en", "console.not_served"))
+
+
+def test_a_cookie_without_secure_is_refused_unless_the_pages_are_on_loopback_http() -> None:
+    for url in ("https://dyad.example.org/app", None):
+        with pytest.raises(ConfigError, match="DYAD_CONSOLE_INSECURE_LOOPBACK_COOKIE"):
+            load_settings(_env_file=None, webapp_url=url, console_insecure_loopback_cookie=True)
+    local = load_settings(
+        _env_file=None,
+        webapp_url="http://127.0.0.1:8080/app",
+        console_insecure_loopback_cookie=True,
+    )
+    assert local.console_insecure_loopback_cookie
+    assert not load_settings(_env_file=None).console_insecure_loopback_cookie
