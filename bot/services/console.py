@@ -22,12 +22,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
+from bot.channels.base import Button, Outgoing
 from bot.core.charts import Chart, ChartSeries, rating_chart
 from bot.core.digest import SCORE_ROLES, Digest, ScoreRole, Slot, compose_digest
 from bot.core.instruments import score_summary
 from bot.core.tokens import hash_token, looks_like_token, new_token
 from bot.locales import t
-from bot.services import digests, sessions
+from bot.services import access, digests, sessions
 from bot.services.crypto import Cipher
 from bot.services.notes import PERIOD as NOTES_PERIOD
 from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes
@@ -35,7 +36,8 @@ from bot.services.notes import _within as within_room
 from bot.services.practice_config import parse_practice_config
 from bot.services.practices import AdminError
 from bot.services.schedule_preview import preview_lines
-from bot.services.texts import UserError
+from bot.services.texts import UserError, msg
+from bot.services.usecase import Call, Reply
 from db.models import (
     Alert,
     CheckIn,
@@ -69,7 +71,8 @@ def actor(therapist: Therapist) -> str:
 async def issue_login_link(
     uow: UnitOfWork, therapist: Therapist, now: datetime, ttl: timedelta
 ) -> str:
-    """A fresh one-time login token for the therapist (the database keeps its hash)."""
+    """A fresh one-time login token for the therapist (the database keeps its hash);
+    the caller commits."""
     token = new_token()
     uow.session.add(
         ConsoleLoginLink(
@@ -80,8 +83,24 @@ async def issue_login_link(
         )
     )
     uow.audit.record(actor=actor(therapist), action="console.link", couple_id=None, at=now)
-    await uow.commit()
     return token
+
+
+async def console_link(call: Call) -> Reply:
+    """``/console``: a one-time login link for this therapist (and, when the pages are
+    served over https, a button that opens the console as a Telegram Mini App)."""
+    therapist = access.therapist(call.actor)
+    lang = therapist.language
+    url = call.deps.settings.webapp_url
+    if url is None:
+        return Reply.say(msg(lang, "console.not_served"))
+    minutes = call.deps.settings.console_link_minutes
+    token = await issue_login_link(call.uow, therapist, call.now, timedelta(minutes=minutes))
+    text = msg(lang, "console.link_message", minutes=minutes, link=f"{url}/console/login/{token}")
+    rows: tuple[tuple[Button, ...], ...] = ()
+    if url.startswith("https://"):
+        rows = ((Button(msg(lang, "console.link_button"), "", web_app_url=f"{url}/console/app"),),)
+    return Reply.say(Outgoing(text, rows))
 
 
 async def _start_session(uow: UnitOfWork, therapist_id: int, now: datetime) -> str:
