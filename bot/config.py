@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     webapp_port: int | None = Field(default=None, ge=0, le=65535)
     webapp_listen: str = "0.0.0.0"
     webapp_auth_max_age_seconds: int = Field(default=3600, ge=60, le=86400)
+    # The therapist console (bot/web/console), served with the pages: how long a login
+    # link works, how long a signed-in browser may stay idle before it is signed out, and
+    # (tests and the demo only) a session cookie without Secure over loopback http.
+    console_link_minutes: int = Field(default=10, ge=1, le=60)
+    console_idle_minutes: int = Field(default=30, ge=5, le=720)
+    console_insecure_loopback_cookie: bool = False
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -178,6 +184,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DYAD_WEBHOOK_SECRET: required when DYAD_WEBHOOK_URL is set, so that only "
                 "Telegram can post updates"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _insecure_cookie_only_on_loopback(self) -> Settings:
+        if not self.console_insecure_loopback_cookie:
+            return self
+        parts = urlsplit(self.webapp_url or "")
+        if parts.scheme != "http" or not is_loopback_host(parts.hostname or ""):
+            raise ValueError(
+                "DYAD_CONSOLE_INSECURE_LOOPBACK_COOKIE: only for pages served over loopback "
+                "http (tests, the demo); behind HTTPS the console cookie is always Secure"
             )
         return self
 

@@ -423,3 +423,38 @@ class WebAppDraft(Base):
     choices: Mapped[dict[str, Any]] = mapped_column(default=dict)  # item id -> choice or score
     text_ciphertext: Mapped[bytes | None]  # the free-text fields, as encrypted JSON
     updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleLoginLink(Base):
+    """A one-time link into the therapist console: short-lived, kept only as a hash."""
+
+    __tablename__ = "console_login_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    therapist_id: Mapped[int] = mapped_column(
+        ForeignKey("therapists.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A therapist's signed-in browser: the cookie's hash, ended after inactivity.
+
+    ``last_seen_at`` moves with each request; a session unused for the configured idle
+    time, past ``expires_at`` or ``ended_at`` (signed out) lets nothing in.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    therapist_id: Mapped[int] = mapped_column(
+        ForeignKey("therapists.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

@@ -57,6 +57,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("alerts", therapist.alerts, {"therapist": "/alerts HANDLE"}),
     Command("notes", therapist.notes, {"therapist": "/notes HANDLE"}),
     Command("clearhold", therapist.clearhold, {"therapist": "/clearhold HANDLE"}),
+    Command("console", therapist.console, {"therapist": "/console"}),
     Command("checkin", checkin.checkin_command, {"partner": "/checkin"}),
     Command("settings", partner.settings, {"partner": "/settings"}),
     Command("pause", partner.pause, {"partner": "/pause [DAYS]"}),

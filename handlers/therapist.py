@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from telegram import Update
 
+from bot.services import console as therapist_console
 from bot.services import therapist_desk
 from handlers._base import Context, HandlerFn, command_args, run
 
@@ -65,3 +66,9 @@ async def session(update: Update, context: Context) -> None:
 async def sessions_command(update: Update, context: Context) -> None:
     """``/sessions``: upcoming sessions across the therapist's couples."""
     await run(update, context, therapist_desk.upcoming_sessions)
+
+
+async def console(update: Update, context: Context) -> None:
+    """``/console``: a one-time link into the therapist console (and a Mini App button when
+    the pages are served over https)."""
+    await run(update, context, therapist_console.console_link)

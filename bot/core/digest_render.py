@@ -774,6 +774,12 @@ def render_html_page(digest: Digest, language: str) -> str:
     )
 
 
+def render_html_sections(digest: Digest, language: str) -> tuple[str, ...]:
+    """The printable page's sections (header, each partner, together, safety, agenda) as
+    HTML without the page around them, for pages that bring their own stylesheet."""
+    return tuple(_page_part(part) for part in _document(digest, language))
+
+
 # --- JSON ------------------------------------------------------------------------------
 
 

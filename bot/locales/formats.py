@@ -8,7 +8,7 @@ writes ``lun, 5 oct 2026`` and ``4,1``, es-419 ``4.1`` and a 12-hour clock, pt-B
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
@@ -39,6 +39,11 @@ def format_date(when: datetime, language: str) -> str:
 def format_day(when: datetime, language: str) -> str:
     """Weekday, day and month, without the year: "Mon 5 Oct", "lun, 5 oct"."""
     return format_skeleton("MMMEd", when, locale=cldr_locale(language))
+
+
+def format_day_month(when: date, language: str) -> str:
+    """Day and abbreviated month, for a chart's axis: "5 Oct", "5 oct"."""
+    return format_skeleton("MMMd", when, locale=cldr_locale(language))
 
 
 def format_time(when: datetime, language: str) -> str:

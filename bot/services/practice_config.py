@@ -44,6 +44,9 @@ class DigestSettings:
     split_alliance_threshold: float = 3.0
     split_alliance_widening: float = 2.0
     quote_budget_chars: int = 600
+    off_track_drop: float = 2.0
+    """The console flags a partner off track when their mean wellbeing or alliance fell
+    by at least this many points (0-10) since the previous period."""
 
 
 @dataclass(frozen=True)

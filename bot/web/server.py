@@ -33,7 +33,7 @@ from bot.locales import pick_locale, t
 from bot.services import miniapp
 from bot.services.deps import Deps
 from bot.services.texts import UserError
-from bot.web import pages
+from bot.web import console, pages
 from bot.web.initdata import InitData, InvalidInitData, validate_init_data
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class MiniApp:
         app.router.add_post(f"{p}/checkin/draft", self.draft_checkin)
         app.router.add_post(f"{p}/checkin/send", self.send_checkin)
         app.router.add_static(self.static, STATIC_DIR, append_version=False)
+        console.add_routes(app, self.deps, self.bot_token, p)  # the therapist console
         return app
 
     # --- authentication -------------------------------------------------------------------
