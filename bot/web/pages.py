@@ -211,25 +211,70 @@ def checkin_page(
     kept = (
         f'<p class="kept">{esc(t(language, "webapp.kept_from_chat"))}</p>' if form.answered else ""
     )
+    return answers_page(
+        language,
+        title=t(language, "webapp.checkin_title"),
+        intro=f"{form.title} · {t(language, 'webapp.checkin_private')}",
+        lead=kept,
+        form_id="checkin",
+        action=f"{prefix}/checkin",
+        fields={"checkin": form.checkin_id},
+        items=form.items,
+        values=values,
+        resources=resources,
+        show_crisis=show_crisis,
+        init_data=init_data,
+        theme=theme,
+        static=static,
+        send_label=t(language, "webapp.send"),
+        problem=problem,
+    )
+
+
+def answers_page(
+    language: str,
+    *,
+    title: str,
+    intro: str,
+    lead: str,
+    form_id: str,
+    action: str,
+    fields: Mapping[str, object],
+    items: Sequence[Item],
+    values: Mapping[str, str],
+    resources: Sequence[CrisisResource],
+    show_crisis: bool,
+    init_data: str,
+    theme: Mapping[str, str],
+    static: str,
+    send_label: str,
+    problem: str | None = None,
+) -> str:
+    """A page of questions sent at once, its draft kept on the server as it is filled.
+
+    ``lead`` is safe HTML shown before the crisis card; ``action`` takes the sent page,
+    ``action/draft`` the draft.
+    """
     error = (
         f'<p class="error" role="alert" id="problem" tabindex="-1">'
         f"{esc(t(language, 'webapp.fix_below'))} {esc(problem)}</p>"
         if problem
         else ""
     )
-    items = "\n".join(_item(item, language, values.get(item.id, "")) for item in form.items)
+    rendered = "\n".join(_item(item, language, values.get(item.id, "")) for item in items)
+    hidden = "".join(_hidden(name, value) for name, value in fields.items())
     body = (
-        f"<h1>{esc(t(language, 'webapp.checkin_title'))}</h1>\n"
-        f'<p class="intro">{esc(form.title)} · {esc(t(language, "webapp.checkin_private"))}</p>'
-        f"\n{kept}\n{crisis_card(language, resources, shown=show_crisis)}\n{error}\n"
-        f'<form id="checkin" method="post" action="{esc(prefix)}/checkin/send" '
-        f'data-draft="{esc(prefix)}/checkin/draft" '
+        f"<h1>{esc(title)}</h1>\n"
+        f'<p class="intro">{esc(intro)}</p>'
+        f"\n{lead}\n{crisis_card(language, resources, shown=show_crisis)}\n{error}\n"
+        f'<form id="{esc(form_id)}" class="answers" method="post" action="{esc(action)}/send" '
+        f'data-draft="{esc(action)}/draft" '
         f'data-saved-text="{esc(t(language, "webapp.draft_saved"))}" '
         f'data-failed-text="{esc(t(language, "webapp.draft_failed"))}">\n'
         f"{_hidden('init_data', init_data)}{_hidden('theme', json.dumps(dict(theme)))}"
-        f"{_hidden('checkin', form.checkin_id)}\n{items}\n"
+        f"{hidden}\n{rendered}\n"
         f'<p id="draft-status" class="status" role="status" aria-live="polite"></p>\n'
-        f'<button type="submit" class="primary">{esc(t(language, "webapp.send"))}</button>\n'
+        f'<button type="submit" class="primary">{esc(send_label)}</button>\n'
         "</form>"
     )
     return document(language, t(language, "webapp.page_title"), body, static=static, theme=theme)
@@ -242,12 +287,13 @@ def saved_page(
     show_crisis: bool,
     theme: Mapping[str, str],
     static: str,
+    said: str | None = None,
 ) -> str:
-    """After sending: the crisis card first when called for, then "saved"."""
+    """After sending: the crisis card first when called for, then "saved" (or ``said``)."""
     body = (
         f"{crisis_card(language, resources, shown=show_crisis)}\n"
         f'<h1 id="saved">{esc(t(language, "webapp.saved_title"))}</h1>\n'
-        f"<p>{esc(t(language, 'webapp.saved_body'))}</p>\n"
+        f"<p>{esc(said or t(language, 'webapp.saved_body'))}</p>\n"
         f'<button type="button" id="close" class="primary">{esc(t(language, "webapp.close"))}'
         "</button>"
     )
