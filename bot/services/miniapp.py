@@ -55,13 +55,18 @@ class Sent:
     resources: tuple[CrisisResource, ...]
 
 
-async def partner_of(uow: UnitOfWork, telegram_user_id: int) -> Partner:
-    """The active partner behind a Telegram user id; anyone else is refused kindly."""
+async def partner_of(
+    uow: UnitOfWork, telegram_user_id: int, *, in_programme: bool = True
+) -> Partner:
+    """The active partner behind a Telegram user id; anyone else is refused kindly.
+
+    ``in_programme``: for answering, the couple must still be in the programme.
+    """
     partner = await uow.partners.by_user(telegram_user_id)
     if partner is None or not partner.active:
         raise UserError("webapp.not_a_partner")
     couple = await uow.couples.get(partner.couple_id)
-    if couple is None or couple.status != "active":
+    if in_programme and (couple is None or couple.status != "active"):
         # As in the chat: a closed programme takes no answers, and says where help is.
         lines = "; ".join(f"{r.name}: {r.number}" for r in await crisis_resources(uow, partner))
         raise UserError("webapp.programme_ended", lines=lines)

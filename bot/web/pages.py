@@ -17,8 +17,11 @@ from typing import Final
 
 from bot.core.instruments import Item
 from bot.core.safety import CrisisResource
-from bot.locales import t
+from bot.locales import SUPPORTED_LANGUAGES, t
 from bot.services.checkins import CheckinForm
+from bot.services.miniapp_settings import KEEP, PAUSE, RESUME, SettingsPage
+from bot.services.onboarding import LANGUAGE_NAMES, WINDOWS
+from bot.services.partners import MAX_PAUSE_DAYS
 
 _THEME_KEY: Final = re.compile(r"[a-z][a-z_]{0,39}")
 _COLOUR: Final = re.compile(r"#[0-9a-fA-F]{6}")
@@ -298,3 +301,108 @@ def saved_page(
         "</button>"
     )
     return document(language, t(language, "webapp.saved_title"), body, static=static, theme=theme)
+
+
+def _choices(
+    name: str, legend: str, options: Sequence[tuple[str, str]], chosen: str, hint: str = ""
+) -> str:
+    """A question answered with one of a few radio buttons, in a fieldset with its legend."""
+    described = f' aria-describedby="{esc(name)}-hint"' if hint else ""
+    note = f'<p class="hint" id="{esc(name)}-hint">{esc(hint)}</p>' if hint else ""
+    radios = "".join(_radio(name, v, label, v == chosen, described) for v, label in options)
+    return (
+        f'<fieldset class="item choice" id="item-{esc(name)}"><legend>{esc(legend)}</legend>'
+        f'{note}<div class="options">{radios}</div></fieldset>'
+    )
+
+
+def settings_page(
+    language: str,
+    page: SettingsPage,
+    *,
+    init_data: str,
+    theme: Mapping[str, str],
+    prefix: str,
+    static: str,
+    values: Mapping[str, str] | None = None,
+    problem: str | None = None,
+) -> str:
+    """The partner's settings on one page: what /settings, /pause and /resume offer."""
+    chosen = {**page.current, **(values or {})}
+    error = (
+        f'<p class="error" role="alert" id="problem" tabindex="-1">{esc(problem)}</p>'
+        if problem
+        else ""
+    )
+    languages = [(code, LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES]
+    windows = [(w, t(language, f"onboarding.window_{w}")) for w in WINDOWS]
+    discreet = [
+        ("yes", t(language, "onboarding.discreet_yes")),
+        ("no", t(language, "onboarding.discreet_no")),
+    ]
+    zone_options = "".join(
+        f'<option value="{i}"{" selected" if str(i) == chosen.get("tz") else ""}>'
+        f"{esc(zone.replace('_', ' '))}</option>"
+        for i, zone in enumerate(page.zones)
+    )
+    keep = "" if chosen.get("tz") else " selected"
+    zone_legend = esc(t(language, "partner.settings_timezone"))
+    zone = (
+        f'<fieldset class="item" id="item-tz"><legend>{zone_legend}</legend>'
+        f'<label for="tz">{esc(t(language, "webapp.timezone_pick"))}</label>'
+        f'<select id="tz" name="tz"><option value=""{keep}>'
+        f"{esc(t(language, 'webapp.timezone_keep', zone=page.current_zone))}</option>"
+        f'{zone_options}</select><label for="tz_typed">{esc(t(language, "webapp.timezone_type"))}'
+        f'</label><input type="text" id="tz_typed" name="tz_typed" maxlength="64" '
+        f'autocomplete="off" value="{esc(chosen.get("tz_typed", ""))}"></fieldset>'
+    )
+    pause_options = [
+        (KEEP, t(language, "webapp.pause_keep")),
+        (PAUSE, t(language, "webapp.pause_for")),
+    ]
+    if page.paused_until is not None:
+        pause_options.append((RESUME, t(language, "webapp.resume_now")))
+    status = (
+        t(language, "webapp.paused_until", until=page.paused_until)
+        if page.paused_until
+        else t(language, "webapp.not_paused")
+    )
+    pause = _choices(
+        "pause", t(language, "webapp.pause_title"), pause_options, chosen.get("pause", KEEP), status
+    )
+    days = (
+        f'<p class="days"><label for="days">{esc(t(language, "webapp.pause_days"))}</label>'
+        f'<input type="number" id="days" name="days" min="1" max="{MAX_PAUSE_DAYS}" '
+        f'inputmode="numeric" value="{esc(chosen.get("days", "") or "7")}"></p>'
+    )
+    questions = "\n".join(
+        [
+            _choices(
+                "language", t(language, "partner.settings_language"), languages, chosen["language"]
+            ),
+            zone,
+            _choices("window", t(language, "partner.settings_window"), windows, chosen["window"]),
+            _choices(
+                "discreet",
+                t(language, "partner.settings_discreet"),
+                discreet,
+                chosen["discreet"],
+                t(language, "webapp.discreet_hint"),
+            ),
+            pause + days,
+        ]
+    )
+    save = t(language, "webapp.settings_save")
+    body = (
+        f"<h1>{esc(t(language, 'webapp.settings_title'))}</h1>\n"
+        f'<p class="intro">{esc(t(language, "webapp.settings_private"))}</p>\n'
+        f"{crisis_card(language, page.resources, shown=False)}\n{error}\n"
+        f'<form id="settings" method="post" action="{esc(prefix)}/settings/send">\n'
+        f"{_hidden('init_data', init_data)}{_hidden('theme', json.dumps(dict(theme)))}\n"
+        f"{questions}\n"
+        f'<button type="submit" class="primary">{esc(save)}</button>\n'
+        "</form>"
+    )
+    return document(
+        language, t(language, "webapp.settings_title"), body, static=static, theme=theme
+    )

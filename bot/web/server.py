@@ -30,7 +30,7 @@ from aiohttp import web
 
 from bot.core.numbers import ascii_int, is_ascii_digits
 from bot.locales import pick_language, t
-from bot.services import miniapp, miniapp_prompts
+from bot.services import miniapp, miniapp_prompts, miniapp_settings
 from bot.services.deps import Deps
 from bot.services.texts import UserError
 from bot.web import pages
@@ -68,7 +68,15 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _T = TypeVar("_T")
 PROMPT_STALE: Final = "webapp.prompt_stale"
-FIXABLE: Final = frozenset({"webapp.choose_one", "webapp.reply_empty"})
+FIXABLE: Final = frozenset(
+    {
+        "webapp.choose_one",
+        "webapp.reply_empty",
+        "webapp.settings_invalid",
+        "webapp.timezone_unknown",
+        "webapp.pause_invalid",
+    }
+)
 
 
 def webapp_path(url: str | None) -> str:
@@ -127,6 +135,9 @@ class MiniApp:
         app.router.add_post(f"{p}/prompt", self.open_prompt)
         app.router.add_post(f"{p}/prompt/draft", self.draft_prompt)
         app.router.add_post(f"{p}/prompt/send", self.send_prompt)
+        app.router.add_get(f"{p}/settings", self.launch_settings)
+        app.router.add_post(f"{p}/settings", self.open_settings)
+        app.router.add_post(f"{p}/settings/send", self.send_settings)
         app.router.add_static(self.static, STATIC_DIR, append_version=False)
         return app
 
@@ -169,8 +180,11 @@ class MiniApp:
         use: Callable[[UnitOfWork, Partner, InitData], Awaitable[_T]],
         *,
         stale: str = "webapp.stale",
+        anytime: bool = False,
     ) -> tuple[InitData, _T]:
         """Run ``use`` for the partner the validated initData names, in one unit of work.
+
+        ``anytime``: also after the couple's programme ended (settings, as in the chat).
 
         A user error the page can fix (an answer to correct) is raised as it is; any other
         becomes a refusal (:class:`_Refused`) in the partner's language.
@@ -179,7 +193,7 @@ class MiniApp:
         language = pick_language(init.user.language_code)
         async with self.deps.db.uow() as uow:
             try:
-                partner = await miniapp.partner_of(uow, init.user.id)
+                partner = await miniapp.partner_of(uow, init.user.id, in_programme=not anytime)
                 language = partner.language
                 return init, await use(uow, partner, init)
             except UserError as error:
@@ -508,6 +522,86 @@ class MiniApp:
         init, page = await self._as_partner(request, form, use, stale=PROMPT_STALE)
         problem = t(page.language, error.key, **error.params)
         return _html(self._prompt_page(page, init, theme, form, problem), status=422)
+
+    # --- /settings --------------------------------------------------------------------------
+
+    async def launch_settings(self, request: web.Request) -> web.Response:
+        """The page Telegram opens from /settings; nothing here is private."""
+        return self._launch(request, f"{self.prefix}/settings")
+
+    def _settings_page(
+        self,
+        page: miniapp_settings.SettingsPage,
+        init: InitData,
+        theme: Mapping[str, str],
+        values: Mapping[str, str] | None = None,
+        problem: str | None = None,
+    ) -> str:
+        return pages.settings_page(
+            page.language,
+            page,
+            init_data=init.raw,
+            theme=theme,
+            prefix=self.prefix,
+            static=self.static,
+            values=values,
+            problem=problem,
+        )
+
+    async def open_settings(self, request: web.Request) -> web.Response:
+        """The partner's settings as they stand."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsPage:
+            return await miniapp_settings.settings_page(uow, partner, self.deps.clock.now())
+
+        try:
+            init, page = await self._as_partner(request, form, use, anytime=True)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        return _html(self._settings_page(page, init, theme))
+
+    async def send_settings(self, request: web.Request) -> web.Response:
+        """Apply the page through the chat's own steps; show "saved" (or crisis resources)."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsSent:
+            return await miniapp_settings.send_settings(
+                uow, partner, init.user.id, self.deps.cipher, form, self.deps.clock.now()
+            )
+
+        async def again(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsPage:
+            return await miniapp_settings.settings_page(uow, partner, self.deps.clock.now())
+
+        try:
+            try:
+                _, sent = await self._as_partner(request, form, use, anytime=True)
+            except UserError as error:  # a field to correct: the page again, nothing changed
+                init, page = await self._as_partner(request, form, again, anytime=True)
+                problem = t(page.language, error.key, **error.params)
+                return _html(self._settings_page(page, init, theme, form, problem), status=422)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        self._wake_dispatcher()
+        said = None if sent.show_crisis else t(sent.language, "webapp.settings_saved")
+        return _html(
+            pages.saved_page(
+                sent.language,
+                sent.resources,
+                show_crisis=sent.show_crisis,
+                theme=theme,
+                static=self.static,
+                said=said,
+            )
+        )
 
 
 def _fixable(error: UserError) -> bool:
