@@ -152,11 +152,11 @@ def _radio(name: str, value: str, label: str, checked: bool, described: str) -> 
     )
 
 
-def _item(item: Item, language: str, value: str) -> str:
+def _item(item: Item, language: str, value: str, text_hint: str | None = None) -> str:
     name = item.id
     requires = f' data-requires="{esc(item.requires)}"' if item.requires else ""
     if item.type == "text":
-        hint = t(language, "webapp.note_hint")
+        hint = text_hint or t(language, "webapp.note_hint")
         return (
             f'<div class="item text" id="item-{esc(name)}">'
             f'<label for="{esc(name)}">{esc(item.text_in(language))}</label>'
@@ -252,11 +252,12 @@ def answers_page(
     static: str,
     send_label: str,
     problem: str | None = None,
+    text_hint: str | None = None,
 ) -> str:
     """A page of questions sent at once, its draft kept on the server as it is filled.
 
     ``lead`` is safe HTML shown before the crisis card; ``action`` takes the sent page,
-    ``action/draft`` the draft.
+    ``action/draft`` the draft; ``text_hint`` replaces the note's hint under a text field.
     """
     error = (
         f'<p class="error" role="alert" id="problem" tabindex="-1">'
@@ -264,7 +265,9 @@ def answers_page(
         if problem
         else ""
     )
-    rendered = "\n".join(_item(item, language, values.get(item.id, "")) for item in items)
+    rendered = "\n".join(
+        _item(item, language, values.get(item.id, ""), text_hint) for item in items
+    )
     hidden = "".join(_hidden(name, value) for name, value in fields.items())
     body = (
         f"<h1>{esc(title)}</h1>\n"

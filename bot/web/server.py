@@ -407,6 +407,7 @@ class MiniApp:
         language = page.language
         followup = page.items[0].id == miniapp_prompts.CHOICE  # the words ask the question
         shared = any(item.id == miniapp_prompts.SHARE for item in page.items)
+        hint = "space_hint" if shared else "reply_hint"
         lead = "" if followup else f'<p class="prompt">{pages.esc(page.prompt)}</p>'
         return pages.answers_page(
             language,
@@ -425,6 +426,7 @@ class MiniApp:
             static=self.static,
             send_label=t(language, "webapp.send_answer"),
             problem=problem,
+            text_hint=None if followup else t(language, f"webapp.{hint}"),
         )
 
     async def open_prompt(self, request: web.Request) -> web.Response:
