@@ -41,6 +41,7 @@ async def couple(harness: Harness) -> tuple[FakeUser, FakeUser, FakeUser, str]:
 
 async def invite_to_checkin(harness: Harness, user: FakeUser, salt: str = "1") -> FakeMessage:
     """Queue a scheduled check-in for ``user`` and wait for the invitation in their chat."""
+    before = len(user.messages)
     async with harness.db.uow() as uow:
         partner = await uow.partners.by_user(user.id)
         assert partner is not None
@@ -55,7 +56,7 @@ async def invite_to_checkin(harness: Harness, user: FakeUser, salt: str = "1") -
         )
         await uow.commit()
     await harness.settle()
-    return await user.wait_for_message(has_page_button, after=0)
+    return await user.wait_for_message(has_page_button, after=before)
 
 
 def has_page_button(message: FakeMessage) -> bool:
@@ -110,7 +111,9 @@ def chat_text(user: FakeUser) -> str:
     return "\n".join(parts)
 
 
-async def send_prompt(harness: Harness, user: FakeUser, kind: str, key: str) -> FakeMessage:
+async def send_prompt(
+    harness: Harness, user: FakeUser, kind: str, key: str, salt: str = ""
+) -> FakeMessage:
     """Queue one prompt for ``user`` now and wait for it in their chat (with its page button)."""
     before = len(user.messages)
     async with harness.db.uow() as uow:
@@ -121,7 +124,7 @@ async def send_prompt(harness: Harness, user: FakeUser, kind: str, key: str) -> 
             partner,
             kind=kind,
             key=key,
-            dedupe_key=f"test:{kind}:{key}:{user.id}",
+            dedupe_key=f"test:{kind}:{key}:{user.id}:{salt}",
             due_at=harness.clock.now(),
             couple_id=partner.couple_id,
         )
