@@ -14,8 +14,8 @@ from telegram import Bot, BotCommandScopeDefault
 from telegram.ext import Application
 
 import handlers
-from bot.channels.group import GROUP_CHANNEL, GROUP_LIMITS, TelegramGroupProbe
-from bot.channels.registry import build_channels
+from bot.channels.group import GROUP_LIMITS, TelegramGroupProbe
+from bot.channels.registry import GROUP_CHANNEL, build_channels
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.config import ConfigError
 from bot.health import HealthServer

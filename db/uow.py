@@ -67,6 +67,10 @@ class UnitOfWork:
         await self.session.commit()
         handling.marked = True
 
+    async def rollback(self) -> None:
+        """Undo everything not yet committed in this unit of work."""
+        await self.session.rollback()
+
     async def flush(self) -> None:
         """Send pending changes (to get ids) without committing."""
         await self.session.flush()

@@ -24,6 +24,7 @@ from handlers import (
     therapist,
 )
 from handlers import group as linked_group
+from handlers.commands import COMMANDS
 
 
 def register(application: Application) -> None:  # type: ignore[type-arg]
@@ -33,30 +34,8 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     add(TypeHandler(Update, common.record_update), group=-1)
     linked_group.register(application)  # before the catch-alls and onboarding's member handler
     add(CommandHandler("start", onboarding.start, filters=private))
-    add(CommandHandler("help", common.help_command, filters=private))
-    for name, callback in (
-        ("newcouple", therapist.newcouple),
-        ("couples", therapist.couples_command),
-        ("invite", therapist.invite),
-        ("goal", therapist.goal),
-        ("close", therapist.close),
-        ("alerts", therapist.alerts),
-        ("notes", therapist.notes),
-        ("clearhold", therapist.clearhold),
-        ("schedule", therapist.schedule),
-        ("session", therapist.session),
-        ("sessions", therapist.sessions_command),
-        ("digest", therapist.digest),
-        ("checkin", checkin.checkin_command),
-        ("export", data_rights.export),
-        ("deleteme", data_rights.deleteme),
-        ("settings", partner.settings),
-        ("pause", partner.pause),
-        ("resume", partner.resume),
-        ("privacy", partner.privacy),
-        ("stop", partner.stop),
-    ):
-        add(CommandHandler(name, callback, filters=private))
+    for command in COMMANDS:
+        add(CommandHandler(command.name, command.handler, filters=private))
     add(MessageHandler(filters.COMMAND & private, common.unknown_command))
     add(MessageHandler(filters.TEXT & private, text.on_text))
     add(common.ButtonOutsidePrivateChat())  # after the group consent button, before the rest

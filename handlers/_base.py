@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any, ParamSpec, cast
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.channels.base import Messenger, Outgoing, Sent
+from bot.channels.base import Messenger, Outgoing, SendError, Sent
 from bot.core.callbacks import ForgedCallback
 from bot.locales import t
 from bot.services.deps import Deps
 from bot.services.identity import Actor, identify
 from bot.services.onboarding import Person
 from bot.services.texts import UserError
+from bot.services.usecase import Caller, Reply, UseCase, perform
 
 Context = ContextTypes.DEFAULT_TYPE
+P = ParamSpec("P")
 MAX_TEXT = 4000  # longest partner text accepted in one message
 
 
@@ -96,3 +99,37 @@ def kick_dispatcher(context: Context) -> None:
     wake = context.application.bot_data.get("dispatch_wake")
     if wake is not None:
         wake.set()
+
+
+def caller_of(update: Update) -> Caller:
+    """Who sent this update, without Telegram's types."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return Caller(
+        user.id,
+        chat.id,
+        user.language_code,
+        user.first_name or "",
+        pressed_button=update.callback_query is not None,
+    )
+
+
+async def respond(update: Update, context: Context, answer: Reply) -> None:
+    """Deliver a use case's reply: the button's pop-up first, then the messages, in order."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(answer.popup, show_alert=answer.alert)
+    await send_all(update, context, answer.messages)
+    for chat_id, message_id in answer.delete:
+        with contextlib.suppress(SendError):
+            await messenger(context).delete(chat_id, message_id)
+    if answer.wake:
+        kick_dispatcher(context)
+
+
+async def run(
+    update: Update, context: Context, case: UseCase[P], /, *args: P.args, **kwargs: P.kwargs
+) -> None:
+    """Run a use case for the sender of ``update`` (one unit of work) and deliver its reply."""
+    answer = await perform(deps(context), caller_of(update), case, *args, **kwargs)
+    await respond(update, context, answer)

@@ -9,8 +9,8 @@ from telegram import Update
 from bot.channels.base import SendError
 from bot.core import callbacks
 from bot.services import checkins, miniapp
+from bot.services.access import joined_partner
 from handlers._base import Context, deps, kick_dispatcher, kindly, messenger, person_of, reply
-from handlers.partner import joined_partner
 
 
 async def _send_step(update: Update, context: Context, step: checkins.Step) -> None:

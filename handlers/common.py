@@ -12,41 +12,30 @@ from telegram.ext import CallbackQueryHandler
 from bot.channels.base import Outgoing
 from bot.locales import t
 from bot.metrics import UPDATES_HANDLED
-from handlers._base import Context, current_actor, reply
+from bot.services import everyone
+from handlers._base import Context, current_actor, reply, run
 
 log = logging.getLogger(__name__)
 
 
-def help_text(role: str, language: str) -> str:
-    """The command list for one role, in the user's language."""
-    return t(language, f"common.help_{role}")
-
-
 async def start_without_invite(update: Update, context: Context) -> None:
     """``/start`` with no invitation: explain Dyad, or show the known user their commands."""
-    actor = await current_actor(update, context)
-    if actor.role == "stranger":
-        await reply(update, context, Outgoing(t(actor.language, "common.start_stranger")))
-    else:
-        await reply(update, context, Outgoing(help_text(actor.role, actor.language)))
+    await run(update, context, everyone.start_without_invite)
 
 
 async def help_command(update: Update, context: Context) -> None:
     """``/help``: the commands for the user's role."""
-    actor = await current_actor(update, context)
-    await reply(update, context, Outgoing(help_text(actor.role, actor.language)))
+    await run(update, context, everyone.help_command)
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Any command Dyad does not know."""
-    actor = await current_actor(update, context)
-    await reply(update, context, Outgoing(t(actor.language, "common.unknown_command")))
+    await run(update, context, everyone.unknown_command)
 
 
 async def stray_text(update: Update, context: Context) -> None:
     """Text nobody is waiting for."""
-    actor = await current_actor(update, context)
-    await reply(update, context, Outgoing(t(actor.language, "common.stray_text")))
+    await run(update, context, everyone.stray_text)
 
 
 class ButtonOutsidePrivateChat(CallbackQueryHandler[Context, None]):
@@ -70,19 +59,13 @@ class ButtonOutsidePrivateChat(CallbackQueryHandler[Context, None]):
 
 async def private_button_elsewhere(update: Update, context: Context) -> None:
     """Refuse, kindly and privately (a pop-up only the presser sees); nothing changes."""
-    query = update.callback_query
-    assert query is not None
-    actor = await current_actor(update, context)
-    await query.answer(t(actor.language, "common.private_button"), show_alert=True)
+    await run(update, context, everyone.private_button_elsewhere)
 
 
 async def stale_button(update: Update, context: Context) -> None:
     """A button press that no handler recognised (old, forged or foreign)."""
-    query = update.callback_query
-    if query is None:
-        return
-    actor = await current_actor(update, context)
-    await query.answer(t(actor.language, "common.stale_button"), show_alert=True)
+    if update.callback_query is not None:
+        await run(update, context, everyone.stale_button)
 
 
 async def record_update(update: Update, context: Context) -> None:

@@ -5,35 +5,10 @@ from __future__ import annotations
 from telegram import Bot, BotCommand, BotCommandScopeChat
 
 from bot.locales import t
+from handlers.commands import menu_of
 
-PARTNER_COMMANDS = (
-    "checkin",
-    "settings",
-    "pause",
-    "resume",
-    "privacy",
-    "linkgroup",
-    "export",
-    "deleteme",
-    "stop",
-    "help",
-)
-THERAPIST_COMMANDS = (
-    "newcouple",
-    "couples",
-    "invite",
-    "goal",
-    "schedule",
-    "session",
-    "sessions",
-    "digest",
-    "alerts",
-    "notes",
-    "clearhold",
-    "linkgroup",
-    "close",
-    "help",
-)
+PARTNER_COMMANDS = menu_of("partner")
+THERAPIST_COMMANDS = menu_of("therapist")
 
 
 def bot_commands(names: tuple[str, ...], language: str) -> list[BotCommand]:

@@ -9,9 +9,8 @@ from telegram import Update
 from bot.channels.base import Outgoing, SendError
 from bot.core import callbacks
 from bot.services import confirmations, miniapp, partners
+from bot.services.access import joined_partner
 from bot.services.texts import UserError, msg
-from db.models import Partner
-from db.uow import UnitOfWork
 from handlers._base import (
     Context,
     command_args,
@@ -22,24 +21,6 @@ from handlers._base import (
     person_of,
     reply,
 )
-
-
-async def joined_partner(uow: UnitOfWork, user_id: int, *, in_programme: bool = False) -> Partner:
-    """The partner behind this user, fully joined; anyone else gets a kind refusal.
-
-    ``in_programme``: for answering (check-ins, prompts), the couple must still be in the
-    programme; after ``/close`` the partner is told kindly, with the crisis lines.
-    """
-    partner = await uow.partners.by_user(user_id)
-    if partner is None or partner.left_at is not None:
-        if await uow.therapists.by_user(user_id) is not None:
-            raise UserError("common.unknown_command")
-        raise UserError("common.help_stranger")
-    if partner.onboarding_step != "done":
-        raise UserError("partner.not_joined")
-    if in_programme:
-        await partners.require_programme(uow, partner)
-    return partner
 
 
 @kindly

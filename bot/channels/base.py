@@ -77,6 +77,10 @@ class Blocked(SendError):
     reason: str = "blocked"
 
 
+class Migrated(Blocked):
+    """Telegram upgraded the basic group to a supergroup: the old chat id is gone for good."""
+
+
 @dataclass
 class TransientFailure(SendError):
     """A timeout or server error: worth trying again later."""

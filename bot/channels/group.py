@@ -13,14 +13,12 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot.channels.base import (
     Blocked,
     ChannelLimits,
+    Migrated,
     PermanentFailure,
     RateLimited,
     TransientFailure,
 )
 from bot.channels.registry import TELEGRAM
-
-GROUP_CHANNEL = "telegram_group"
-"""The ``channel`` of deliveries posted in a couple's linked group."""
 
 GROUP_MESSAGES_PER_MINUTE = 20
 """Telegram's limit for one group."""
@@ -72,10 +70,6 @@ class TelegramGroupProbe:
         if member.status == ChatMember.RESTRICTED:
             return bool(getattr(member, "is_member", False))
         return member.status in _PRESENT
-
-
-class Migrated(Blocked):
-    """Telegram upgraded the basic group to a supergroup: the old chat id is gone for good."""
 
 
 def _port_error(error: Exception) -> Exception:

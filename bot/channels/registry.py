@@ -19,6 +19,8 @@ from bot.core.clock import Clock
 TELEGRAM = "telegram"
 EMAIL = "email"
 WEBHOOK = "webhook"
+GROUP_CHANNEL = "telegram_group"
+"""The ``channel`` of deliveries posted in a couple's linked group."""
 
 EMAIL_LIMITS = ChannelLimits(rate_per_second=5.0, per_address_interval=0.5)
 """Modest, so a relay never sees a burst; a therapist's inbox gets one digest at a time."""

@@ -25,29 +25,6 @@ MAX_GOAL = 500
 MISSED_PERIOD = timedelta(days=14)  # /couples counts missed check-ins over this span
 
 
-async def own_couple(
-    uow: UnitOfWork, therapist: Therapist, handle: str, *, include_closed: bool = False
-) -> Couple:
-    """The therapist's own active couple with this handle, or a refusal that reveals nothing.
-
-    ``include_closed``: a closed couple too (its safety record stays readable).
-    """
-    couple = await uow.couples.by_handle(therapist.practice_id, handle.strip().lower())
-    if couple is None or couple.therapist_id != therapist.id:
-        raise UserError("couple.unknown_handle", handle=handle[:16])
-    if couple.status != "active" and not include_closed:
-        raise UserError("couple.unknown_handle", handle=handle[:16])
-    return couple
-
-
-async def own_couple_by_id(uow: UnitOfWork, therapist: Therapist, couple_id: int) -> Couple:
-    """The same check for a couple id from a button."""
-    couple = await uow.couples.get(couple_id)
-    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
-        raise UserError("common.stale_button")
-    return couple
-
-
 @dataclass(frozen=True)
 class NewCouple:
     """A freshly enrolled couple and its two invites."""

@@ -27,11 +27,13 @@ from sqlalchemy import delete, select, update
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
 from bot.locales import DEFAULT_LANGUAGE, t
-from bot.services import digests, groups, partners
+from bot.services import confirmations, digests, groups, partners
+from bot.services.access import joined_partner
 from bot.services.crypto import Cipher
 from bot.services.outbox import SEALED_PARAMS
 from bot.services.practices import AdminError, practice_by_slug
-from bot.services.texts import msg
+from bot.services.texts import UserError, msg
+from bot.services.usecase import Call, Reply
 from db.engine import Database
 from db.models import (
     Alert,
@@ -399,3 +401,39 @@ async def couple_audit(
     """A couple's audit log, oldest first; an unknown or ambiguous handle is an AdminError."""
     couple = await _couple_by_handle(uow, handle, practice_slug)
     return await uow.audit.of_couple(couple.id)
+
+
+# --- the partner's use cases (run with bot.services.usecase.perform) -----------------------
+
+
+async def export_own(call: Call) -> Reply:
+    """``/export``: one JSON document of the partner's own data, nothing of the other's."""
+    partner = await joined_partner(call.uow, call.caller.user_id)
+    return Reply.say(await export(call.uow, partner, call.deps.cipher, call.now))
+
+
+async def ask_erasure(call: Call) -> Reply:
+    """``/deleteme``: asks for confirmation before erasing anything."""
+    partner = await joined_partner(call.uow, call.caller.user_id)
+    await confirmations.ask(call.uow, call.caller.user_id, "erase", partner.id, call.now)
+    return Reply.say(erase_confirmation(partner))
+
+
+async def answer_erasure(call: Call, raw: str | None) -> Reply:
+    """``1|del|partner|yes|no``: erase and leave, or keep everything.
+
+    Erasing also deletes the linked group's posts that showed the partner's answers
+    (best effort, after the reply); the link has ended either way.
+    """
+    data = callbacks.decode(raw)
+    partner = await joined_partner(call.uow, call.caller.user_id)
+    # The pressing user must own the partner the button names; anything else is refused.
+    if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
+        raise UserError("common.stale_button")
+    await confirmations.take(call.uow, call.caller.user_id, "erase", partner.id)
+    if data.arg(1) == "no":
+        return Reply.say(msg(partner.language, "data.kept"), wake=True)
+    erased = await erase(call.uow, partner, call.deps.cipher, call.now)
+    answer = Reply.say(erased.message, wake=True)
+    answer.delete.extend(erased.group_posts)
+    return answer

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.channels.base import Blocked, Button, Outgoing, Sent
-from bot.channels.group import GROUP_CHANNEL, Migrated
+from bot.channels.base import Blocked, Button, Migrated, Outgoing, Sent
+from bot.channels.registry import GROUP_CHANNEL
 from bot.core import callbacks
 from bot.core.clock import Clock
 from bot.core.tokens import hash_token, looks_like_token, new_token

@@ -279,14 +279,10 @@ async def upcoming(uow: UnitOfWork, therapist: Therapist, now: datetime) -> str:
     """``/sessions``: the next few occurrences of each of the therapist's couples, in time
     order, with moved ones and skipped weekly ones marked."""
     lang, zone = therapist.language, ZoneInfo(therapist.timezone)
-    couples = list(
-        await uow.session.scalars(
-            select(Couple).where(Couple.therapist_id == therapist.id, Couple.status == "active")
-        )
-    )
+    couples = await uow.couples.of_therapist(therapist.id)
     for couple in couples:
         await ensure_weekly(uow, couple, therapist, now)
-    await uow.commit()
+    await uow.flush()
     shown: list[tuple[TherapySession, Couple]] = []
     for couple in couples:
         rows = list(

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from telegram.ext import AIORateLimiter
 
 from bot.app import DispatchOptions, DyadBot
-from bot.channels.group import GROUP_CHANNEL
+from bot.channels.registry import GROUP_CHANNEL
 from bot.config import load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.cli_data import audit
+from bot.cli.data import audit
 from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue

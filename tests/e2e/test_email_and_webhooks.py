@@ -34,7 +34,7 @@ from bot.channels.base import (
 from bot.channels.email import EmailMessenger, SmtpConfig
 from bot.channels.registry import EMAIL, WEBHOOK, ChannelRegistry, build_channels
 from bot.channels.webhook import verify_signature
-from bot.cli_channels import set_therapist_email, therapist_email
+from bot.cli.channels import set_therapist_email, therapist_email
 from bot.config import ConfigError, load_settings
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeUser

@@ -20,8 +20,8 @@ from telegram.ext import CommandHandler
 
 from bot.app import DyadBot
 from bot.channels.base import Blocked, ChannelLimits
-from bot.channels.group import GROUP_CHANNEL, GROUP_LIMITS, TelegramGroupProbe
-from bot.channels.registry import TELEGRAM, ChannelRegistry
+from bot.channels.group import GROUP_LIMITS, TelegramGroupProbe
+from bot.channels.registry import GROUP_CHANNEL, TELEGRAM, ChannelRegistry
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
 from bot.locales import t

@@ -64,7 +64,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
-from bot.cli_channels import set_therapist_email
+from bot.cli.channels import set_therapist_email
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeGroup, FakeMessage, FakeUser
 from bot.locales import t

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.cli_data import keys
+from bot.cli.data import keys
 from bot.config import ConfigError, load_settings
 from bot.services.crypto import Cipher, load_cipher, new_key
 from bot.services.data_rights import rotate_ciphertexts

@@ -1,126 +1,21 @@
-"""The ``dyad`` command: run the bot, migrate, demo, and the practice admin's tools."""
+"""The practice admin's commands: practices, therapists, schedules and a couple's digest."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings
-from bot.logs import configure_logging
+from bot.cli import _common
 
 if TYPE_CHECKING:
     from db.uow import UnitOfWork
 
-T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def _run(coro_factory: Callable[[], Coroutine[Any, Any, object]]) -> object:
-    return asyncio.run(coro_factory())
-
 
 @click.group()
-@click.version_option(package_name="dyad")
-def cli() -> None:
-    """Dyad: a between-session companion for couples therapy on Telegram."""
-
-
-@cli.command()
-def run() -> None:
-    """Run the bot: migrate the database, then serve Telegram updates."""
-    from bot.runner import run_bot
-
-    settings = _settings()
-    _run(lambda: run_bot(settings))
-
-
-@cli.command()
-def migrate() -> None:
-    """Bring the database schema up to date (safe to run again)."""
-    from db.engine import Database
-
-    settings = _settings()
-
-    async def _migrate() -> None:
-        db = Database(settings.database_url)
-        try:
-            await db.migrate()
-        finally:
-            await db.dispose()
-
-    _run(_migrate)
-    click.echo("database is up to date")
-
-
-@cli.command()
-@click.option(
-    "--keep", "keep", type=click.Path(dir_okay=False), help="Keep the demo database here."
-)
-@click.option("--seed", default=1, show_default=True, help="Varies the partners' behaviour.")
-@click.option("--web", is_flag=True, help="Serve the check-in Mini App on loopback instead.")
-@click.option("--port", default=8780, show_default=True, help="The loopback port for --web.")
-def demo(keep: str | None, seed: int, web: bool, port: int) -> None:
-    """Run Dyad end to end against a local fake Telegram, with no token and no network."""
-    from bot.demo import run_demo, run_web_demo
-
-    configure_logging("WARNING")
-    if web:
-        with contextlib.suppress(KeyboardInterrupt):
-            _run(lambda: run_web_demo(port=port, out=sys.stdout))
-        return
-    _run(lambda: run_demo(keep=keep, seed=seed, out=sys.stdout))
-
-
-def _admin(work: Callable[[UnitOfWork, datetime], Awaitable[T]]) -> T:
-    """Run one admin action in a unit of work; an :class:`AdminError` is one line, exit 1."""
-    from bot.services.practices import AdminError
-    from db.engine import Database
-
-    settings = _settings()
-
-    async def _go() -> T:
-        db = Database(settings.database_url)
-        try:
-            await db.migrate()
-            async with db.uow() as uow:
-                result = await work(uow, datetime.now(UTC))
-                await uow.commit()
-                return result
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(_go())
-    except AdminError as error:
-        raise click.ClickException(str(error)) from None
-
-
-async def _bot_username(settings: Settings) -> str:
-    """The bot's username, from getMe on the configured Bot API."""
-    from telegram import Bot
-
-    if settings.bot_token is None:
-        raise ConfigError("DYAD_BOT_TOKEN: required to make invite links (ask @BotFather)")
-    bot = Bot(settings.bot_token.get_secret_value(), base_url=settings.telegram_api_url)
-    async with bot:
-        me = await bot.get_me()
-    if not me.username:
-        raise click.ClickException("the Bot API did not tell the bot's username (getMe)")
-    return me.username
-
-
-@cli.group()
 def practice() -> None:
     """Create and list practices."""
 
@@ -137,7 +32,7 @@ def practice_create(name: str, timezone: str, language: str) -> None:
         created = await create_practice(uow, name, timezone=timezone, language=language, now=now)
         return created.slug
 
-    click.echo(_admin(work))
+    click.echo(_common.admin(work))
 
 
 @practice.command("list")
@@ -149,11 +44,11 @@ def practice_list() -> None:
             f"{p.slug}\t{p.timezone}\t{p.language}\t{p.name}" for p in await uow.practices.all()
         ]
 
-    for line in _admin(work):
+    for line in _common.admin(work):
         click.echo(line)
 
 
-@cli.group()
+@click.group()
 def therapist() -> None:
     """Invite and list therapists."""
 
@@ -166,15 +61,15 @@ def therapist_invite(slug: str, name: str, admin: bool) -> None:
     """Create a one-time therapist invite; the link is the last line printed."""
     from bot.services.practices import invite_therapist
 
-    settings = _settings()
-    username = asyncio.run(_bot_username(settings))
+    settings = _common.settings()
+    username = asyncio.run(_common.bot_username(settings))
     ttl = timedelta(days=settings.invite_ttl_days)
 
     async def work(uow: UnitOfWork, now: datetime) -> str:
         issued = await invite_therapist(uow, slug, name, is_admin=admin, now=now, ttl=ttl)
         return issued.link(username)
 
-    link = _admin(work)
+    link = _common.admin(work)
     click.echo(f"One-time invite for {name}; it expires in {settings.invite_ttl_days} days:")
     click.echo(link)
 
@@ -193,7 +88,7 @@ def therapist_list(slug: str) -> None:
             for t in rows
         ]
 
-    for line in _admin(work):
+    for line in _common.admin(work):
         click.echo(line)
 
 
@@ -224,10 +119,10 @@ def practice_configure(slug: str, file: str) -> None:
         practice.config_toml = text
         return practice.slug
 
-    click.echo(f"{_admin(work)}: {result.summary}")
+    click.echo(f"{_common.admin(work)}: {result.summary}")
 
 
-@cli.group()
+@click.group()
 def schedules() -> None:
     """Check practice schedules and preview what a couple will receive."""
 
@@ -257,11 +152,11 @@ def schedules_preview(handle: str, slug: str | None, days: int) -> None:
     async def work(uow: UnitOfWork, now: datetime) -> list[str]:
         return await preview_lines(uow, handle, slug, now, days)
 
-    for line in _admin(work):
+    for line in _common.admin(work):
         click.echo(line)
 
 
-@cli.command("digest")
+@click.command("digest")
 @click.argument("handle")
 @click.option("--practice", "slug", default=None, help="The practice (needed if several).")
 @click.option(
@@ -278,7 +173,7 @@ def digest_command(handle: str, slug: str | None, fmt: str) -> None:
     from bot.services.digests import compose_for
     from bot.services.schedule_preview import find_couple
 
-    settings = _settings()
+    settings = _common.settings()
     cipher = load_cipher(settings)
 
     async def work(uow: UnitOfWork, now: datetime) -> str:
@@ -292,37 +187,4 @@ def digest_command(handle: str, slug: str | None, fmt: str) -> None:
             return render_html_page(digest, therapist.language)
         return render_text(digest, therapist.language)
 
-    click.echo(_admin(work))
-
-
-@cli.command()
-@click.option("--once", is_flag=True, help="Plan and send what is due, then exit.")
-def worker(once: bool) -> None:
-    """Plan and send prompts without serving Telegram updates."""
-    from bot.runner import run_worker
-
-    settings = _settings()
-    _run(lambda: run_worker(settings, once=once))
-
-
-def _register_data_commands() -> None:
-    from bot.cli_data import audit, erase, keys
-
-    cli.add_command(keys)
-    cli.add_command(audit)
-    cli.add_command(erase)
-    from bot.cli_channels import therapist_email
-
-    therapist.add_command(therapist_email)
-
-
-_register_data_commands()
-
-
-def main() -> None:
-    """Entry point: configuration problems print one line and exit with status 2."""
-    try:
-        cli.main(standalone_mode=True)
-    except ConfigError as error:
-        click.echo(f"dyad: configuration error: {error}", err=True)
-        sys.exit(2)
+    click.echo(_common.admin(work))

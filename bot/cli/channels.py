@@ -1,9 +1,4 @@
-"""``dyad therapist email``: where a therapist's pre-session digests are also emailed.
-
-Registered on the ``therapist`` group in ``bot/cli.py`` with
-``therapist.add_command(therapist_email)``. Imports of ``bot.cli`` stay inside the
-command, because ``bot.cli`` imports this module.
-"""
+"""``dyad therapist email``: where a therapist's pre-session digests are also emailed."""
 
 from __future__ import annotations
 
@@ -12,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli import _common
 from bot.config import EMAIL_ADDRESS
 
 if TYPE_CHECKING:
@@ -60,7 +56,6 @@ async def set_therapist_email(
 @click.option("--clear", is_flag=True, help="Stop emailing their digests.")
 def therapist_email(slug: str, therapist_id: int, address: str | None, clear: bool) -> None:
     """Also email a therapist's pre-session digests (or stop, with --clear)."""
-    from bot.cli import _admin, _settings
 
     if clear == (address is not None):
         raise click.UsageError("give either --email ADDRESS or --clear")
@@ -69,13 +64,13 @@ def therapist_email(slug: str, therapist_id: int, address: str | None, clear: bo
             address = valid_email(address)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--email") from None
-    settings = _settings()
+    settings = _common.settings()
     chosen = address
 
     async def work(uow: UnitOfWork, now: datetime) -> str:
         return await set_therapist_email(uow, slug, therapist_id, chosen, now)
 
-    name = _admin(work)
+    name = _common.admin(work)
     if chosen is None:
         click.echo(f"{name}: digests are no longer emailed")
         return

@@ -1,9 +1,4 @@
-"""``dyad keys`` (encryption keys), ``dyad audit`` (a couple's audit log), ``dyad erase``.
-
-Registered on the ``dyad`` group in ``bot/cli.py`` with ``cli.add_command(keys)`` and
-``cli.add_command(audit)``. Imports of ``bot.cli`` stay inside the commands, because
-``bot.cli`` imports this module.
-"""
+"""``dyad keys`` (encryption keys), ``dyad audit`` (a couple's audit log), ``dyad erase``."""
 
 from __future__ import annotations
 
@@ -14,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli import _common
 from bot.config import Settings
 from bot.services.crypto import key_file_for, load_cipher, new_key
 
@@ -54,11 +50,10 @@ def keys_rotate(batch: int) -> None:
     SQLite); older keys must stay listed until this has run. A row no configured key
     opens is reported and left as it is, and the command then exits with status 1.
     """
-    from bot.cli import _settings
     from bot.services.data_rights import rotate_ciphertexts
     from db.engine import Database
 
-    settings = _settings()
+    settings = _common.settings()
     newest_first = configured_keys(settings)
 
     async def _rotate() -> Rotation:
@@ -85,7 +80,6 @@ def keys_rotate(batch: int) -> None:
 @click.option("--practice", "slug", default=None, help="The practice's slug (if handles clash).")
 def audit(handle: str, slug: str | None) -> None:
     """Print a couple's audit log: time (UTC), actor, action, detail; one line each."""
-    from bot.cli import _admin
     from bot.services.data_rights import couple_audit
 
     async def work(uow: UnitOfWork, now: datetime) -> list[str]:
@@ -94,7 +88,7 @@ def audit(handle: str, slug: str | None) -> None:
             for e in await couple_audit(uow, handle, slug)
         ]
 
-    for line in _admin(work):
+    for line in _common.admin(work):
         click.echo(line)
 
 
@@ -105,15 +99,14 @@ def audit(handle: str, slug: str | None) -> None:
 @click.confirmation_option(prompt="Erase this partner's data for good?")
 def erase(handle: str, slot: str, slug: str | None) -> None:
     """Erase one partner's data, as /deleteme does (e.g. for a partner who used /stop)."""
-    from bot.cli import _admin, _settings
     from bot.services.data_rights import Erased, erase_seat
 
-    cipher = load_cipher(_settings())
+    cipher = load_cipher(_common.settings())
 
     async def work(uow: UnitOfWork, now: datetime) -> Erased:
         return await erase_seat(uow, handle, slot, cipher, now, slug)
 
-    erased = _admin(work)
+    erased = _common.admin(work)
     click.echo(f"erased seat {slot} of {handle}")
     if erased.group_posts:
         click.echo(
