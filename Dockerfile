@@ -16,11 +16,15 @@ FROM python:3.11-slim
 RUN groupadd --system --gid 10001 dyad \
     && useradd --system --uid 10001 --gid dyad --home-dir /var/lib/dyad --create-home dyad
 COPY --from=build /opt/dyad /opt/dyad
+# The Mini App pages are served on 8080 once DYAD_WEBAPP_URL (the public https URL in
+# front of it) is set; without it nothing listens there.
 ENV PATH="/opt/dyad/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
-    DYAD_LOG_FORMAT=json
+    DYAD_LOG_FORMAT=json \
+    DYAD_WEBAPP_PORT=8080 \
+    DYAD_WEBAPP_LISTEN=0.0.0.0
 WORKDIR /var/lib/dyad
 USER 10001:10001
-EXPOSE 8443 9090
+EXPOSE 8443 9090 8080
 ENTRYPOINT ["dyad"]
 CMD ["run"]

@@ -29,6 +29,7 @@ from bot.services.deps import Deps
 from bot.services.events import EventRenderer
 from bot.services.groups import CONSENT_KIND, GroupConsentRenderer, GroupRenderer
 from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
+from bot.services.miniapp_prompts import MiniAppPromptRenderer
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
@@ -114,7 +115,11 @@ class DyadBot:
         if deps.settings.webapp_url is not None:  # the invitation offers the Mini App too
             self.renderer.kinds["checkin"] = MiniAppCheckinInvitation(deps.settings.webapp_url)
         for kind in ("hope", "skill", "skill_followup", "couple_space"):
-            self.renderer.kinds[kind] = PromptRenderer()
+            self.renderer.kinds[kind] = (
+                PromptRenderer()
+                if deps.settings.webapp_url is None
+                else MiniAppPromptRenderer(deps.settings.webapp_url)  # its page too
+            )
         self.renderer.kinds["reveal"] = RevealRenderer(deps.cipher)
         self.renderer.kinds[reminders.REMINDER_KIND] = reminders.CheckinReminder()
         self.renderer.kinds["digest"] = digests.DigestRenderer(deps.cipher)

@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.channels.base import SendError
 from bot.core import callbacks
-from bot.services import checkins
+from bot.services import checkins, miniapp
 from bot.services.access import joined_partner
 from handlers._base import Context, deps, kick_dispatcher, kindly, messenger, person_of, reply
 
@@ -31,11 +31,14 @@ async def _send_step(update: Update, context: Context, step: checkins.Step) -> N
 
 @kindly
 async def checkin_command(update: Update, context: Context) -> None:
-    """``/checkin``: start a private check-in, or resume the open one."""
+    """``/checkin``: start a private check-in, or resume the open one (or on one page)."""
     d = deps(context)
     async with d.db.uow() as uow:
         partner = await joined_partner(uow, person_of(update).user_id, in_programme=True)
         step = await checkins.start(uow, partner, d.clock.now())
+    if d.settings.webapp_url is not None and step.messages and not step.finished:
+        page = f"{d.settings.webapp_url}/checkin"
+        step.messages[0] = miniapp.with_page_button(step.messages[0], partner, page)
     await _send_step(update, context, step)
 
 

@@ -8,7 +8,7 @@ from telegram import Update
 
 from bot.channels.base import Outgoing, SendError
 from bot.core import callbacks
-from bot.services import confirmations, partners
+from bot.services import confirmations, miniapp, partners
 from bot.services.access import joined_partner
 from bot.services.texts import UserError, msg
 from handlers._base import (
@@ -25,10 +25,14 @@ from handlers._base import (
 
 @kindly
 async def settings(update: Update, context: Context) -> None:
-    """``/settings``: the partner's own settings, each behind a button."""
-    async with deps(context).db.uow() as uow:
+    """``/settings``: the partner's own settings, each behind a button (and on one page)."""
+    d = deps(context)
+    async with d.db.uow() as uow:
         partner = await joined_partner(uow, person_of(update).user_id)
-    await reply(update, context, partners.settings_menu(partner))
+    menu = partners.settings_menu(partner)
+    if d.settings.webapp_url is not None:
+        menu = miniapp.with_page_button(menu, partner, f"{d.settings.webapp_url}/settings")
+    await reply(update, context, menu)
 
 
 @kindly

@@ -422,7 +422,7 @@ async def _form(uow: UnitOfWork, partner: Partner, checkin: CheckIn) -> CheckinF
     )
 
 
-class _OneCommit(UnitOfWork):
+class OneCommit(UnitOfWork):
     """The caller's unit of work, in which each step's commit only flushes.
 
     The one-page form runs the chat's per-item steps (which commit after each item) one
@@ -469,7 +469,7 @@ async def apply_all(
                 validate_answer(item, value)
             except InvalidAnswer as error:
                 raise UserError(error.key, **error.params) from None
-    batch = _OneCommit(uow)
+    batch = OneCommit(uow)
     step = Step()
     while (current := _current(instruments, checkin)) is not None:
         value = raw.get(current.id, "")

@@ -55,20 +55,26 @@ class Sent:
     resources: tuple[CrisisResource, ...]
 
 
-async def partner_of(uow: UnitOfWork, telegram_user_id: int) -> Partner:
-    """The active partner behind a Telegram user id; anyone else is refused kindly."""
+async def partner_of(
+    uow: UnitOfWork, telegram_user_id: int, *, in_programme: bool = True
+) -> Partner:
+    """The active partner behind a Telegram user id; anyone else is refused kindly.
+
+    ``in_programme``: for answering, the couple must still be in the programme.
+    """
     partner = await uow.partners.by_user(telegram_user_id)
     if partner is None or not partner.active:
         raise UserError("webapp.not_a_partner")
     couple = await uow.couples.get(partner.couple_id)
-    if couple is None or couple.status != "active":
+    if in_programme and (couple is None or couple.status != "active"):
         # As in the chat: a closed programme takes no answers, and says where help is.
-        lines = "; ".join(f"{r.name}: {r.number}" for r in await _resources(uow, partner))
+        lines = "; ".join(f"{r.name}: {r.number}" for r in await crisis_resources(uow, partner))
         raise UserError("webapp.programme_ended", lines=lines)
     return partner
 
 
-async def _resources(uow: UnitOfWork, partner: Partner) -> tuple[CrisisResource, ...]:
+async def crisis_resources(uow: UnitOfWork, partner: Partner) -> tuple[CrisisResource, ...]:
+    """The crisis lines for this partner (practice, language, time zone)."""
     couple = await uow.couples.get(partner.couple_id)
     assert couple is not None
     practice = await uow.practices.get(couple.practice_id)
@@ -77,14 +83,15 @@ async def _resources(uow: UnitOfWork, partner: Partner) -> tuple[CrisisResource,
     return tuple(config.crisis_for(partner.language, partner.timezone))
 
 
-async def _draft(
-    uow: UnitOfWork, partner: Partner, telegram_user_id: int, checkin_id: int
+async def find_draft(
+    uow: UnitOfWork, partner: Partner, telegram_user_id: int, page: str, ref_id: int
 ) -> WebAppDraft | None:
+    """The partner's draft of one page (``ref_id``: its check-in or delivery), if any."""
     draft = await uow.session.scalar(
         select(WebAppDraft).where(
             WebAppDraft.partner_id == partner.id,
-            WebAppDraft.page == CHECKIN_PAGE,
-            WebAppDraft.ref_id == checkin_id,
+            WebAppDraft.page == page,
+            WebAppDraft.ref_id == ref_id,
         )
     )
     if draft is not None and draft.telegram_user_id != telegram_user_id:
@@ -95,13 +102,62 @@ async def _draft(
     return draft
 
 
-def _values(draft: WebAppDraft | None, cipher: Cipher) -> dict[str, str]:
+def draft_values(draft: WebAppDraft | None, cipher: Cipher) -> dict[str, str]:
+    """What a draft holds, as the page's raw values by field name."""
     if draft is None:
         return {}
-    values = {str(key): str(value) for key, value in draft.choices.items()}
+    values = {
+        str(key): str(value) for key, value in draft.choices.items() if not key.startswith("_")
+    }
     if draft.text_ciphertext is not None:
         values.update(json.loads(cipher.decrypt(draft.text_ciphertext)))
     return values
+
+
+async def keep_draft(
+    uow: UnitOfWork,
+    partner: Partner,
+    telegram_user_id: int,
+    cipher: Cipher,
+    page: str,
+    ref_id: int,
+    choices: Mapping[str, object],
+    texts: Mapping[str, str],
+    now: datetime,
+) -> WebAppDraft:
+    """Keep a half-filled page on the server: choices as they are, free text only encrypted.
+
+    Keys of ``choices`` starting with ``_`` are the server's own notes, kept across saves.
+    """
+    draft = await find_draft(uow, partner, telegram_user_id, page, ref_id)
+    if draft is None:
+        draft = WebAppDraft(
+            partner_id=partner.id,
+            telegram_user_id=telegram_user_id,
+            page=page,
+            ref_id=ref_id,
+            checkin_id=ref_id if page == CHECKIN_PAGE else None,
+            choices={},
+            updated_at=now,
+        )
+        uow.session.add(draft)
+    notes = {key: value for key, value in (draft.choices or {}).items() if key.startswith("_")}
+    draft.choices = {**dict(choices), **notes}
+    draft.text_ciphertext = cipher.encrypt(json.dumps(texts, ensure_ascii=False)) if texts else None
+    draft.updated_at = now
+    await uow.flush()
+    return draft
+
+
+async def drop_draft(uow: UnitOfWork, partner: Partner, page: str, ref_id: int) -> None:
+    """The page was sent: its draft goes."""
+    await uow.session.execute(
+        delete(WebAppDraft).where(
+            WebAppDraft.partner_id == partner.id,
+            WebAppDraft.page == page,
+            WebAppDraft.ref_id == ref_id,
+        )
+    )
 
 
 async def checkin_page(
@@ -117,13 +173,14 @@ async def checkin_page(
     form = await checkins.open_form(uow, partner, now, delivery_id=delivery_id)
     values: dict[str, str] = {}
     if form is not None:
-        values = _values(await _draft(uow, partner, telegram_user_id, form.checkin_id), cipher)
+        draft = await find_draft(uow, partner, telegram_user_id, CHECKIN_PAGE, form.checkin_id)
+        values = draft_values(draft, cipher)
         await uow.commit()
     return CheckinPage(
         language=partner.language,
         form=form,
         values=values,
-        resources=await _resources(uow, partner),
+        resources=await crisis_resources(uow, partner),
         show_crisis=form is not None and form.risk,
     )
 
@@ -135,7 +192,7 @@ async def reopen_checkin(uow: UnitOfWork, partner: Partner, checkin_id: int) -> 
         language=partner.language,
         form=form,
         values={},
-        resources=await _resources(uow, partner),
+        resources=await crisis_resources(uow, partner),
         show_crisis=form.risk,
     )
 
@@ -171,21 +228,9 @@ async def save_checkin_draft(
         choices[item.id] = value.strip()
         if is_risk_answer(item, answer):
             risky.append((frozenset({"safety_question"}), frozenset()))
-    draft = await _draft(uow, partner, telegram_user_id, checkin_id)
-    if draft is None:
-        draft = WebAppDraft(
-            partner_id=partner.id,
-            telegram_user_id=telegram_user_id,
-            page=CHECKIN_PAGE,
-            ref_id=checkin_id,
-            checkin_id=checkin_id,
-            updated_at=now,
-        )
-        uow.session.add(draft)
-    draft.choices = choices
-    draft.text_ciphertext = cipher.encrypt(json.dumps(texts, ensure_ascii=False)) if texts else None
-    draft.updated_at = now
-    await uow.flush()
+    await keep_draft(
+        uow, partner, telegram_user_id, cipher, CHECKIN_PAGE, checkin_id, choices, texts, now
+    )
     if risky:
         checkin = await uow.session.get(CheckIn, checkin_id)
         assert checkin is not None
@@ -215,13 +260,7 @@ async def send_checkin(
 ) -> Sent:
     """Store the whole page through the chat's own steps; the chat gets only the "saved" note."""
     step = await checkins.apply_all(uow, partner, cipher, checkin_id, raw, now)
-    await uow.session.execute(
-        delete(WebAppDraft).where(
-            WebAppDraft.partner_id == partner.id,
-            WebAppDraft.page == CHECKIN_PAGE,
-            WebAppDraft.ref_id == checkin_id,
-        )
-    )
+    await drop_draft(uow, partner, CHECKIN_PAGE, checkin_id)
     if step.finished:
         # The same note the chat ends with; never the answers, never the crisis card.
         await notify(
@@ -236,7 +275,7 @@ async def send_checkin(
     assert checkin is not None
     risk = checkin.risk
     await uow.commit()
-    return Sent(partner.language, risk, await _resources(uow, partner))
+    return Sent(partner.language, risk, await crisis_resources(uow, partner))
 
 
 async def purge_drafts(uow: UnitOfWork, now: datetime) -> int:
@@ -270,8 +309,12 @@ class MiniAppCheckinInvitation(CheckinInvitation):
         if message is None:
             return None
         assert isinstance(person, Partner)  # the base class renders nothing for anyone else
-        key = "webapp.button_discreet" if person.discreet else "webapp.button"
-        page = Button(
-            msg(person.language, key), "", web_app_url=f"{self.webapp_url}/checkin?d={delivery.id}"
-        )
-        return replace(message, buttons=((page,), *message.buttons))
+        return with_page_button(message, person, f"{self.webapp_url}/checkin?d={delivery.id}")
+
+
+def with_page_button(message: Outgoing, partner: Partner, url: str) -> Outgoing:
+    """``message`` with a first row that opens ``url`` as a Mini App; the chat's own buttons
+    stay. The same for both partners (in discreet mode, a neutral label)."""
+    key = "webapp.button_discreet" if partner.discreet else "webapp.button"
+    page = Button(msg(partner.language, key), "", web_app_url=url)
+    return replace(message, buttons=((page,), *message.buttons))

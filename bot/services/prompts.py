@@ -24,7 +24,7 @@ from bot.services.crypto import Cipher
 from bot.services.delivery_render import DISCREET_NOTICES, KindRenderer, discreet_note
 from bot.services.outbox import enqueue
 from bot.services.practice_config import parse_practice_config
-from bot.services.safety_flow import raise_alert
+from bot.services.safety_flow import adopt_kept_text, raise_alert
 from bot.services.texts import UserError, msg
 from db.models import Delivery, Partner, Response, Therapist
 from db.uow import UnitOfWork
@@ -196,6 +196,18 @@ async def _owned_delivery(uow: UnitOfWork, partner: Partner, delivery_id: int) -
     return delivery
 
 
+async def unanswered_delivery(
+    uow: UnitOfWork, partner: Partner, delivery_id: int, *, lock: bool = False
+) -> Delivery:
+    """A prompt sent to this partner and not answered yet (a Mini App page answers it)."""
+    delivery = await _owned_delivery(uow, partner, delivery_id)
+    if lock:  # a second submission of the same page waits here (PostgreSQL)
+        await uow.session.refresh(delivery, with_for_update=True)
+    if await _answered(uow, delivery):
+        raise UserError("common.stale_button")
+    return delivery
+
+
 async def reveal_discreet(uow: UnitOfWork, partner: Partner, delivery_id: int) -> Outgoing:
     """The Open button of a discreet prompt: the prompt itself, to edit into the message."""
     delivery = await _owned_delivery(uow, partner, delivery_id)
@@ -239,12 +251,19 @@ class Replied:
 
 
 async def _screen(
-    uow: UnitOfWork, partner: Partner, response: Response, text: str, now: datetime
+    uow: UnitOfWork,
+    partner: Partner,
+    response: Response,
+    text: str,
+    now: datetime,
+    screened_as: int | None = None,
 ) -> Outgoing | None:
     result = screen_text(text, partner.language)
     if not result.flagged:
         return None
     response.risk = True
+    if screened_as is not None:  # first seen in a Mini App draft: that alert is this reply's
+        await adopt_kept_text(uow, partner, screened_as, response)
     return await raise_alert(
         uow,
         partner,
@@ -274,8 +293,13 @@ async def reply_text(
     now: datetime,
     *,
     message_id: int | None,
+    screened_as: int | None = None,
 ) -> Replied:
-    """Store a text answer to a prompt; couple-space answers then ask about sharing."""
+    """Store a text answer to a prompt; couple-space answers then ask about sharing.
+
+    ``screened_as``: the row keeping these words' earlier crisis screening (a Mini App
+    draft), whose alert becomes this reply's instead of a second one.
+    """
     text = _clean(text)
     response = Response(
         delivery_id=delivery.id,
@@ -289,7 +313,7 @@ async def reply_text(
     uow.session.add(response)
     await uow.flush()
     out = Replied()
-    crisis = await _screen(uow, partner, response, text, now)
+    crisis = await _screen(uow, partner, response, text, now, screened_as)
     if crisis is not None:
         out.messages.append(crisis)
     lang = partner.language
@@ -359,8 +383,9 @@ async def followup_words(
     now: datetime,
     *,
     message_id: int | None = None,
+    screened_as: int | None = None,
 ) -> Replied:
-    """The optional words after a follow-up's button."""
+    """The optional words after a follow-up's button (``screened_as`` as in reply_text)."""
     response = await uow.session.get(Response, response_id)
     assert partner.telegram_user_id is not None
     await uow.conversations.clear(partner.telegram_user_id)
@@ -370,7 +395,7 @@ async def followup_words(
     text = _clean(text)
     response.text_ciphertext = cipher.encrypt(text)
     out = Replied()
-    crisis = await _screen(uow, partner, response, text, now)
+    crisis = await _screen(uow, partner, response, text, now, screened_as)
     if crisis is not None:
         out.messages.append(crisis)
     out.messages.append(_raise_question(partner.language, response))
@@ -403,6 +428,15 @@ async def set_share(
     uow: UnitOfWork, partner: Partner, response_id: int, choice: str, now: datetime
 ) -> Outgoing:
     """A couple-space answer's share choice; once both partners decided, both hear the outcome."""
+    return Outgoing(
+        msg(partner.language, await record_share(uow, partner, response_id, choice, now))
+    )
+
+
+async def record_share(
+    uow: UnitOfWork, partner: Partner, response_id: int, choice: str, now: datetime
+) -> str:
+    """:func:`set_share`'s work; returns the catalog key of what the partner is told."""
     response = await _own_response(uow, partner, response_id)
     if response.kind != "couple_space" or response.share is not None or choice not in ("yes", "no"):
         raise UserError("common.stale_button")
@@ -429,7 +463,7 @@ async def set_share(
     else:
         said = "prompts.share_noted_alone"  # a reveal is promised only when one can come
     await uow.commit()
-    return Outgoing(msg(partner.language, said))
+    return said
 
 
 async def _conclude(uow: UnitOfWork, first: Response, second: Response, now: datetime) -> None:

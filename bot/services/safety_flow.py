@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
@@ -112,19 +112,43 @@ async def screen_free_text(
     therapist can read them with ``/alerts`` (and the partner export or erase them); they
     are never quoted in a digest. Returns None when the text holds no crisis words.
     """
+    screened = await screen_kept_text(uow, partner, cipher, text, now, kept_id=None)
+    if screened is None:
+        return None
+    await uow.commit()
+    return screened[1]
+
+
+async def screen_kept_text(
+    uow: UnitOfWork,
+    partner: Partner,
+    cipher: Cipher,
+    text: str,
+    now: datetime,
+    *,
+    kept_id: int | None,
+) -> tuple[int, Outgoing] | None:
+    """Screen a text; crisis words are kept (encrypted) for ``/alerts`` and alerted. No commit.
+
+    ``kept_id``: the row that already keeps earlier words of the same text (a Mini App
+    draft being written): it takes the newer words, and the therapist hears once per kind.
+    Returns the keeping row's id and the partner's crisis resources, or None.
+    """
     result = screen_text(text, partner.language)
     if not result.flagged:
         return None
-    response = Response(
-        partner_id=partner.id,
-        couple_id=partner.couple_id,
-        prompt_key=FREE_TEXT,
-        kind=FREE_TEXT,
-        text_ciphertext=cipher.encrypt(text),
-        risk=True,
-        created_at=now,
-    )
-    uow.session.add(response)
+    response = await uow.session.get(Response, kept_id) if kept_id is not None else None
+    if response is None or response.partner_id != partner.id or response.kind != FREE_TEXT:
+        response = Response(
+            partner_id=partner.id,
+            couple_id=partner.couple_id,
+            prompt_key=FREE_TEXT,
+            kind=FREE_TEXT,
+            risk=True,
+            created_at=now,
+        )
+        uow.session.add(response)
+    response.text_ciphertext = cipher.encrypt(text)
     await uow.flush()
     resources = await raise_alert(
         uow,
@@ -135,8 +159,25 @@ async def screen_free_text(
         phrase_ids=result.phrase_ids,
         now=now,
     )
-    await uow.commit()
-    return resources
+    return response.id, resources
+
+
+async def adopt_kept_text(
+    uow: UnitOfWork, partner: Partner, kept_id: int, response: Response
+) -> None:
+    """Words kept from a draft are now stored as ``response``: its alerts become the
+    response's, and the kept copy goes (so the therapist hears of the words once)."""
+    kept = await uow.session.get(Response, kept_id)
+    if kept is None or kept.partner_id != partner.id or kept.kind != FREE_TEXT:
+        return
+    await uow.session.execute(
+        update(Alert)
+        .where(Alert.source == "response", Alert.source_id == kept.id)
+        .values(source_id=response.id)
+        .execution_options(synchronize_session=False)
+    )
+    await uow.session.delete(kept)
+    await uow.flush()
 
 
 def crisis_guidance(language: str, text: str) -> Outgoing | None:

@@ -17,8 +17,11 @@ from typing import Final
 
 from bot.core.instruments import Item
 from bot.core.safety import CrisisResource
-from bot.locales import localized, t
+from bot.locales import LOCALES, display_name, localized, t
 from bot.services.checkins import CheckinForm
+from bot.services.miniapp_settings import KEEP, PAUSE, RESUME, SettingsPage
+from bot.services.onboarding import WINDOWS
+from bot.services.partners import MAX_PAUSE_DAYS
 
 _THEME_KEY: Final = re.compile(r"[a-z][a-z_]{0,39}")
 _COLOUR: Final = re.compile(r"#[0-9a-fA-F]{6}")
@@ -149,11 +152,11 @@ def _radio(name: str, value: str, label: str, checked: bool, described: str) -> 
     )
 
 
-def _item(item: Item, language: str, value: str) -> str:
+def _item(item: Item, language: str, value: str, text_hint: str | None = None) -> str:
     name = item.id
     requires = f' data-requires="{esc(item.requires)}"' if item.requires else ""
     if item.type == "text":
-        hint = t(language, "webapp.note_hint")
+        hint = text_hint or t(language, "webapp.note_hint")
         return (
             f'<div class="item text" id="item-{esc(name)}">'
             f'<label for="{esc(name)}">{esc(item.text_in(language))}</label>'
@@ -211,25 +214,73 @@ def checkin_page(
     kept = (
         f'<p class="kept">{esc(t(language, "webapp.kept_from_chat"))}</p>' if form.answered else ""
     )
+    return answers_page(
+        language,
+        title=t(language, "webapp.checkin_title"),
+        intro=f"{form.title} · {t(language, 'webapp.checkin_private')}",
+        lead=kept,
+        form_id="checkin",
+        action=f"{prefix}/checkin",
+        fields={"checkin": form.checkin_id},
+        items=form.items,
+        values=values,
+        resources=resources,
+        show_crisis=show_crisis,
+        init_data=init_data,
+        theme=theme,
+        static=static,
+        send_label=t(language, "webapp.send"),
+        problem=problem,
+    )
+
+
+def answers_page(
+    language: str,
+    *,
+    title: str,
+    intro: str,
+    lead: str,
+    form_id: str,
+    action: str,
+    fields: Mapping[str, object],
+    items: Sequence[Item],
+    values: Mapping[str, str],
+    resources: Sequence[CrisisResource],
+    show_crisis: bool,
+    init_data: str,
+    theme: Mapping[str, str],
+    static: str,
+    send_label: str,
+    problem: str | None = None,
+    text_hint: str | None = None,
+) -> str:
+    """A page of questions sent at once, its draft kept on the server as it is filled.
+
+    ``lead`` is safe HTML shown before the crisis card; ``action`` takes the sent page,
+    ``action/draft`` the draft; ``text_hint`` replaces the note's hint under a text field.
+    """
     error = (
         f'<p class="error" role="alert" id="problem" tabindex="-1">'
         f"{esc(t(language, 'webapp.fix_below'))} {esc(problem)}</p>"
         if problem
         else ""
     )
-    items = "\n".join(_item(item, language, values.get(item.id, "")) for item in form.items)
+    rendered = "\n".join(
+        _item(item, language, values.get(item.id, ""), text_hint) for item in items
+    )
+    hidden = "".join(_hidden(name, value) for name, value in fields.items())
     body = (
-        f"<h1>{esc(t(language, 'webapp.checkin_title'))}</h1>\n"
-        f'<p class="intro">{esc(form.title)} · {esc(t(language, "webapp.checkin_private"))}</p>'
-        f"\n{kept}\n{crisis_card(language, resources, shown=show_crisis)}\n{error}\n"
-        f'<form id="checkin" method="post" action="{esc(prefix)}/checkin/send" '
-        f'data-draft="{esc(prefix)}/checkin/draft" '
+        f"<h1>{esc(title)}</h1>\n"
+        f'<p class="intro">{esc(intro)}</p>'
+        f"\n{lead}\n{crisis_card(language, resources, shown=show_crisis)}\n{error}\n"
+        f'<form id="{esc(form_id)}" class="answers" method="post" action="{esc(action)}/send" '
+        f'data-draft="{esc(action)}/draft" '
         f'data-saved-text="{esc(t(language, "webapp.draft_saved"))}" '
         f'data-failed-text="{esc(t(language, "webapp.draft_failed"))}">\n'
         f"{_hidden('init_data', init_data)}{_hidden('theme', json.dumps(dict(theme)))}"
-        f"{_hidden('checkin', form.checkin_id)}\n{items}\n"
+        f"{hidden}\n{rendered}\n"
         f'<p id="draft-status" class="status" role="status" aria-live="polite"></p>\n'
-        f'<button type="submit" class="primary">{esc(t(language, "webapp.send"))}</button>\n'
+        f'<button type="submit" class="primary">{esc(send_label)}</button>\n'
         "</form>"
     )
     return document(language, t(language, "webapp.page_title"), body, static=static, theme=theme)
@@ -242,13 +293,119 @@ def saved_page(
     show_crisis: bool,
     theme: Mapping[str, str],
     static: str,
+    said: str | None = None,
 ) -> str:
-    """After sending: the crisis card first when called for, then "saved"."""
+    """After sending: the crisis card first when called for, then "saved" (or ``said``)."""
     body = (
         f"{crisis_card(language, resources, shown=show_crisis)}\n"
         f'<h1 id="saved">{esc(t(language, "webapp.saved_title"))}</h1>\n'
-        f"<p>{esc(t(language, 'webapp.saved_body'))}</p>\n"
+        f"<p>{esc(said or t(language, 'webapp.saved_body'))}</p>\n"
         f'<button type="button" id="close" class="primary">{esc(t(language, "webapp.close"))}'
         "</button>"
     )
     return document(language, t(language, "webapp.saved_title"), body, static=static, theme=theme)
+
+
+def _choices(
+    name: str, legend: str, options: Sequence[tuple[str, str]], chosen: str, hint: str = ""
+) -> str:
+    """A question answered with one of a few radio buttons, in a fieldset with its legend."""
+    described = f' aria-describedby="{esc(name)}-hint"' if hint else ""
+    note = f'<p class="hint" id="{esc(name)}-hint">{esc(hint)}</p>' if hint else ""
+    radios = "".join(_radio(name, v, label, v == chosen, described) for v, label in options)
+    return (
+        f'<fieldset class="item choice" id="item-{esc(name)}"><legend>{esc(legend)}</legend>'
+        f'{note}<div class="options">{radios}</div></fieldset>'
+    )
+
+
+def settings_page(
+    language: str,
+    page: SettingsPage,
+    *,
+    init_data: str,
+    theme: Mapping[str, str],
+    prefix: str,
+    static: str,
+    values: Mapping[str, str] | None = None,
+    problem: str | None = None,
+) -> str:
+    """The partner's settings on one page: what /settings, /pause and /resume offer."""
+    chosen = {**page.current, **(values or {})}
+    error = (
+        f'<p class="error" role="alert" id="problem" tabindex="-1">{esc(problem)}</p>'
+        if problem
+        else ""
+    )
+    languages = [(code, display_name(code)) for code in LOCALES]
+    windows = [(w, t(language, f"onboarding.window_{w}")) for w in WINDOWS]
+    discreet = [
+        ("yes", t(language, "onboarding.discreet_yes")),
+        ("no", t(language, "onboarding.discreet_no")),
+    ]
+    zone_options = "".join(
+        f'<option value="{i}"{" selected" if str(i) == chosen.get("tz") else ""}>'
+        f"{esc(zone.replace('_', ' '))}</option>"
+        for i, zone in enumerate(page.zones)
+    )
+    keep = "" if chosen.get("tz") else " selected"
+    zone_legend = esc(t(language, "partner.settings_timezone"))
+    zone = (
+        f'<fieldset class="item" id="item-tz"><legend>{zone_legend}</legend>'
+        f'<label for="tz">{esc(t(language, "webapp.timezone_pick"))}</label>'
+        f'<select id="tz" name="tz"><option value=""{keep}>'
+        f"{esc(t(language, 'webapp.timezone_keep', zone=page.current_zone))}</option>"
+        f'{zone_options}</select><label for="tz_typed">{esc(t(language, "webapp.timezone_type"))}'
+        f'</label><input type="text" id="tz_typed" name="tz_typed" maxlength="64" '
+        f'autocomplete="off" value="{esc(chosen.get("tz_typed", ""))}"></fieldset>'
+    )
+    pause_options = [
+        (KEEP, t(language, "webapp.pause_keep")),
+        (PAUSE, t(language, "webapp.pause_for")),
+    ]
+    if page.paused_until is not None:
+        pause_options.append((RESUME, t(language, "webapp.resume_now")))
+    status = (
+        t(language, "webapp.paused_until", until=page.paused_until)
+        if page.paused_until
+        else t(language, "webapp.not_paused")
+    )
+    pause = _choices(
+        "pause", t(language, "webapp.pause_title"), pause_options, chosen.get("pause", KEEP), status
+    )
+    days = (
+        f'<p class="days"><label for="days">{esc(t(language, "webapp.pause_days"))}</label>'
+        f'<input type="number" id="days" name="days" min="1" max="{MAX_PAUSE_DAYS}" '
+        f'inputmode="numeric" value="{esc(chosen.get("days", "") or "7")}"></p>'
+    )
+    questions = "\n".join(
+        [
+            _choices(
+                "language", t(language, "partner.settings_language"), languages, chosen["language"]
+            ),
+            zone,
+            _choices("window", t(language, "partner.settings_window"), windows, chosen["window"]),
+            _choices(
+                "discreet",
+                t(language, "partner.settings_discreet"),
+                discreet,
+                chosen["discreet"],
+                t(language, "webapp.discreet_hint"),
+            ),
+            pause + days,
+        ]
+    )
+    save = t(language, "webapp.settings_save")
+    body = (
+        f"<h1>{esc(t(language, 'webapp.settings_title'))}</h1>\n"
+        f'<p class="intro">{esc(t(language, "webapp.settings_private"))}</p>\n'
+        f"{crisis_card(language, page.resources, shown=False)}\n{error}\n"
+        f'<form id="settings" method="post" action="{esc(prefix)}/settings/send">\n'
+        f"{_hidden('init_data', init_data)}{_hidden('theme', json.dumps(dict(theme)))}\n"
+        f"{questions}\n"
+        f'<button type="submit" class="primary">{esc(save)}</button>\n'
+        "</form>"
+    )
+    return document(
+        language, t(language, "webapp.settings_title"), body, static=static, theme=theme
+    )

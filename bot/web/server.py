@@ -23,18 +23,22 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from bot.core.numbers import ascii_int, is_ascii_digits
 from bot.locales import pick_locale, t
-from bot.services import miniapp
+from bot.services import miniapp, miniapp_prompts, miniapp_settings
 from bot.services.deps import Deps
 from bot.services.texts import UserError
 from bot.web import console, pages
 from bot.web.initdata import InitData, InvalidInitData, validate_init_data
+
+if TYPE_CHECKING:  # types only: the pages reach the database through the services
+    from db.models import Partner
+    from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,17 @@ SECURITY_HEADERS: Final[Mapping[str, str]] = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_T = TypeVar("_T")
+PROMPT_STALE: Final = "webapp.prompt_stale"
+FIXABLE: Final = frozenset(
+    {
+        "webapp.choose_one",
+        "webapp.reply_empty",
+        "webapp.settings_invalid",
+        "webapp.timezone_unknown",
+        "webapp.pause_invalid",
+    }
+)
 
 
 def webapp_path(url: str | None) -> str:
@@ -116,6 +131,13 @@ class MiniApp:
         app.router.add_post(f"{p}/checkin", self.open_checkin)
         app.router.add_post(f"{p}/checkin/draft", self.draft_checkin)
         app.router.add_post(f"{p}/checkin/send", self.send_checkin)
+        app.router.add_get(f"{p}/prompt", self.launch_prompt)
+        app.router.add_post(f"{p}/prompt", self.open_prompt)
+        app.router.add_post(f"{p}/prompt/draft", self.draft_prompt)
+        app.router.add_post(f"{p}/prompt/send", self.send_prompt)
+        app.router.add_get(f"{p}/settings", self.launch_settings)
+        app.router.add_post(f"{p}/settings", self.open_settings)
+        app.router.add_post(f"{p}/settings/send", self.send_settings)
         app.router.add_static(self.static, STATIC_DIR, append_version=False)
         console.add_routes(app, self.deps, self.bot_token, p)  # the therapist console
         return app
@@ -145,12 +167,45 @@ class MiniApp:
         return pages.clean_theme(form.get("theme", ""))
 
     @staticmethod
-    def _refusal(error: UserError, language: str) -> _Refused:
+    def _refusal(error: UserError, language: str, stale: str = "webapp.stale") -> _Refused:
         if error.key == "webapp.not_a_partner":
             return _Refused(403, language, t(language, error.key))
-        if error.key in ("common.stale_button", "checkin.no_open"):
-            return _Refused(409, language, t(language, "webapp.stale"))
+        if error.key in ("common.stale_button", "checkin.no_open", "prompts.no_open"):
+            return _Refused(409, language, t(language, stale))
         return _Refused(409, language, t(language, error.key, **error.params))
+
+    async def _as_partner(
+        self,
+        request: web.Request,
+        form: Mapping[str, str],
+        use: Callable[[UnitOfWork, Partner, InitData], Awaitable[_T]],
+        *,
+        stale: str = "webapp.stale",
+        anytime: bool = False,
+    ) -> tuple[InitData, _T]:
+        """Run ``use`` for the partner the validated initData names, in one unit of work.
+
+        ``anytime``: also after the couple's programme ended (settings, as in the chat).
+
+        A user error the page can fix (an answer to correct) is raised as it is; any other
+        becomes a refusal (:class:`_Refused`) in the partner's language.
+        """
+        init = self._validated(request, form)
+        language = pick_locale(init.user.language_code)
+        async with self.deps.db.uow() as uow:
+            try:
+                partner = await miniapp.partner_of(uow, init.user.id, in_programme=not anytime)
+                language = partner.language
+                return init, await use(uow, partner, init)
+            except UserError as error:
+                if _fixable(error):
+                    raise
+                raise self._refusal(error, language, stale) from None
+
+    def _wake_dispatcher(self) -> None:
+        wake = self.deps.extras.get("dispatch_wake")
+        if wake is not None and hasattr(wake, "set"):
+            wake.set()  # the "saved" note goes out now, not at the next idle tick
 
     def _error(self, refused: _Refused, theme: Mapping[str, str]) -> web.Response:
         page = pages.error_page(refused.language, refused.message, static=self.static, theme=theme)
@@ -279,9 +334,7 @@ class MiniApp:
                     return await self._again(init, form, theme, checkin_id, problem)
         except _Refused as refused:
             return self._error(refused, theme)
-        wake = self.deps.extras.get("dispatch_wake")
-        if wake is not None and hasattr(wake, "set"):
-            wake.set()  # the "saved" note goes out now, not at the next idle tick
+        self._wake_dispatcher()
         return _html(
             pages.saved_page(
                 sent.language,
@@ -320,6 +373,247 @@ class MiniApp:
             ),
             status=422,
         )
+
+    # --- a prompt's private answer (and a skill's follow-up) ---------------------------------
+
+    async def launch_prompt(self, request: web.Request) -> web.Response:
+        """The page Telegram opens from a prompt's button; nothing here is private."""
+        return self._launch(request, f"{self.prefix}/prompt")
+
+    def _launch(self, request: web.Request, action: str) -> web.Response:
+        fields = {}
+        delivery = request.query.get("d", "")
+        if is_ascii_digits(delivery) and len(delivery) < 19:
+            fields["d"] = delivery
+        shell = pages.launch_shell(
+            _browser_language(request), action=action, fields=fields, static=self.static
+        )
+        return _html(shell)
+
+    @staticmethod
+    def _delivery_id(form: Mapping[str, str]) -> int:
+        value = form.get("d", "")
+        if not is_ascii_digits(value) or len(value) > 18:
+            raise UserError("common.stale_button")
+        return int(value)
+
+    def _prompt_page(
+        self,
+        page: miniapp_prompts.PromptPage,
+        init: InitData,
+        theme: Mapping[str, str],
+        values: Mapping[str, str] | None = None,
+        problem: str | None = None,
+    ) -> str:
+        language = page.language
+        followup = page.items[0].id == miniapp_prompts.CHOICE  # the words ask the question
+        shared = any(item.id == miniapp_prompts.SHARE for item in page.items)
+        hint = "space_hint" if shared else "reply_hint"
+        lead = "" if followup else f'<p class="prompt">{pages.esc(page.prompt)}</p>'
+        return pages.answers_page(
+            language,
+            title=t(language, "webapp.prompt_title"),
+            intro=(
+                t(language, "webapp.space_private")
+                if shared
+                else t(language, "webapp.prompt_private")
+            ),
+            lead=lead,
+            form_id="prompt",
+            action=f"{self.prefix}/prompt",
+            fields={"d": page.delivery_id},
+            items=page.items,
+            values=page.values if values is None else values,
+            resources=page.resources,
+            show_crisis=page.show_crisis,
+            init_data=init.raw,
+            theme=theme,
+            static=self.static,
+            send_label=t(language, "webapp.send_answer"),
+            problem=problem,
+            text_hint=None if followup else t(language, f"webapp.{hint}"),
+        )
+
+    async def open_prompt(self, request: web.Request) -> web.Response:
+        """The prompt's page, with its draft kept on the server."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_prompts.PromptPage:
+            delivery = self._delivery_id(form)
+            return await miniapp_prompts.prompt_page(
+                uow, partner, init.user.id, self.deps.cipher, delivery
+            )
+
+        try:
+            init, page = await self._as_partner(request, form, use, stale=PROMPT_STALE)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        return _html(self._prompt_page(page, init, theme))
+
+    async def draft_prompt(self, request: web.Request) -> web.Response:
+        """Keep the half-filled page; say whether the crisis resources must show now."""
+        form = await self._form(request)
+
+        async def use(uow: UnitOfWork, partner: Partner, init: InitData) -> bool:
+            return await miniapp_prompts.save_prompt_draft(
+                uow,
+                partner,
+                init.user.id,
+                self.deps.cipher,
+                self._delivery_id(form),
+                form,
+                self.deps.clock.now(),
+            )
+
+        try:
+            _, crisis = await self._as_partner(request, form, use, stale=PROMPT_STALE)
+        except _Refused as refused:
+            return web.json_response({"error": refused.message}, status=refused.status)
+        self._wake_dispatcher()  # an alert may be waiting for the therapist
+        return web.json_response({"saved": True, "crisis": crisis})
+
+    async def send_prompt(self, request: web.Request) -> web.Response:
+        """Store the answer through the chat's own steps; show "saved" and, if due, resources."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_prompts.PromptSent:
+            return await miniapp_prompts.send_prompt(
+                uow,
+                partner,
+                init.user.id,
+                self.deps.cipher,
+                self._delivery_id(form),
+                form,
+                self.deps.clock.now(),
+            )
+
+        try:
+            try:
+                _, sent = await self._as_partner(request, form, use, stale=PROMPT_STALE)
+            except UserError as error:  # an answer to correct: the page again, nothing stored
+                return await self._prompt_again(request, form, theme, error)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        self._wake_dispatcher()
+        return _html(
+            pages.saved_page(
+                sent.language,
+                sent.resources,
+                show_crisis=sent.show_crisis,
+                theme=theme,
+                static=self.static,
+                said=sent.said,
+            )
+        )
+
+    async def _prompt_again(
+        self,
+        request: web.Request,
+        form: Mapping[str, str],
+        theme: Mapping[str, str],
+        error: UserError,
+    ) -> web.Response:
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_prompts.PromptPage:
+            return await miniapp_prompts.prompt_page(
+                uow, partner, init.user.id, self.deps.cipher, self._delivery_id(form)
+            )
+
+        init, page = await self._as_partner(request, form, use, stale=PROMPT_STALE)
+        problem = t(page.language, error.key, **error.params)
+        return _html(self._prompt_page(page, init, theme, form, problem), status=422)
+
+    # --- /settings --------------------------------------------------------------------------
+
+    async def launch_settings(self, request: web.Request) -> web.Response:
+        """The page Telegram opens from /settings; nothing here is private."""
+        return self._launch(request, f"{self.prefix}/settings")
+
+    def _settings_page(
+        self,
+        page: miniapp_settings.SettingsPage,
+        init: InitData,
+        theme: Mapping[str, str],
+        values: Mapping[str, str] | None = None,
+        problem: str | None = None,
+    ) -> str:
+        return pages.settings_page(
+            page.language,
+            page,
+            init_data=init.raw,
+            theme=theme,
+            prefix=self.prefix,
+            static=self.static,
+            values=values,
+            problem=problem,
+        )
+
+    async def open_settings(self, request: web.Request) -> web.Response:
+        """The partner's settings as they stand."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsPage:
+            return await miniapp_settings.settings_page(uow, partner, self.deps.clock.now())
+
+        try:
+            init, page = await self._as_partner(request, form, use, anytime=True)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        return _html(self._settings_page(page, init, theme))
+
+    async def send_settings(self, request: web.Request) -> web.Response:
+        """Apply the page through the chat's own steps; show "saved" (or crisis resources)."""
+        form = await self._form(request)
+        theme = self._theme(form)
+
+        async def use(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsSent:
+            return await miniapp_settings.send_settings(
+                uow, partner, init.user.id, self.deps.cipher, form, self.deps.clock.now()
+            )
+
+        async def again(
+            uow: UnitOfWork, partner: Partner, init: InitData
+        ) -> miniapp_settings.SettingsPage:
+            return await miniapp_settings.settings_page(uow, partner, self.deps.clock.now())
+
+        try:
+            try:
+                _, sent = await self._as_partner(request, form, use, anytime=True)
+            except UserError as error:  # a field to correct: the page again, nothing changed
+                init, page = await self._as_partner(request, form, again, anytime=True)
+                problem = t(page.language, error.key, **error.params)
+                return _html(self._settings_page(page, init, theme, form, problem), status=422)
+        except _Refused as refused:
+            return self._error(refused, theme)
+        self._wake_dispatcher()
+        said = None if sent.show_crisis else t(sent.language, "webapp.settings_saved")
+        return _html(
+            pages.saved_page(
+                sent.language,
+                sent.resources,
+                show_crisis=sent.show_crisis,
+                theme=theme,
+                static=self.static,
+                said=said,
+            )
+        )
+
+
+def _fixable(error: UserError) -> bool:
+    """An answer the person can correct on the page (the page comes back with it)."""
+    return error.key.startswith("instruments.") or error.key in FIXABLE
 
 
 class WebServer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import pytest
 
 from bot.app import DispatchOptions, DyadBot
@@ -85,3 +86,10 @@ async def web_harness(
     finally:
         await bot.stop()
         await web.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client, as a page's script posts its forms."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -6,12 +6,13 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 from sqlalchemy import select
 
 from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
-from db.models import CheckIn
+from db.models import CheckIn, Response
 from tests.e2e.conftest import Harness
 
 # One check-in's answers, as the page posts them (item id -> value); blank = skipped.
@@ -40,6 +41,7 @@ async def couple(harness: Harness) -> tuple[FakeUser, FakeUser, FakeUser, str]:
 
 async def invite_to_checkin(harness: Harness, user: FakeUser, salt: str = "1") -> FakeMessage:
     """Queue a scheduled check-in for ``user`` and wait for the invitation in their chat."""
+    before = len(user.messages)
     async with harness.db.uow() as uow:
         partner = await uow.partners.by_user(user.id)
         assert partner is not None
@@ -54,7 +56,7 @@ async def invite_to_checkin(harness: Harness, user: FakeUser, salt: str = "1") -
         )
         await uow.commit()
     await harness.settle()
-    return await user.wait_for_message(has_page_button, after=0)
+    return await user.wait_for_message(has_page_button, after=before)
 
 
 def has_page_button(message: FakeMessage) -> bool:
@@ -107,3 +109,64 @@ def chat_text(user: FakeUser) -> str:
         parts.append(message.text)
         parts.extend(version.text for version in message.edits)
     return "\n".join(parts)
+
+
+async def send_prompt(
+    harness: Harness, user: FakeUser, kind: str, key: str, salt: str = ""
+) -> FakeMessage:
+    """Queue one prompt for ``user`` now and wait for it in their chat (with its page button)."""
+    before = len(user.messages)
+    async with harness.db.uow() as uow:
+        partner = await uow.partners.by_user(user.id)
+        assert partner is not None
+        await enqueue(
+            uow,
+            partner,
+            kind=kind,
+            key=key,
+            dedupe_key=f"test:{kind}:{key}:{user.id}:{salt}",
+            due_at=harness.clock.now(),
+            couple_id=partner.couple_id,
+        )
+        await uow.commit()
+    await harness.settle()
+    return await user.wait_for_message(has_page_button, after=before)
+
+
+async def stored_responses(harness: Harness) -> dict[int, list[Any]]:
+    """Every prompt answer by partner id, as comparable values (the words decrypted)."""
+    cipher = harness.bot.deps.cipher
+    async with harness.db.uow() as uow:
+        rows = list(await uow.session.scalars(select(Response).order_by(Response.id)))
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.partner_id, []).append(
+            {
+                "kind": row.kind,
+                "prompt_key": row.prompt_key,
+                "choice": row.choice,
+                "text": cipher.decrypt(row.text_ciphertext) if row.text_ciphertext else None,
+                "ok_to_raise": row.ok_to_raise,
+                "share": row.share,
+                "risk": row.risk,
+            }
+        )
+    return out
+
+
+async def launch(http: aiohttp.ClientSession, url: str) -> tuple[str, str, int]:
+    """What a launch page's script does: post the fragment's initData. (init, page, status)"""
+    params = fragment(url)
+    page_url = url.split("#")[0]
+    body = {"init_data": params["tgWebAppData"], "theme": params.get("tgWebAppThemeParams", "")}
+    query = parse_qs(urlsplit(page_url).query)
+    if "d" in query:
+        body["d"] = query["d"][0]
+    async with http.post(page_url.split("?")[0], data=body) as response:
+        return params["tgWebAppData"], await response.text(), response.status
+
+
+async def post(http: aiohttp.ClientSession, url: str, data: dict[str, str]) -> tuple[int, str]:
+    """Post a page's form; (status, body)."""
+    async with http.post(url, data=data) as response:
+        return response.status, await response.text()

@@ -1,11 +1,12 @@
 """Privacy with the Mini App as one more way to answer (DESIGN.md §2, rules 1, 3, 4, 10).
 
 Hypothesis draws interleavings of check-ins by either partner, in the chat or on the
-one-page Mini App (sometimes leaving a draft first, sometimes with crisis words); the
-canary holder is drawn too. Whatever happens: nothing the holder wrote reaches the other
-partner's chat or their own page, nothing of a page's answers reaches the holder's own
-chat, the crisis resources reach only the one in crisis, and no log line holds a canary.
-Each example runs the real Application, dispatcher and web server on a fresh SQLite file.
+one-page Mini App, and of prompt answers on their page (sometimes leaving a draft first,
+sometimes with crisis words); the canary holder is drawn too. Whatever happens: nothing
+the holder wrote reaches the other partner's chat or their own page, nothing of a page's
+answers reaches the holder's own chat, the crisis resources reach only the one in crisis,
+and no log line holds a canary. Each example runs the real Application, dispatcher and
+web server on a fresh SQLite file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from bot.core.clock import ManualClock
@@ -26,7 +27,18 @@ from bot.locales import t
 from db.engine import Database
 from tests.e2e.test_privacy_property import _captured_logs
 from tests.web.conftest import WebHarness, start_web_harness
-from tests.web.flows import ANSWERS, chat_text, checkin_id_in, couple, fragment, invite_to_checkin
+from tests.web.flows import (
+    ANSWERS,
+    chat_text,
+    checkin_id_in,
+    couple,
+    fragment,
+    invite_to_checkin,
+    launch,
+    page_button,
+    post,
+    send_prompt,
+)
 
 CANARY = "CANARY-mini-7c2"
 CRISIS = "and some days I want to end my life"
@@ -46,7 +58,7 @@ steps = st.lists(
     st.builds(
         Step,
         by_holder=st.booleans(),
-        way=st.sampled_from(["web", "chat"]),
+        way=st.sampled_from(["web", "chat", "prompt"]),
         draft_first=st.booleans(),
         crisis=st.booleans(),
     ),
@@ -84,6 +96,28 @@ async def _open_page(harness: WebHarness, http: aiohttp.ClientSession, user: Fak
         return params["tgWebAppData"] + "\n" + await response.text()
 
 
+async def _answer_prompt(
+    harness: WebHarness,
+    http: aiohttp.ClientSession,
+    user: FakeUser,
+    words: str,
+    draft_first: bool,
+    salt: str,
+) -> None:
+    """Answer a hope prompt on its page (its draft kept first, when drawn)."""
+    language = "en" if user.language_code == "en" else "es"
+    message = await send_prompt(harness, user, "hope", "hope.small_win", salt)
+    init, page, status = await launch(http, user.open_web_app(message, page_button(language)))
+    assert status == 200
+    form = {"init_data": init, "d": page.split('name="d" value="')[1].split('"')[0]}
+    if draft_first:
+        status, _ = await post(http, f"{harness.web_url}/prompt/draft", {**form, "text": words})
+        assert status == 200
+    answer = {**form, "text": words, "ok_to_raise": "no"}
+    status, _ = await post(http, f"{harness.web_url}/prompt/send", answer)
+    assert status == 200
+
+
 async def _play(harness: WebHarness, steps_: list[Step], holder_slot: str) -> None:
     _, alex, blanca, _ = await couple(harness)
     users = {"A": alex, "B": blanca}
@@ -96,6 +130,10 @@ async def _play(harness: WebHarness, steps_: list[Step], holder_slot: str) -> No
             note = f"{tag} step {index}" + (f" {CRISIS}" if step.crisis and step.by_holder else "")
             if step.way == "chat":
                 await chat_checkin(user, note, "en" if user is alex else "es")
+            elif step.way == "prompt":
+                await _answer_prompt(harness, http, user, note, step.draft_first, str(index))
+                if step.by_holder:
+                    page_words.append(note)
             else:
                 init, page = (await _open_page(harness, http, user)).split("\n", 1)
                 form = {"init_data": init, "checkin": str(checkin_id_in(page))}
@@ -150,6 +188,9 @@ async def _scenario(steps_: list[Step], holder_slot: str) -> None:
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(steps=steps, holder_slot=st.sampled_from(["A", "B"]))
+@example(  # a crisis answer to a prompt, drafted first, beside the other's page check-in
+    steps=[Step(True, "prompt", True, True), Step(False, "web", False, False)], holder_slot="B"
+)
 def test_nothing_entered_on_a_page_or_in_the_chat_reaches_the_other_partner_or_a_log(
     steps: list[Step], holder_slot: str
 ) -> None:

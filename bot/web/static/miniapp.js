@@ -67,7 +67,8 @@
     }
   }
 
-  function checkin(form) {
+  // A page of answers (check-in, prompt): its draft is kept on the server as it is filled.
+  function answers(form) {
     var status = document.getElementById("draft-status");
     var timer = null;
     var sending = false;
@@ -131,9 +132,9 @@
     }
     postEvent("web_app_ready");
     postEvent("web_app_expand");
-    var form = document.getElementById("checkin");
+    var form = document.querySelector("form.answers");
     if (form) {
-      checkin(form);
+      answers(form);
     }
     var close = document.getElementById("close");
     if (close) {
