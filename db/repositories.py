@@ -266,9 +266,11 @@ async def insert_new(
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One statement with the rows as parameters: SQLAlchemy sends it as multi-row INSERTs
+    # ("insertmanyvalues") compiled once, rather than compiling a new VALUES list per batch.
+    statement = insert(model).on_conflict_do_nothing().returning(model.id)
     created: list[int] = []
     for begin in range(0, len(rows), INSERT_BATCH):
         batch = list(rows[begin : begin + INSERT_BATCH])
-        statement = insert(model).values(batch).on_conflict_do_nothing().returning(model.id)
-        created.extend(await session.scalars(statement))
+        created.extend(await session.scalars(statement, batch))
     return created

@@ -244,7 +244,7 @@ class _Planner:
         self.rules = template.rules
         self.delivery = delivery
         self.library = library
-        self.zone: tzinfo = ZoneInfo(partner.timezone)
+        self.zone: tzinfo = zone_of(partner.timezone)
         self.seed = seed
         self.safety_hold = safety_hold
         self.windows = {
@@ -252,8 +252,7 @@ class _Planner:
         }
         # The follow-up delays in use: a day looks back only that many days for skills.
         has_skills = any(rule.kind == "skill" for rule in self.rules)
-        skills = library.by_kind("skill") if has_skills else ()
-        self.delays = sorted({p.followup_days for p in skills if p.followup_days})
+        self.delays = list(_followup_delays(library)) if has_skills else []
         self.lookback = max(self.delays, default=0)
         self._timezone = partner.timezone
         self._base: dict[date, list[_Candidate]] = {}
@@ -371,10 +370,7 @@ class _Planner:
 
     def _rotation(self, kind: str, tags: tuple[str, ...]) -> list[str]:
         if (kind, tags) not in self._orders:
-            self._orders[kind, tags] = sorted(
-                (p.key for p in self.library.with_tags(kind, tags)),
-                key=lambda k: _digest(self.seed, "rotation", kind, k),
-            )
+            self._orders[kind, tags] = list(_rotation(self.library, self.seed, kind, tags))
         return self._orders[kind, tags]
 
     # --- time of day --------------------------------------------------------------------
@@ -424,7 +420,7 @@ def firing_dates(days: tuple[str, ...], timezone: str, monday: date) -> frozense
     APScheduler's ``CronTrigger`` in the partner's zone, once per (days, zone, week): every
     rule and partner in that zone shares the answer.
     """
-    zone = ZoneInfo(timezone)
+    zone = zone_of(timezone)
     trigger = CronTrigger(day_of_week=",".join(days), hour=_FIRE_AT_NOON, minute=0, timezone=zone)
     begin = datetime.combine(monday, time(0), tzinfo=zone)
     limit = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=zone)
@@ -434,6 +430,31 @@ def firing_dates(days: tuple[str, ...], timezone: str, monday: date) -> frozense
         dates.add(fire.astimezone(zone).date())
         fire = trigger.get_next_fire_time(fire, fire)
     return frozenset(dates)
+
+
+@lru_cache(maxsize=1024)
+def zone_of(name: str) -> tzinfo:
+    """The zone called ``name``, kept (zoneinfo keeps only the last few zones it loaded)."""
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=4096)
+def _rotation(
+    library: PromptLibrary, seed: str, kind: str, tags: tuple[str, ...]
+) -> tuple[str, ...]:
+    """One couple's fixed order of a kind's prompts (both partners share it)."""
+    return tuple(
+        sorted(
+            (p.key for p in library.with_tags(kind, tags)),
+            key=lambda k: _digest(seed, "rotation", kind, k),
+        )
+    )
+
+
+@lru_cache(maxsize=64)
+def _followup_delays(library: PromptLibrary) -> tuple[int, ...]:
+    """The days after a skill its follow-ups come, in this library (sorted, once per library)."""
+    return tuple(sorted({p.followup_days for p in library.by_kind("skill") if p.followup_days}))
 
 
 @lru_cache(maxsize=8192)
