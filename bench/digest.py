@@ -3,21 +3,32 @@
 The database holds 1,000 couples with 90 days of history, inserted directly: weekly
 sessions, check-ins twice a week with encrypted notes (some OK to raise), every
 scheduled prompt sent, replies encrypted with ``bot.services.crypto.Cipher``, a few
-safety alerts. Then, for ``--samples`` couples taken at random (100 by default), one at
-a time, ``bot.services.digests.compose_for`` reads the period since the last session and
-composes the digest (timed: "compose"), and ``render_telegram_html`` turns it into
-Telegram messages (timed: "render"). Nothing is committed, so every couple is composed
-from the same state.
+safety alerts. Then two fresh processes, one after the other, compose
+(``bot.services.digests.compose_for``) and render (``render_telegram_html``) the digests
+of the same ``--samples`` couples taken at random (100 by default), one at a time, the
+first one included (no warm-up):
+
+* **before**: the database as Dyad had it, without the indexes that lead with the
+  partner or couple (migration 0007) and without table statistics;
+* **Dyad**: the indexes there, and the process starts as ``dyad run`` does
+  (``Database.migrate``, which collects the statistics when there are none; its time is
+  ``startup_ms``).
+
+Nothing is committed, so every couple is composed from the same state.
 
     python -m bench.digest [--couples 1000] [--days 90] [--samples 100]
-                           [--database sqlite|postgres]
+                           [--database sqlite|postgres|both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -68,6 +79,11 @@ _PHRASES = (
     "I wrote down three things I appreciate, which was harder than I thought.",
 )
 BATCH_COUPLES = 100  # couples whose history is built and inserted together
+ROOT = Path(__file__).resolve().parents[1]
+NEW_INDEXES: tuple[tuple[str, str, list[str]], ...] = importlib.import_module(
+    "db.migrations.versions.0007_indexes"
+).INDEXES
+"""The partner and couple indexes the digest's queries lead with (migration 0007)."""
 
 
 def _text(rng: random.Random) -> str:
@@ -265,20 +281,110 @@ async def _compose_and_render(
     return composed - started, rendered - composed, len(messages), sum(map(len, messages))
 
 
-async def run(
+async def _time_digests(
+    db: Database, cipher: Cipher, chosen: Sequence[int], now: datetime
+) -> dict[str, Any]:
+    """Compose and render the chosen couples' digests one at a time; their figures."""
+    async with db.uow() as uow:
+        rows = await uow.session.execute(
+            select(Couple.id, Therapist.language).join(
+                Therapist, Therapist.id == Couple.therapist_id
+            )
+        )
+        language_of = {couple_id: language for couple_id, language in rows.all()}
+    compose: list[float] = []
+    render: list[float] = []
+    both: list[float] = []
+    message_counts: list[int] = []
+    characters: list[int] = []
+    cpu: list[float] = []
+    # One untimed digest of a couple not in the sample first: imports and the connection
+    # pool warm up, but no statistics are collected by it.
+    spare = next((c for c in language_of if c not in set(chosen)), chosen[0])
+    await _compose_and_render(db, cipher, spare, language_of[spare], now)
+    for couple_id in chosen:
+        started = time.process_time()
+        c, r, count, chars = await _compose_and_render(
+            db, cipher, couple_id, language_of[couple_id], now
+        )
+        cpu.append(time.process_time() - started)
+        compose.append(c)
+        render.append(r)
+        both.append(c + r)
+        message_counts.append(count)
+        characters.append(chars)
+    together = latency_figures(both)
+    return {
+        "p50_ms": together["p50_ms"],
+        "p99_ms": together["p99_ms"],
+        "compose_and_render": together,
+        "compose": latency_figures(compose),
+        "render": latency_figures(render),
+        "cpu": latency_figures(cpu),  # this process's CPU time (not the PostgreSQL server's)
+        "digests": len(both),
+        "messages_per_digest": round(sum(message_counts) / len(message_counts), 2),
+        "characters_per_digest": round(sum(characters) / len(characters)),
+    }
+
+
+async def _child(args: argparse.Namespace) -> dict[str, Any]:
+    """A fresh process: start as ``dyad run`` would (or as it did before), then time."""
+    db = Database(args.url, search_path=args.schema)
+    try:
+        started = time.perf_counter()
+        if args.side == "dyad":
+            await db.migrate()  # at start: the statistics are collected when there are none
+        startup = time.perf_counter() - started
+        chosen = [int(c) for c in args.couple_ids.split(",")]
+        figures = await _time_digests(db, Cipher([args.key]), chosen, args.now)
+        return {**figures, "startup_ms": round(startup * 1000, 1)}
+    finally:
+        await db.dispose()
+
+
+def _run_child(side: str, url: str, schema: str | None, **options: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.digest", "--side", side, "--url", url]
+    if schema is not None:
+        command += ["--schema", schema]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", value]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {side} digest child failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def _as_before(db: Database) -> None:
+    """The database as Dyad left it before: no partner or couple indexes, no statistics."""
+    async with db.engine.begin() as conn:
+        for name, _table, _ in NEW_INDEXES:
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        if not db.is_postgres:
+            await conn.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
+            await conn.execute(text("DROP TABLE IF EXISTS sqlite_stat4"))
+
+
+async def _as_now(db: Database) -> None:
+    """Today's schema again (the indexes back), still without statistics."""
+    async with db.engine.begin() as conn:
+        for name, table, columns in NEW_INDEXES:
+            await conn.execute(text(f"CREATE INDEX {name} ON {table} ({', '.join(columns)})"))
+
+
+async def _one_database(
+    kind: str,
     couples: int,
     days: int,
     samples: int,
-    database: str,
     postgres_url: str,
-    analyze: bool = False,
+    notes: list[str],
 ) -> dict[str, Any]:
-    """Seed the history, then compose and render digests one couple at a time."""
-    notes: list[str] = []
-    cipher = Cipher([new_key()])
+    key = new_key()
+    cipher = Cipher([key])
     now = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory(prefix="dyad-bench-") as tmp:
-        bench_db = await open_bench_database(database, Path(tmp), postgres_url=postgres_url)
+        bench_db = await open_bench_database(kind, Path(tmp), postgres_url=postgres_url)
         assert bench_db is not None
         if bench_db.note:
             notes.append(bench_db.note)
@@ -287,72 +393,69 @@ async def run(
             seeding = time.perf_counter()
             clinic, totals = await seed(db, cipher, couples, days, now, seed_value=11)
             seed_seconds = time.perf_counter() - seeding
-            if analyze:
-                # Table statistics let SQLite's planner pick the partner and couple indexes.
-                async with db.engine.begin() as conn:
-                    await conn.execute(text("ANALYZE"))
-            async with db.uow() as uow:
-                rows = await uow.session.execute(
-                    select(Couple.id, Therapist.language).join(
-                        Therapist, Therapist.id == Couple.therapist_id
-                    )
-                )
-                language_of = {couple_id: language for couple_id, language in rows.all()}
             order = list(clinic.couple_ids)
             random.Random(5).shuffle(order)
-            chosen = [order[i % len(order)] for i in range(samples)]
-            # One untimed digest first: imports, caches and the connection pool warm up.
-            await _compose_and_render(db, cipher, chosen[0], language_of[chosen[0]], now)
-            compose: list[float] = []
-            render: list[float] = []
-            both: list[float] = []
-            message_counts: list[int] = []
-            characters: list[int] = []
-            for couple_id in chosen:
-                c, r, count, chars = await _compose_and_render(
-                    db, cipher, couple_id, language_of[couple_id], now
-                )
-                compose.append(c)
-                render.append(r)
-                both.append(c + r)
-                message_counts.append(count)
-                characters.append(chars)
+            chosen = ",".join(str(order[i % len(order)]) for i in range(samples))
+            options = {"key": key, "couple_ids": chosen, "now": now.isoformat()}
+            await _as_before(db)
+            await db.dispose()
+            before = await asyncio.to_thread(
+                _run_child, "before", db.url, bench_db.schema, **options
+            )
+            await _as_now(db)
+            if not db.is_postgres:
+                async with db.engine.begin() as conn:  # as after a restore: no statistics
+                    await conn.execute(text("DROP TABLE IF EXISTS sqlite_stat1"))
+            await db.dispose()
+            after = await asyncio.to_thread(_run_child, "dyad", db.url, bench_db.schema, **options)
         finally:
             await bench_db.close()
-
-    together = latency_figures(both)
-    composing, rendering = latency_figures(compose), latency_figures(render)
-    per_digest = round(sum(message_counts) / len(message_counts), 2)
-    size = round(sum(characters) / len(characters))
-    figures = {
-        "p50_ms": together["p50_ms"],
-        "p99_ms": together["p99_ms"],
-        "compose_and_render": together,
-        "compose": composing,
-        "render": rendering,
-        "digests": len(both),
-        "messages_per_digest": per_digest,
-        "characters_per_digest": size,
+    return {
+        "database": bench_db.kind,
+        "p99_ms": after["p99_ms"],
+        "p50_ms": after["p50_ms"],
+        "dyad": after,
+        "before": before,
         "rows": totals,
         "seed_seconds": round(seed_seconds, 1),
-        "database": bench_db.kind,
     }
-    lines = [
-        f"database        {bench_db.kind}; seeded in {seed_seconds:.1f} s: {totals}",
-        f"digests         {len(both)} (of {couples} couples, {days} days of history each)",
-        f"compose+render  p50 {together['p50_ms']} ms, p99 {together['p99_ms']} ms",
-        f"compose         p50 {composing['p50_ms']} ms, p99 {composing['p99_ms']} ms",
-        f"render          p50 {rendering['p50_ms']} ms, p99 {rendering['p99_ms']} ms",
-        f"size            {per_digest} Telegram messages, {size} characters per digest",
-    ]
+
+
+async def run(
+    couples: int, days: int, samples: int, databases: Sequence[str], postgres_url: str
+) -> dict[str, Any]:
+    """Seed the history, then time digests in fresh processes: before and now."""
+    notes: list[str] = []
+    results = {
+        kind: await _one_database(kind, couples, days, samples, postgres_url, notes)
+        for kind in databases
+    }
+    lines = []
+    for result in results.values():
+        dyad, before = result["dyad"], result["before"]
+        lines += [
+            f"[{result['database']}] seeded in {result['seed_seconds']} s: {result['rows']}",
+            f"  {'fresh process':<34}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}"
+            f"{'CPU p99':>10}{'start ms':>10}",
+            f"  {'before (no partner indexes/stats)':<34}{before['p50_ms']:>10}"
+            f"{before['p99_ms']:>10}{before['compose_and_render']['max_ms']:>10}"
+            f"{before['cpu']['p99_ms']:>10}{before['startup_ms']:>10}",
+            f"  {'Dyad (indexes, stats at start)':<34}{dyad['p50_ms']:>10}"
+            f"{dyad['p99_ms']:>10}{dyad['compose_and_render']['max_ms']:>10}"
+            f"{dyad['cpu']['p99_ms']:>10}{dyad['startup_ms']:>10}",
+            f"  {dyad['digests']} digests of {couples} couples, {days} days each; "
+            f"{dyad['messages_per_digest']} messages, {dyad['characters_per_digest']} "
+            "characters per digest",
+        ]
     parameters = {
         "couples": couples,
         "days": days,
         "samples": samples,
-        "database": database,
-        "analyze": analyze,
+        "databases": list(databases),
     }
-    return emit("digest", lines, figures, parameters, notes)
+    if "postgres" in results:
+        notes.append("PostgreSQL 'before' keeps whatever statistics autovacuum collected")
+    return emit("digest", lines, results, parameters, notes)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -366,25 +469,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=100,
         help="digests to time, from couples taken at random (at most one each, then again)",
     )
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--postgres-url", default=default_postgres_url())
-    parser.add_argument(
-        "--analyze",
-        action="store_true",
-        help="run ANALYZE after seeding (Dyad itself never does; see docs/benchmarks.md)",
-    )
+    for hidden in ("--side", "--url", "--schema", "--key", "--couple-ids"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--now", type=datetime.fromisoformat, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quiet_logging()
-    return asyncio.run(
-        run(
-            args.couples,
-            args.days,
-            args.samples,
-            args.database,
-            args.postgres_url,
-            args.analyze,
-        )
-    )
+    if args.side is not None:
+        result = asyncio.run(_child(args))
+        print(json.dumps(result), flush=True)
+        return result
+    databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
+    return asyncio.run(run(args.couples, args.days, args.samples, databases, args.postgres_url))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,25 @@
-"""Scheduling: Dyad's planner and outbox against one PTB JobQueue job per partner.
+"""Scheduling: Dyad's planner and outbox against job schedulers, for the same rules.
 
-Both sides start from the same database of joined couples (time zones and windows
-varied) and run in fresh subprocesses, one after the other, so their memory figures
-do not mix:
+All sides start from the same database of joined couples (time zones and windows
+varied) and follow the same standard template: four rules (check-ins Monday and
+Thursday, hope prompts Tuesday and Saturday, a skill on Wednesday, a couple-space prompt
+on Sunday), each at a minute of the partner's own window moved out of quiet hours, in
+the partner's zone. Each side runs in fresh subprocesses, one after the other:
 
-* the obvious alternative reads the partners and adds one ``run_daily`` job per partner
-  to a real ``telegram.ext.JobQueue`` (APScheduler, in memory) of a real ``Application``;
-* Dyad runs its ``Planner`` once, which writes the next 48 hours of ``deliveries`` rows.
+* **JobQueue**: a real ``telegram.ext.JobQueue`` (APScheduler in memory) of a real
+  ``Application``; one ``run_daily`` job per partner and rule. Caps, pairs and
+  follow-ups would be decided when a job fires (nothing at scheduling time).
+* **APScheduler + SQLAlchemyJobStore**: the persistent alternative, in a table of the
+  same database (PostgreSQL through psycopg when it is installed); one cron job per
+  partner and rule, pickled into the job store.
+* **Dyad**: ``Planner.run()`` writes the next 48 hours of outbox rows (caps, pairs and
+  follow-ups decided now); then a repeat pass five minutes later in the same process.
 
-Each child schedules twice: once timed (with the RSS growth from VmHWM), then once more
-under ``tracemalloc`` for the peak and the retained Python allocations (the second pass
-is warm: SQLAlchemy's statement cache and the parsed practice configuration exist).
-What survives a restart: for the JobQueue, the jobs a newly built Application holds;
-for Dyad, the pending rows the parent process finds after the child has exited.
+Restart: a new process each. The JobQueue starts empty and must add every job again
+(timed); APScheduler starts on its job store (timed until every job is known); Dyad finds
+its rows in the database and its first pass there plans with an empty cache (timed).
 
-    python -m bench.scheduling [--partners 20000] [--database sqlite|postgres]
+    python -m bench.scheduling [--partners 20000] [--database sqlite|postgres|both]
 """
 
 from __future__ import annotations
@@ -28,21 +33,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, make_url, select
 from telegram.ext import Application
 
 from bench._common import (
     default_postgres_url,
     emit,
-    mib,
     open_bench_database,
     peak_rss_mib,
     quiet_logging,
@@ -51,32 +54,46 @@ from bench._common import (
     seed_clinic,
 )
 from bot.core.clock import ManualClock
+from bot.services.practice_config import parse_practice_config
 from db.engine import Database
 from db.models import Delivery, Partner
+from schedules.model import DeliverySettings, Rule
 from schedules.planner import Planner
 
 ROOT = Path(__file__).resolve().parents[1]
 DUMMY_TOKEN = "123456:bench-dummy-token-never-used"
-WINDOW_START = {"morning": 8, "afternoon": 12, "evening": 17}
-WINDOW_HOURS = 4
+REPEAT_AFTER = timedelta(minutes=5)  # the dispatcher's planning interval
+RESTART_AFTER = timedelta(minutes=10)
+JOB_TABLE = "bench_apscheduler_jobs"
+# PTB's run_daily counts days from Sunday (0) to Saturday (6).
+_PTB_DAY = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 
 
-# The alternative: one JobQueue job per partner ----------------------------------------
+# The same rules, as a job scheduler would hold them ---------------------------------------
 
 
-async def _job(_context: object) -> None:
-    """What each partner's daily job would do (never runs here)."""
+def _rules() -> tuple[DeliverySettings, tuple[Rule, ...]]:
+    config = parse_practice_config(None)
+    return config.schedules.delivery, config.schedules.template().rules
 
 
-def _partner_time(partner_id: int, window: str, zone: ZoneInfo) -> clock_time:
-    """A stable time inside the partner's window, as a JobQueue bot would pick one."""
-    digest = hashlib.sha256(f"{partner_id}".encode()).digest()
-    minutes = int.from_bytes(digest[:4], "big") % (WINDOW_HOURS * 60)
-    return clock_time(WINDOW_START.get(window, 17) + minutes // 60, minutes % 60, tzinfo=zone)
+def _job_minute(delivery: DeliverySettings, rule: Rule, partner_id: int, window: str) -> int:
+    """A stable minute of the partner's window for one rule, out of quiet hours."""
+    span = delivery.resolve_window(rule.window, window)
+    digest = hashlib.sha256(f"{partner_id}|{rule.id}".encode()).digest()
+    minute = span.start + int.from_bytes(digest[:4], "big") % (min(rule.jitter, 239) + 1)
+    quiet = delivery.quiet_hours
+    while quiet is not None and quiet.contains(minute) and minute + 1 < span.end:
+        minute += 1
+    return minute
 
 
-def _new_application() -> Any:
-    return Application.builder().token(DUMMY_TOKEN).updater(None).build()
+async def fire(partner_id: int, rule_id: str) -> None:
+    """What each job would do when it fires (never runs here): cap, pair, send."""
+
+
+async def _ptb_fire(_context: object) -> None:
+    """The same, with PTB's callback signature."""
 
 
 async def _load_partners(db: Database) -> list[tuple[int, int, str, str]]:
@@ -91,124 +108,183 @@ async def _load_partners(db: Database) -> list[tuple[int, int, str, str]]:
         ]
 
 
-async def _schedule_jobs(db: Database) -> tuple[Any, int, float, float]:
-    """Add one daily job per partner to a started JobQueue.
+def _new_application() -> Any:
+    return Application.builder().token(DUMMY_TOKEN).updater(None).build()
 
-    Returns the application, the job count, the seconds to read the partners and add
-    their jobs, and the seconds spent reading alone.
-    """
+
+async def _jobqueue_side(db: Database) -> dict[str, Any]:
+    delivery, rules = _rules()
     application = _new_application()
     job_queue = application.job_queue
     await job_queue.start()
-    started = time.perf_counter()
-    partners = await _load_partners(db)
-    loaded = time.perf_counter() - started
-    zones: dict[str, ZoneInfo] = {}
-    for partner_id, chat_id, timezone, window in partners:
-        zone = zones.get(timezone) or zones.setdefault(timezone, ZoneInfo(timezone))
-        job_queue.run_daily(
-            _job,
-            _partner_time(partner_id, window, zone),
-            name=f"partner:{partner_id}",
-            chat_id=chat_id,
-            data={"partner_id": partner_id},
-        )
-    await asyncio.sleep(0)  # let APScheduler's wake-ups run, as they would in a live bot
-    seconds = time.perf_counter() - started
-    return application, len(job_queue.jobs()), seconds, loaded
-
-
-async def _jobqueue_side(db: Database, trace: bool) -> dict[str, Any]:
     rss_before = rss_mib()
     peak_reset = reset_peak_rss()
-    application, jobs, seconds, loaded = await _schedule_jobs(db)
+    started, cpu = time.perf_counter(), time.process_time()
+    zones: dict[str, ZoneInfo] = {}
+    for partner_id, chat_id, timezone, window in await _load_partners(db):
+        zone = zones.get(timezone) or zones.setdefault(timezone, ZoneInfo(timezone))
+        for rule in rules:
+            minute = _job_minute(delivery, rule, partner_id, window)
+            job_queue.run_daily(
+                _ptb_fire,
+                clock_time(minute // 60, minute % 60, tzinfo=zone),
+                days=tuple(_PTB_DAY[d] for d in rule.days),
+                name=f"{partner_id}:{rule.id}",
+                chat_id=chat_id,
+                data={"partner_id": partner_id, "rule": rule.id},
+            )
+    await asyncio.sleep(0)  # let APScheduler's wake-ups run, as they would in a live bot
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    jobs = len(job_queue.jobs())
     rss_delta = peak_rss_mib() - rss_before
-    await application.job_queue.stop(wait=False)
-    # A restart: the process is gone, and a new Application starts with an empty JobQueue.
-    del application
-    restarted = _new_application()
-    await restarted.job_queue.start()
-    after_restart = len(restarted.job_queue.jobs())
-    await restarted.job_queue.stop(wait=False)
+    await job_queue.stop(wait=False)
+    rss = rss_delta if peak_reset else None
+    return {"scheduled": jobs, "seconds": seconds, "cpu": cpu, "rss_mib": rss}
 
-    peak = retained = None
-    if trace:
-        tracemalloc.start()
-        traced_app, _, _, _ = await _schedule_jobs(db)
-        retained, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        await traced_app.job_queue.stop(wait=False)
-    return {
-        "scheduled": jobs,
-        "seconds": seconds,
-        "load_seconds": loaded,
-        "rss_delta_mib": rss_delta if peak_reset else None,
-        "peak_bytes": peak,
-        "retained_bytes": retained,
-        "known_after_restart": after_restart,
-    }
+
+def _job_store_url(url: str, schema: str | None) -> tuple[str, str | None, str | None]:
+    """The synchronous URL APScheduler's job store uses, its schema, and a note if not PG."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return parsed.set(drivername="sqlite").render_as_string(hide_password=False), None, None
+    try:
+        import psycopg  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+    except ImportError:
+        note = "psycopg is not installed: APScheduler's job store used a SQLite file"
+        return f"sqlite:///{tempfile.mkdtemp(prefix='dyad-jobs-')}/jobs.db", None, note
+    sync = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return sync, schema, None
+
+
+def _scheduler(store_url: str, schema: str | None) -> Any:
+    from apscheduler.jobstores.sqlalchemy import (  # type: ignore[import-untyped]
+        SQLAlchemyJobStore,
+    )
+    from apscheduler.schedulers.asyncio import (  # type: ignore[import-untyped]
+        AsyncIOScheduler,
+    )
+
+    store = SQLAlchemyJobStore(url=store_url, tablename=JOB_TABLE, tableschema=schema)
+    return AsyncIOScheduler(jobstores={"default": store}, timezone=UTC)
+
+
+async def _apscheduler_side(
+    db: Database, store_url: str, schema: str | None, limit: int
+) -> dict[str, Any]:
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    delivery, rules = _rules()
+    scheduler = _scheduler(store_url, schema)
+    scheduler.start(paused=True)  # holds the jobs, fires none during the benchmark
+    rss_before = rss_mib()
+    peak_reset = reset_peak_rss()
+    started, cpu = time.perf_counter(), time.process_time()
+    for partner_id, _, timezone, window in (await _load_partners(db))[:limit]:
+        for rule in rules:
+            minute = _job_minute(delivery, rule, partner_id, window)
+            trigger = CronTrigger(
+                day_of_week=",".join(rule.days),
+                hour=minute // 60,
+                minute=minute % 60,
+                timezone=ZoneInfo(timezone),
+            )
+            scheduler.add_job(
+                fire,
+                trigger,
+                args=(partner_id, rule.id),
+                id=f"{partner_id}:{rule.id}",
+                replace_existing=True,
+            )
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    rss_delta = peak_rss_mib() - rss_before
+    jobs = len(scheduler.get_jobs())
+    scheduler.shutdown(wait=False)
+    rss = rss_delta if peak_reset else None
+    return {"scheduled": jobs, "seconds": seconds, "cpu": cpu, "rss_mib": rss}
+
+
+async def _apscheduler_restart(store_url: str, schema: str | None) -> dict[str, Any]:
+    started, cpu = time.perf_counter(), time.process_time()
+    scheduler = _scheduler(store_url, schema)
+    scheduler.start(paused=True)
+    known = len(scheduler.get_jobs())  # every job unpickled from the store
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    scheduler.shutdown(wait=False)
+    return {"known": known, "seconds": seconds, "cpu": cpu}
 
 
 # Dyad: the planner writes the outbox ------------------------------------------------------
 
 
-async def _plan(db: Database, now: datetime) -> int:
-    stats = await Planner(db, ManualClock(now)).run()
-    return stats.created
+async def _pending_rows(db: Database) -> int:
+    async with db.uow() as uow:
+        query = select(func.count()).where(Delivery.status == "pending")
+        return int(await uow.session.scalar(query) or 0)
 
 
-async def _dyad_side(db: Database, now: datetime, trace: bool) -> dict[str, Any]:
+async def _dyad_side(db: Database, now: datetime) -> dict[str, Any]:
+    clock = ManualClock(now)
+    planner = Planner(db, clock)
     rss_before = rss_mib()
     peak_reset = reset_peak_rss()
-    started = time.perf_counter()
-    created = await _plan(db, now)
-    seconds = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    first = await planner.run()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rss_delta = peak_rss_mib() - rss_before
-
-    peak = retained = None
-    created_again = created
-    if trace:
-        async with db.uow() as uow:
-            await uow.session.execute(delete(Delivery))
-            await uow.commit()
-        tracemalloc.start()
-        created_again = await _plan(db, now)
-        retained, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+    clock.set(now + REPEAT_AFTER)
+    started, repeat_cpu = time.perf_counter(), time.process_time()
+    repeat = await planner.run()
+    repeat_seconds = time.perf_counter() - started
+    repeat_cpu = time.process_time() - repeat_cpu
+    days = getattr(planner, "days", None)  # None: a planner without the day cache
     return {
-        "scheduled": created,
-        "scheduled_last_pass": created_again,
+        "scheduled": first.created,
+        "couples": first.couples,
         "seconds": seconds,
-        "rss_delta_mib": rss_delta if peak_reset else None,
-        "peak_bytes": peak,
-        "retained_bytes": retained,
+        "cpu": cpu,
+        "repeat_created": repeat.created,
+        "repeat_seconds": repeat_seconds,
+        "repeat_cpu": repeat_cpu,
+        "rss_mib": rss_delta if peak_reset else None,
+        "cached_days": None if days is None else len(days),
     }
 
 
-async def _child(
-    side: str, url: str, schema: str | None, now: datetime, trace: bool
-) -> dict[str, Any]:
-    db = Database(url, search_path=schema)
+async def _dyad_restart(db: Database, now: datetime) -> dict[str, Any]:
+    known = await _pending_rows(db)  # what the previous process left, before planning
+    started, cpu = time.perf_counter(), time.process_time()
+    stats = await Planner(db, ManualClock(now + RESTART_AFTER)).run()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"known": known, "seconds": seconds, "cpu": cpu, "created": stats.created}
+
+
+async def _child(args: argparse.Namespace) -> dict[str, Any]:
+    now = datetime.fromisoformat(args.now)
+    if args.side.startswith("apscheduler"):
+        store_url, schema = args.store_url, args.store_schema
+        if args.side == "apscheduler-restart":
+            return await _apscheduler_restart(store_url, schema)
+    db = Database(args.url, search_path=args.schema)
     try:
-        if side == "jobqueue":
-            return await _jobqueue_side(db, trace)
-        return await _dyad_side(db, now, trace)
+        if args.side == "jobqueue":
+            return await _jobqueue_side(db)
+        if args.side == "apscheduler":
+            return await _apscheduler_side(db, store_url, schema, int(args.limit))
+        if args.side == "dyad":
+            return await _dyad_side(db, now)
+        return await _dyad_restart(db, now)
     finally:
         await db.dispose()
 
 
-# The parent: seed, run both children, compare --------------------------------------------
+# The parent: seed, run every side, compare -------------------------------------------------
 
 
-def _run_child(
-    side: str, url: str, schema: str | None, now: datetime, trace: bool
-) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.scheduling", "--side", side, "--url", url]
-    command += ["--now", now.isoformat()]
-    if schema is not None:
-        command += ["--schema", schema]
-    if not trace:
-        command.append("--no-tracemalloc")
+def _run_child(side: str, now: datetime, **options: str | None) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.scheduling", "--side", side, "--now", now.isoformat()]
+    for name, value in options.items():
+        if value is not None:
+            command += [f"--{name.replace('_', '-')}", value]
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"the {side} child failed:\n{done.stderr[-3000:]}")
@@ -216,129 +292,178 @@ def _run_child(
     return result
 
 
-async def _pending_rows(url: str, schema: str | None) -> int:
-    db = Database(url, search_path=schema)
-    try:
-        async with db.uow() as uow:
-            query = select(func.count()).where(Delivery.status == "pending")
-            return int(await uow.session.scalar(query) or 0)
-    finally:
-        await db.dispose()
+def _ms_per_couple(seconds: float, couples: int) -> float:
+    return round(seconds / max(couples, 1) * 1000, 3)
 
 
-def _ratio(over: float | None, under: float | None) -> float | None:
-    if over is None or under is None:
-        return None
-    return round(over / max(under, 1e-9), 4)
+async def _one_database(
+    kind: str,
+    partners: int,
+    postgres_url: str,
+    now: datetime,
+    notes: list[str],
+    apscheduler_partners: int,
+) -> dict[str, Any]:
+    couples = math.ceil(partners / 2)
+    # APScheduler's store commits each job on its own: a subset, figures per couple of it.
+    aps_partners = min(partners, apscheduler_partners)
+    aps_couples = math.ceil(aps_partners / 2)
+    with tempfile.TemporaryDirectory(prefix="dyad-bench-") as tmp:
+        bench_db = await open_bench_database(kind, Path(tmp), postgres_url=postgres_url)
+        assert bench_db is not None
+        if bench_db.note:
+            notes.append(bench_db.note)
+        try:
+            seeding = time.perf_counter()
+            await seed_clinic(bench_db.db, couples, now)
+            seed_seconds = time.perf_counter() - seeding
+            url, schema = bench_db.db.url, bench_db.schema
+            await bench_db.db.dispose()  # the children open their own connections
+            store_url, store_schema, note = _job_store_url(url, schema)
+            if note:
+                notes.append(note)
+            db_options = {"url": url, "schema": schema}
+            store = {"store_url": store_url, "store_schema": store_schema}
+            limit = {"limit": str(aps_partners)}
+            sides: dict[str, dict[str, Any]] = {}
+            for side, options in (
+                ("jobqueue", db_options),
+                ("jobqueue-restart", db_options),
+                ("apscheduler", {**db_options, **store, **limit}),
+                ("apscheduler-restart", store),
+                ("dyad", db_options),
+                ("dyad-restart", db_options),
+            ):
+                child = "jobqueue" if side == "jobqueue-restart" else side
+                sides[side] = await asyncio.to_thread(_run_child, child, now, **options)
+        finally:
+            await bench_db.close()
+    jobqueue, apscheduler, dyad = sides["jobqueue"], sides["apscheduler"], sides["dyad"]
+    return {
+        "database": bench_db.kind,
+        "couples": couples,
+        "seed_seconds": round(seed_seconds, 1),
+        "dyad": {
+            "first_pass_ms_per_couple": _ms_per_couple(dyad["seconds"], couples),
+            "repeat_pass_ms_per_couple": _ms_per_couple(dyad["repeat_seconds"], couples),
+            "restart_pass_ms_per_couple": _ms_per_couple(sides["dyad-restart"]["seconds"], couples),
+            "cpu_ms_per_couple": [
+                _ms_per_couple(dyad["cpu"], couples),
+                _ms_per_couple(dyad["repeat_cpu"], couples),
+                _ms_per_couple(sides["dyad-restart"]["cpu"], couples),
+            ],
+            "rows": dyad["scheduled"],
+            "repeat_rows": dyad["repeat_created"],
+            "known_after_restart": sides["dyad-restart"]["known"],
+            "rss_mib": _round(dyad["rss_mib"]),
+            "cached_days": dyad["cached_days"],
+        },
+        "jobqueue": {
+            "first_pass_ms_per_couple": _ms_per_couple(jobqueue["seconds"], couples),
+            "repeat_pass_ms_per_couple": 0.0,  # the jobs are there until the process ends
+            "restart_pass_ms_per_couple": _ms_per_couple(
+                sides["jobqueue-restart"]["seconds"], couples
+            ),
+            "cpu_ms_per_couple": [
+                _ms_per_couple(jobqueue["cpu"], couples),
+                0.0,
+                _ms_per_couple(sides["jobqueue-restart"]["cpu"], couples),
+            ],
+            "jobs": jobqueue["scheduled"],
+            "known_after_restart": 0,  # a new process starts with an empty JobQueue
+            "rss_mib": _round(jobqueue["rss_mib"]),
+        },
+        "apscheduler_sqlalchemy": {
+            "first_pass_ms_per_couple": _ms_per_couple(apscheduler["seconds"], aps_couples),
+            "repeat_pass_ms_per_couple": 0.0,  # nothing to do until a setting changes
+            "restart_pass_ms_per_couple": _ms_per_couple(
+                sides["apscheduler-restart"]["seconds"], aps_couples
+            ),
+            "cpu_ms_per_couple": [
+                _ms_per_couple(apscheduler["cpu"], aps_couples),
+                0.0,
+                _ms_per_couple(sides["apscheduler-restart"]["cpu"], aps_couples),
+            ],
+            "couples": aps_couples,
+            "jobs": apscheduler["scheduled"],
+            "known_after_restart": sides["apscheduler-restart"]["known"],
+            "rss_mib": _round(apscheduler["rss_mib"]),
+        },
+    }
 
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _mib_or_none(value: int | None) -> float | None:
-    return None if value is None else mib(value)
+def _lines(result: dict[str, Any]) -> list[str]:
+    dyad, jq, aps = result["dyad"], result["jobqueue"], result["apscheduler_sqlalchemy"]
+    head = "ms per couple"
+    return [
+        f"[{result['database']}] {result['couples']} couples seeded in {result['seed_seconds']} s",
+        f"  {head:<22}{'first pass':>12}{'repeat':>10}{'restart':>10}   scheduled, after restart",
+        f"  {'Dyad planner':<22}{dyad['first_pass_ms_per_couple']:>12}"
+        f"{dyad['repeat_pass_ms_per_couple']:>10}{dyad['restart_pass_ms_per_couple']:>10}"
+        f"   {dyad['rows']} rows (48 h), {dyad['known_after_restart']} pending",
+        f"  {'JobQueue (memory)':<22}{jq['first_pass_ms_per_couple']:>12}"
+        f"{jq['repeat_pass_ms_per_couple']:>10}{jq['restart_pass_ms_per_couple']:>10}"
+        f"   {jq['jobs']} jobs, {jq['known_after_restart']} known",
+        f"  {'APScheduler+SQLAlchemy':<22}{aps['first_pass_ms_per_couple']:>12}"
+        f"{aps['repeat_pass_ms_per_couple']:>10}{aps['restart_pass_ms_per_couple']:>10}"
+        f"   {aps['jobs']} jobs ({aps['couples']} couples), "
+        f"{aps['known_after_restart']} known",
+        f"  CPU ms per couple (first, repeat, restart; this process only): Dyad "
+        f"{dyad['cpu_ms_per_couple']}, JobQueue {jq['cpu_ms_per_couple']}, "
+        f"APScheduler {aps['cpu_ms_per_couple']}",
+        f"  RSS growth MiB: Dyad {dyad['rss_mib']}, JobQueue {jq['rss_mib']}, "
+        f"APScheduler {aps['rss_mib']}",
+    ]
 
 
-async def run(partners: int, database: str, postgres_url: str, trace: bool) -> dict[str, Any]:
-    """Seed once, run each side in its own process, and compare."""
+async def run(
+    partners: int, databases: Sequence[str], postgres_url: str, apscheduler_partners: int
+) -> dict[str, Any]:
+    """Seed each database once, run each side in its own processes, and compare."""
     notes: list[str] = []
     now = datetime.now(UTC).replace(microsecond=0)
-    with tempfile.TemporaryDirectory(prefix="dyad-bench-") as tmp:
-        bench_db = await open_bench_database(database, Path(tmp), postgres_url=postgres_url)
-        assert bench_db is not None
-        if bench_db.note:
-            notes.append(bench_db.note)
-        try:
-            seeding = time.perf_counter()
-            await seed_clinic(bench_db.db, math.ceil(partners / 2), now)
-            seed_seconds = time.perf_counter() - seeding
-            url, schema = bench_db.db.url, bench_db.schema
-            await bench_db.db.dispose()  # the children open their own connections
-            jobqueue = await asyncio.to_thread(_run_child, "jobqueue", url, schema, now, trace)
-            dyad = await asyncio.to_thread(_run_child, "dyad", url, schema, now, trace)
-            # The Dyad child has exited: whatever it planned must still be in the database.
-            survivors = await _pending_rows(url, schema)
-        finally:
-            await bench_db.close()
-
-    dyad_planned = dyad["scheduled_last_pass"]
-    survives_jobqueue = jobqueue["known_after_restart"] / max(jobqueue["scheduled"], 1)
-    survives_dyad = survivors / max(dyad_planned, 1)
-    rss_ratio = _ratio(jobqueue["rss_delta_mib"], dyad["rss_delta_mib"])
-    traced_ratio = _ratio(jobqueue["peak_bytes"], dyad["peak_bytes"])
-    if not trace:
-        notes.append("tracemalloc pass skipped: peak_memory_ratio compares RSS growth")
-    figures = {
-        "schedule_time_ratio": _ratio(jobqueue["seconds"], dyad["seconds"]),
-        "peak_memory_ratio": traced_ratio if trace else rss_ratio,
-        "survives_restart_jobqueue": round(survives_jobqueue, 4),
-        "survives_restart_dyad": round(survives_dyad, 4),
-        "jobqueue_seconds": round(jobqueue["seconds"], 3),
-        "jobqueue_load_seconds": round(jobqueue["load_seconds"], 3),
-        "dyad_seconds": round(dyad["seconds"], 3),
-        "jobqueue_peak_mib": _mib_or_none(jobqueue["peak_bytes"]),
-        "dyad_peak_mib": _mib_or_none(dyad["peak_bytes"]),
-        "jobqueue_retained_mib": _mib_or_none(jobqueue["retained_bytes"]),
-        "dyad_retained_mib": _mib_or_none(dyad["retained_bytes"]),
-        "jobqueue_rss_delta_mib": _round(jobqueue["rss_delta_mib"]),
-        "dyad_rss_delta_mib": _round(dyad["rss_delta_mib"]),
-        "rss_delta_ratio": rss_ratio,
-        "jobqueue_scheduled": jobqueue["scheduled"],
-        "dyad_scheduled": dyad["scheduled"],
-        "database": bench_db.kind,
+    results = {
+        kind: await _one_database(kind, partners, postgres_url, now, notes, apscheduler_partners)
+        for kind in databases
     }
-    per_couple_ms = dyad["seconds"] / max(math.ceil(partners / 2), 1) * 1000
-    lines = [
-        f"database                {bench_db.kind}; {partners} partners seeded in "
-        f"{seed_seconds:.1f} s",
-        f"JobQueue (run_daily)    {jobqueue['scheduled']} jobs in {jobqueue['seconds']:.2f} s "
-        f"(of which reading partners {jobqueue['load_seconds']:.2f} s)",
-        f"Dyad planner + outbox   {dyad['scheduled']} rows (48 h ahead) in "
-        f"{dyad['seconds']:.2f} s ({per_couple_ms:.1f} ms per couple)",
-        f"time ratio              {figures['schedule_time_ratio']} (JobQueue / Dyad)",
-        f"tracemalloc peak        JobQueue {figures['jobqueue_peak_mib']} MiB, "
-        f"Dyad {figures['dyad_peak_mib']} MiB, ratio {traced_ratio}",
-        f"held afterwards         JobQueue {figures['jobqueue_retained_mib']} MiB, "
-        f"Dyad {figures['dyad_retained_mib']} MiB",
-        f"RSS growth (VmHWM)      JobQueue {figures['jobqueue_rss_delta_mib']} MiB, "
-        f"Dyad {figures['dyad_rss_delta_mib']} MiB, ratio {rss_ratio}",
-        f"after a restart         JobQueue {jobqueue['known_after_restart']} of "
-        f"{jobqueue['scheduled']} jobs; Dyad {survivors} of {dyad_planned} rows pending",
-    ]
+    lines = [line for result in results.values() for line in _lines(result)]
     parameters = {
         "partners": partners,
-        "database": database,
+        "databases": list(databases),
         "planner_horizon_hours": 48,
-        "tracemalloc": trace,
+        "repeat_after_s": REPEAT_AFTER.total_seconds(),
+        "rules": [rule.id for rule in _rules()[1]],
     }
-    return emit("scheduling", lines, figures, parameters, notes)
+    return emit("scheduling", lines, results, parameters, notes)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse the options, run the benchmark, print its figures (JSON last)."""
     parser = argparse.ArgumentParser(prog="python -m bench.scheduling", description=__doc__)
     parser.add_argument("--partners", type=int, default=20_000)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="sqlite")
     parser.add_argument("--postgres-url", default=default_postgres_url())
     parser.add_argument(
-        "--no-tracemalloc",
-        dest="trace",
-        action="store_false",
-        help="skip the second, traced pass (about halves the run; memory from RSS only)",
+        "--apscheduler-partners",
+        type=int,
+        default=2_000,
+        help="partners whose jobs go into APScheduler's job store (one commit per job: slow)",
     )
-    parser.add_argument("--side", choices=("jobqueue", "dyad"), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--schema", help=argparse.SUPPRESS)
-    parser.add_argument("--now", help=argparse.SUPPRESS)
+    hidden_options = ("--side", "--url", "--schema", "--now", "--store-url", "--store-schema")
+    for hidden in (*hidden_options, "--limit"):
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quiet_logging()
     if args.side is not None:
-        now = datetime.fromisoformat(args.now)
-        result = asyncio.run(_child(args.side, args.url, args.schema, now, args.trace))
+        result = asyncio.run(_child(args))
         print(json.dumps(result), flush=True)
         return result
-    return asyncio.run(run(args.partners, args.database, args.postgres_url, args.trace))
+    databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
+    return asyncio.run(run(args.partners, databases, args.postgres_url, args.apscheduler_partners))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from alembic.migration import MigrationContext
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -23,6 +25,10 @@ from db.uow import UnitOfWork
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 716_205_113  # any constant: serialises concurrent `dyad migrate` on PostgreSQL
+_ANALYSIS_LIMIT = 1000
+"""Rows SQLite's ANALYZE reads per index: close enough statistics, in milliseconds."""
+_STATISTICS_PROBE = "deliveries"
+"""The table whose statistics tell whether any were collected (the largest, most queried)."""
 
 
 def _sqlite_pragmas(busy_ms: int) -> Any:
@@ -87,21 +93,75 @@ class Database:
         return UnitOfWork(self.sessionmaker)
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest migration; harmless when it is already there."""
+        """Bring the schema to the newest migration; harmless when it is already there.
+
+        Then the query planner's statistics are collected: always after a migration that
+        changed the schema, else only when there are none (a fresh process then plans
+        its first queries with them, not with guesses).
+        """
         async with self.engine.begin() as conn:
             if self.is_postgres:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
-            await conn.run_sync(_upgrade)
+            changed = await conn.run_sync(_upgrade)
+        await self.collect_statistics(only_if_missing=not changed)
+
+    async def collect_statistics(self, *, only_if_missing: bool = False) -> bool:
+        """``ANALYZE`` the tables (SQLite: a sampled one); returns whether it ran.
+
+        ``only_if_missing``: only when the outbox has rows but no statistics yet.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                if only_if_missing and not await self._statistics_missing(conn):
+                    return False
+                if self.is_postgres:
+                    tables = ", ".join(f'"{name}"' for name in await conn.run_sync(_tables))
+                    await conn.execute(text(f"ANALYZE {tables}"))
+                else:
+                    await conn.execute(text(f"PRAGMA analysis_limit={_ANALYSIS_LIMIT}"))
+                    await conn.execute(text("ANALYZE"))
+        except OperationalError:
+            # Busy with another writer: statistics can wait for the next periodic pass.
+            log.info("database statistics not collected this time (database busy)")
+            return False
+        return True
+
+    async def _statistics_missing(self, conn: AsyncConnection) -> bool:
+        if self.is_postgres:
+            # reltuples is -1 for a table never analysed (PostgreSQL 14 and later).
+            tuples = await conn.scalar(
+                text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+                {"name": _STATISTICS_PROBE},
+            )
+            return tuples is not None and tuples < 0
+        found = await conn.scalar(
+            text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = :name"),
+            {"name": "sqlite_stat1"},
+        )
+        if found:
+            known = await conn.scalar(
+                text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = :name"),
+                {"name": _STATISTICS_PROBE},
+            )
+            if known:
+                return False
+        # Statistics of an empty table are none at all: worth collecting once it has rows.
+        rows = await conn.scalar(text(f"SELECT 1 FROM {_STATISTICS_PROBE} LIMIT 1"))
+        return rows is not None
 
     async def optimize(self) -> None:
         """Refresh SQLite's query-planner statistics (PostgreSQL's autovacuum does this itself).
 
-        Without them SQLite picks the (status, due_at) index for per-partner outbox queries
-        and reads every sent row; ``PRAGMA optimize`` is cheap when nothing changed.
+        Without them SQLite may pick the (status, due_at) index for per-partner outbox
+        queries and read every sent row. The first time the outbox has rows it runs a full
+        (sampled) ``ANALYZE``; after that ``PRAGMA optimize``, which is cheap when nothing
+        changed.
         """
         if self.dialect != "sqlite":
+            return
+        if await self.collect_statistics(only_if_missing=True):
             return
         try:
             async with self.engine.begin() as conn:
@@ -133,5 +193,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> bool:
+    """Upgrade to the newest migration; returns whether anything was applied."""
+    before = _revision(connection)
     command.upgrade(alembic_config(connection), "head")
+    return _revision(connection) != before
+
+
+def _tables(connection: Connection) -> list[str]:
+    """The tables of this schema that the models know."""
+    from db.models import Base
+
+    present = set(inspect(connection).get_table_names())
+    return [name for name in Base.metadata.tables if name in present]

@@ -262,6 +262,9 @@ class Delivery(Base):
         UniqueConstraint("recipient", "dedupe_key"),
         Index("ix_deliveries_status_due", "status", "due_at"),
         Index("ix_deliveries_partner", "partner_id", "kind"),
+        # A digest's queries: one partner's sent prompts, one couple's prompts of a kind.
+        Index("ix_deliveries_partner_sent", "partner_id", "status", "sent_at"),
+        Index("ix_deliveries_couple_kind", "couple_id", "kind", "status", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -321,7 +324,10 @@ class Response(Base):
     """A partner's reply to a prompt: private, encrypted, screened like notes."""
 
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_partner_created", "partner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_responses_partner_created", "partner_id", "created_at"),
+        Index("ix_responses_couple_kind", "couple_id", "kind", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(
@@ -343,6 +349,7 @@ class Alert(Base):
     """A safety alert for the therapist: kind and time; the words only on request."""
 
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_couple_created", "couple_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -249,3 +250,27 @@ class AuditRepository(_Repository):
                 .order_by(AuditEntry.at, AuditEntry.id)
             )
         ).all()
+
+
+INSERT_BATCH = 500
+"""Rows per multi-row INSERT: about 8,000 parameters, inside both databases' limits."""
+
+
+async def insert_new(
+    session: AsyncSession, model: type[Any], rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert many rows of one table, ``INSERT … ON CONFLICT DO NOTHING`` per batch.
+
+    Rows whose unique key already exists are left as they are. Returns the ids of the rows
+    actually inserted (every row must have the same columns).
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # One statement with the rows as parameters: SQLAlchemy sends it as multi-row INSERTs
+    # ("insertmanyvalues") compiled once, rather than compiling a new VALUES list per batch.
+    statement = insert(model).on_conflict_do_nothing().returning(model.id)
+    created: list[int] = []
+    for begin in range(0, len(rows), INSERT_BATCH):
+        batch = list(rows[begin : begin + INSERT_BATCH])
+        created.extend(await session.scalars(statement, batch))
+    return created

@@ -31,20 +31,24 @@ import hashlib
 import html
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
 from bot.core.clock import Clock
 from bot.metrics import PLANNER_COUPLE_FAILURES, PLANNER_PRACTICE_FAILURES, PLANNER_RUNS
-from bot.services.outbox import enqueue, notify
+from bot.services.outbox import enqueue, notify, recipient_key
 from bot.services.practice_config import PracticeConfig, parse_practice_config
 from db.engine import Database
 from db.models import Couple, Delivery, Partner, Practice
+from db.repositories import insert_new
 from db.uow import UnitOfWork
 from schedules.check import default_schedules
 from schedules.planning import (
+    DayCache,
     PartnerTiming,
     PlannedDelivery,
     next_allowed,
@@ -59,6 +63,10 @@ PROMPT_KINDS = ("checkin", "hope", "skill", "skill_followup", "couple_space")
 LIVE = ("pending", "claimed", "sent")
 """Statuses of a row that was or will be sent."""
 PLAN_PREFIX = "plan:"
+_LiveRow = Any
+"""A row of :func:`_live_rows` (partner_id, kind, key, local_date, dedupe_key, id, ...)."""
+BATCH_COUPLES = 250
+"""Couples planned together: read in a few queries, written in one transaction."""
 
 
 @dataclass
@@ -103,6 +111,7 @@ def plan_for_partner(
     end: datetime,
     *,
     reserved: dict[date, int] | None = None,
+    days: DayCache | None = None,
 ) -> list[PlannedDelivery]:
     """What the couple's template holds for one partner in ``[start, end)`` (pure plan)."""
     schedules = config.schedules
@@ -118,6 +127,7 @@ def plan_for_partner(
         couple_seed=str(couple.id),
         safety_hold=couple.safety_hold,
         reserved=reserved,
+        days=days,
     )
 
 
@@ -144,26 +154,40 @@ class _Queued:
     outside_plan: dict[str, int]  # local date -> live rows not from the plan
 
 
-async def _queued(uow: UnitOfWork, partner_ids: list[int], since: str) -> dict[int, _Queued]:
-    rows = (
-        await uow.session.execute(
+async def _live_rows(uow: UnitOfWork, partner_ids: list[int], since: str) -> list[_LiveRow]:
+    """The partners' rows that were or will be sent, on local dates from ``since``."""
+    found: list[_LiveRow] = []
+    for begin in range(0, len(partner_ids), 2 * BATCH_COUPLES):
+        some = partner_ids[begin : begin + 2 * BATCH_COUPLES]
+        rows = await uow.session.execute(
             select(
                 Delivery.partner_id,
                 Delivery.kind,
                 Delivery.key,
                 Delivery.local_date,
                 Delivery.dedupe_key,
+                Delivery.id,
+                Delivery.status,
+                Delivery.due_at,
             ).where(
-                Delivery.partner_id.in_(partner_ids),
+                Delivery.partner_id.in_(some),
                 Delivery.status.in_(LIVE),
                 Delivery.local_date >= since,
             )
         )
-    ).all()
+        found.extend(rows.all())
+    return found
+
+
+async def _queued(uow: UnitOfWork, partner_ids: list[int], since: str) -> dict[int, _Queued]:
+    return _queued_from(await _live_rows(uow, partner_ids, since), partner_ids)
+
+
+def _queued_from(rows: Iterable[_LiveRow], partner_ids: Iterable[int]) -> dict[int, _Queued]:
     spaces: dict[int, set[tuple[str, str]]] = defaultdict(set)
     skills: dict[int, set[tuple[str, str]]] = defaultdict(set)
     outside: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for partner_id, kind, key, local_date, dedupe_key in rows:
+    for partner_id, kind, key, local_date, dedupe_key, *_ in rows:
         assert partner_id is not None and local_date is not None
         if kind == "couple_space":
             spaces[partner_id].add((key, local_date))
@@ -196,11 +220,30 @@ async def couple_plan(
     """
     if not assume_open and not _couple_open(couple):
         return {}
+    if not any(_plannable(p, start) for p in partners):
+        return {}
+    queued = await _queued(uow, [p.id for p in partners], _since(start))
+    return _pair_up(couple, config, partners, queued, start, end)
+
+
+def _since(start: datetime) -> str:
+    """The first local date whose queued rows count (follow-ups look back a week)."""
+    return (start - timedelta(days=8)).date().isoformat()
+
+
+def _pair_up(
+    couple: Couple,
+    config: PracticeConfig,
+    partners: list[Partner],
+    queued: dict[int, _Queued],
+    start: datetime,
+    end: datetime,
+    days: DayCache | None = None,
+) -> dict[int, list[PlannedDelivery]]:
+    """:func:`couple_plan` once what is queued is known: plans, with the promises kept."""
     ready = [p for p in partners if _plannable(p, start)]
     if not ready:
         return {}
-    since = (start - timedelta(days=8)).date().isoformat()
-    queued = await _queued(uow, [p.id for p in partners], since)
     # Messages outside the plan take their share of the day first, alike for both partners.
     reserved: dict[date, int] = defaultdict(int)
     for each in (queued[p.id] for p in ready):
@@ -208,7 +251,7 @@ async def couple_plan(
             key = date.fromisoformat(day)
             reserved[key] = max(reserved[key], count)
     plans = {
-        p.id: plan_for_partner(couple, config, p, start, end, reserved=dict(reserved))
+        p.id: plan_for_partner(couple, config, p, start, end, reserved=dict(reserved), days=days)
         for p in ready
     }
     out: dict[int, list[PlannedDelivery]] = {}
@@ -278,7 +321,6 @@ async def _drop_stale(
     or reminder took a place, a setting changed): what is queued is what the plan says, for
     both partners alike. A couple-space half whose other half was sent stays, to complete."""
     for partner_id, planned_rows in plans.items():
-        wanted = {plan_key(p) for p in planned_rows}
         rows = await uow.session.scalars(
             select(Delivery).where(
                 Delivery.partner_id == partner_id,
@@ -289,23 +331,32 @@ async def _drop_stale(
                 Delivery.due_at < end,
             )
         )
-        stale = []
-        for row in rows:
-            if row.dedupe_key in wanted:
-                continue
-            if row.kind == "couple_space":
-                other = await _other_half(uow, row)
-                if other is not None and other.status != "pending":
-                    continue
-            stale.append(row.id)
+        stale = await _stale(uow, planned_rows, list(rows))
         if stale:
             await uow.session.execute(delete(Delivery).where(Delivery.id.in_(stale)))
+
+
+async def _stale(
+    uow: UnitOfWork, planned_rows: list[PlannedDelivery], pending: Sequence[Delivery | _LiveRow]
+) -> list[int]:
+    """Of a partner's pending planned rows in the horizon, those the plan no longer holds."""
+    wanted = {plan_key(p) for p in planned_rows}
+    stale = []
+    for row in pending:
+        if row.dedupe_key in wanted:
+            continue
+        if row.kind == "couple_space":
+            other = await _other_half(uow, row)
+            if other is not None and other.status != "pending":
+                continue
+        stale.append(row.id)
+    return stale
 
 
 # --- cancelling and re-planning ------------------------------------------------------------
 
 
-async def _other_half(uow: UnitOfWork, row: Delivery) -> Delivery | None:
+async def _other_half(uow: UnitOfWork, row: Delivery | _LiveRow) -> Delivery | None:
     return await uow.session.scalar(
         select(Delivery)
         .where(
@@ -550,14 +601,54 @@ async def _tell_admins(
             )
 
 
+def _planned_row(partner: Partner, couple_id: int, planned: PlannedDelivery) -> dict[str, object]:
+    """The outbox row of one planned message, as :func:`enqueue` would write it."""
+    params: dict[str, object] = {"rule": planned.rule_id}
+    if planned.followup_of is not None:
+        params["skill"] = planned.followup_of
+    return {
+        "recipient": recipient_key(partner),
+        "couple_id": couple_id,
+        "partner_id": partner.id,
+        "therapist_id": None,
+        "channel": "telegram",
+        "kind": planned.kind,
+        "key": planned.prompt_key,
+        "params": params,
+        "dedupe_key": plan_key(planned),
+        "local_date": planned.local_date.isoformat(),
+        "due_at": planned.due_at_utc,
+        "not_after": planned.not_after_utc,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": planned.due_at_utc,
+    }
+
+
+@dataclass
+class _BatchResult:
+    planned: int = 0
+    created: int = 0
+    failed: list[tuple[int, Exception]] = field(default_factory=list)
+
+
 class Planner:
-    """Plans every active couple; safe to run often and from several workers."""
+    """Plans every active couple; safe to run often and from several workers.
+
+    Couples are planned in batches: read in a few queries, their new rows written with
+    one ``INSERT … ON CONFLICT DO NOTHING`` per batch, in one transaction. The days it
+    planned are kept (:class:`DayCache`), so a repeat pass plans only the days that came
+    into the horizon since, and writes only what changed. A couple whose plan fails is
+    left out of its batch; a batch whose write fails is planned again couple by couple.
+    """
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
         self.runs = 0
         self.health = PlannerHealth()
+        self.days = DayCache()
+        self._parsed: dict[str, PracticeConfig] = {}
 
     async def run(self) -> PlannerStats:
         """One pass over all active couples; a failure stays with its practice or couple."""
@@ -565,29 +656,36 @@ class Planner:
         stats = PlannerStats()
         health = PlannerHealth()
         async with self.db.uow() as uow:
-            couples = [(c.id, c.practice_id) for c in await uow.couples.active()]
+            couples = (
+                await uow.session.execute(
+                    select(Couple.id, Couple.practice_id)
+                    .where(Couple.status == "active")
+                    .order_by(Couple.id)
+                )
+            ).all()
             practices = {p.id: p for p in await uow.practices.all()}
         configs: dict[int, PracticeConfig | None] = {}
         for practice_id in {pid for _, pid in couples}:
             configs[practice_id] = await self._config(practices.get(practice_id), now, health)
-        for couple_id, practice_id in couples:
-            config = configs.get(practice_id)
-            if config is None:
-                continue
+        self.days.forget_before((now - timedelta(days=2)).date())
+        plannable = [(cid, pid) for cid, pid in couples if configs.get(pid) is not None]
+        for begin in range(0, len(plannable), BATCH_COUPLES):
+            batch = plannable[begin : begin + BATCH_COUPLES]
             try:
-                async with self.db.uow() as uow:
-                    couple = await uow.couples.get(couple_id)
-                    if couple is None:
-                        continue
-                    stats.created += await plan_couple(uow, couple, config, now)
-                    await uow.commit()
-                stats.couples += 1
-            except Exception as error:
+                result = await self._plan_batch(batch, configs, now)
+            except Exception:
+                log.warning("a planning batch failed; its couples are planned one by one")
+                result = await self._plan_each(batch, configs, now)
+            stats.couples += result.planned
+            stats.created += result.created
+            practice_of = dict(batch)
+            for couple_id, error in result.failed:
                 stats.failed_couples += 1
                 health.failed_couples.add(couple_id)
                 PLANNER_COUPLE_FAILURES.inc()
-                log.exception("planning a couple failed", extra={"couple_id": couple_id})
-                await self._tell_couple_failure(practices.get(practice_id), couple_id, error, now)
+                await self._tell_couple_failure(
+                    practices.get(practice_of[couple_id]), couple_id, error, now
+                )
         stats.failed_practices = len(health.failed_practices)
         self.health = health
         self.runs += 1
@@ -603,6 +701,124 @@ class Planner:
         )
         return stats
 
+    async def _plan_batch(
+        self,
+        batch: list[tuple[int, int]],
+        configs: dict[int, PracticeConfig | None],
+        now: datetime,
+    ) -> _BatchResult:
+        """Plan some couples together: a few reads, one delete and batched inserts, one commit."""
+        start, end = now, now + HORIZON
+        result = _BatchResult()
+        ids = [couple_id for couple_id, _ in batch]
+        rows: list[dict[str, object]] = []
+        stale: list[int] = []
+        async with self.db.uow() as uow:
+            couples = {
+                c.id: c for c in await uow.session.scalars(select(Couple).where(Couple.id.in_(ids)))
+            }
+            partners = await uow.partners.of_couples(ids)
+            pids = [p.id for members in partners.values() for p in members]
+            live = await _live_rows(uow, pids, _since(start))
+            by_partner: dict[int, list[_LiveRow]] = defaultdict(list)
+            for row in live:
+                by_partner[row.partner_id].append(row)
+            for couple_id, practice_id in batch:
+                couple, config = couples.get(couple_id), configs[practice_id]
+                if couple is None or config is None:
+                    continue
+                try:
+                    found = await self._plan_one(
+                        uow, couple, config, partners[couple_id], by_partner, start, end
+                    )
+                except Exception as error:
+                    log.exception("planning a couple failed", extra={"couple_id": couple_id})
+                    result.failed.append((couple_id, error))
+                    continue
+                rows.extend(found[0])
+                stale.extend(found[1])
+                result.planned += 1
+            for begin in range(0, len(stale), 2 * BATCH_COUPLES):
+                doomed = stale[begin : begin + 2 * BATCH_COUPLES]
+                await uow.session.execute(delete(Delivery).where(Delivery.id.in_(doomed)))
+            result.created = len(await insert_new(uow.session, Delivery, rows))
+            await uow.commit()
+        return result
+
+    async def _plan_one(
+        self,
+        uow: UnitOfWork,
+        couple: Couple,
+        config: PracticeConfig,
+        partners: list[Partner],
+        live: dict[int, list[_LiveRow]],
+        start: datetime,
+        end: datetime,
+    ) -> tuple[list[dict[str, object]], list[int]]:
+        """One couple of a batch: the rows to insert and the ids of stale rows to delete."""
+        if not _couple_open(couple) or not any(_plannable(p, start) for p in partners):
+            return [], []
+        queued = _queued_from(
+            (r for p in partners for r in live.get(p.id, ())), [p.id for p in partners]
+        )
+        plans = _pair_up(couple, config, partners, queued, start, end, self.days)
+        by_id = {p.id: p for p in partners}
+        rows: list[dict[str, object]] = []
+        stale: list[int] = []
+        for partner_id, planned_rows in plans.items():
+            mine = live.get(partner_id, ())
+            pending = [
+                r
+                for r in mine
+                if r.status == "pending"
+                and r.kind in PROMPT_KINDS
+                and r.dedupe_key.startswith(PLAN_PREFIX)
+                and start <= r.due_at < end
+            ]
+            stale.extend(await _stale(uow, planned_rows, pending))
+            existing = {r.dedupe_key for r in mine}
+            rows.extend(
+                _planned_row(by_id[partner_id], couple.id, planned)
+                for planned in planned_rows
+                if plan_key(planned) not in existing
+            )
+        return rows, stale
+
+    async def _plan_each(
+        self,
+        batch: list[tuple[int, int]],
+        configs: dict[int, PracticeConfig | None],
+        now: datetime,
+    ) -> _BatchResult:
+        """The couples of a failed batch, each in its own transaction (the failure isolated)."""
+        result = _BatchResult()
+        for couple_id, practice_id in batch:
+            config = configs[practice_id]
+            if config is None:
+                continue
+            try:
+                async with self.db.uow() as uow:
+                    couple = await uow.couples.get(couple_id)
+                    if couple is None:
+                        continue
+                    result.created += await plan_couple(uow, couple, config, now)
+                    await uow.commit()
+                result.planned += 1
+            except Exception as error:
+                log.exception("planning a couple failed", extra={"couple_id": couple_id})
+                result.failed.append((couple_id, error))
+        return result
+
+    def _parse(self, text: str | None) -> PracticeConfig:
+        """A practice's configuration, parsed once per text (the day cache keys on it)."""
+        key = text or ""
+        if key not in self._parsed:
+            if len(self._parsed) > 256:
+                self._parsed.clear()
+                self.days.clear()
+            self._parsed[key] = parse_practice_config(text)
+        return self._parsed[key]
+
     async def _config(
         self, practice: Practice | None, now: datetime, health: PlannerHealth
     ) -> PracticeConfig | None:
@@ -610,7 +826,7 @@ class Planner:
         if practice is None:
             return None
         try:
-            config = parse_practice_config(practice.config_toml)
+            config = self._parse(practice.config_toml)
             # The default template must exist: couples without one of their own follow it.
             config.schedules.template()
             return config

@@ -30,9 +30,11 @@ How a day is planned, in the partner's own time zone:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
@@ -135,6 +137,7 @@ def plan_deliveries(
     couple_seed: str,
     safety_hold: bool = False,
     reserved: Mapping[date, int] | None = None,
+    days: DayCache | None = None,
 ) -> list[PlannedDelivery]:
     """The deliveries due in ``[start, end)`` for one partner, ordered by due time.
 
@@ -142,6 +145,8 @@ def plan_deliveries(
     couple's id): it fixes the offsets in the window and the prompt choices.
     ``reserved`` counts, per local date, messages already queued outside the plan
     (reveals, notices, reminders): they take their share of ``max_per_day`` first.
+    ``days``: local dates planned before with the same inputs come from there, and only
+    the others are planned (the answer is the same either way).
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be aware datetimes")
@@ -150,13 +155,72 @@ def plan_deliveries(
     )
     first = start.astimezone(planner.zone).date()
     last = end.astimezone(planner.zone).date()
-    planner.find_firings(first, last)
+    scope = None if days is None else days.scope(template, delivery, library)
     planned: list[PlannedDelivery] = []
     day = first
     while day <= last:
-        planned.extend(d for d in planner.day(day) if start <= d.due_at_utc < end)
+        found: Iterable[PlannedDelivery]
+        if days is None or scope is None:
+            found = planner.day(day)
+        else:
+            key = (scope, partner, couple_seed, safety_hold, day, planner.caps_behind(day))
+            found = days.get(key, day, planner.day)
+        planned.extend(d for d in found if start <= d.due_at_utc < end)
         day += _ONE_DAY
     return sorted(planned, key=lambda d: (d.due_at_utc, PRIORITY[d.kind], d.rule_id))
+
+
+class DayCache:
+    """Days already planned, kept from one planning pass to the next.
+
+    A day's plan depends only on the template, the delivery settings and the library (kept
+    here by identity, so the caller should reuse the same parsed configuration), on the
+    partner's zone and window, the couple's seed and hold, and on the daily caps left on
+    that day and on the days whose skills bring follow-ups to it. With all of those the
+    same, the stored answer is the answer: a repeat pass plans only days it has not seen.
+    """
+
+    def __init__(self, max_days: int = 400_000) -> None:
+        self.max_days = max_days
+        self._days: dict[Hashable, tuple[date, tuple[PlannedDelivery, ...]]] = {}
+        self._scopes: dict[tuple[int, int, int], tuple[object, ...]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def scope(
+        self, template: ScheduleTemplate, delivery: DeliverySettings, library: PromptLibrary
+    ) -> tuple[int, int, int]:
+        """A key for these three objects; holding them keeps their ids from being reused."""
+        key = (id(template), id(delivery), id(library))
+        self._scopes.setdefault(key, (template, delivery, library))
+        return key
+
+    def get(
+        self, key: Hashable, day: date, plan: Callable[[date], list[PlannedDelivery]]
+    ) -> tuple[PlannedDelivery, ...]:
+        """The stored plan for ``key``, or ``plan(day)``'s, stored."""
+        found = self._days.get(key)
+        if found is not None:
+            self.hits += 1
+            return found[1]
+        self.misses += 1
+        if len(self._days) >= self.max_days:
+            self._days.clear()
+        planned = tuple(plan(day))
+        self._days[key] = (day, planned)
+        return planned
+
+    def forget_before(self, day: date) -> None:
+        """Drop the days before ``day``: a pass never plans them again."""
+        self._days = {k: v for k, v in self._days.items() if v[0] >= day}
+
+    def clear(self) -> None:
+        """Forget everything (the configurations it was keyed on changed)."""
+        self._days.clear()
+        self._scopes.clear()
+
+    def __len__(self) -> int:
+        return len(self._days)
 
 
 def _digest(*parts: object) -> int:
@@ -180,7 +244,7 @@ class _Planner:
         self.rules = template.rules
         self.delivery = delivery
         self.library = library
-        self.zone: tzinfo = ZoneInfo(partner.timezone)
+        self.zone: tzinfo = zone_of(partner.timezone)
         self.seed = seed
         self.safety_hold = safety_hold
         self.windows = {
@@ -188,35 +252,23 @@ class _Planner:
         }
         # The follow-up delays in use: a day looks back only that many days for skills.
         has_skills = any(rule.kind == "skill" for rule in self.rules)
-        skills = library.by_kind("skill") if has_skills else ()
-        self.delays = sorted({p.followup_days for p in skills if p.followup_days})
+        self.delays = list(_followup_delays(library)) if has_skills else []
         self.lookback = max(self.delays, default=0)
-        self.firings: dict[str, frozenset[date]] = {}
+        self._timezone = partner.timezone
         self._base: dict[date, list[_Candidate]] = {}
         self._orders: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     # --- calendar ---------------------------------------------------------------------
 
-    def find_firings(self, first: date, last: date) -> None:
-        """The local dates each rule fires on, from CronTrigger in the partner's zone."""
+    def caps_behind(self, day: date) -> tuple[int, ...]:
+        """The caps a day's plan depends on: its own, and those of the days its
+        follow-ups' skills came on."""
+        return (self._cap(day), *(self._cap(day - timedelta(days=d)) for d in self.delays))
+
+    def _fires_on(self, rule: Rule, day: date) -> bool:
         # Every rule, not just skills, over the look-back days: a day's check-ins decide
         # which of its skills survive the cap, and so which follow-ups fall in range.
-        since = first - timedelta(days=self.lookback)
-        for rule in self.rules:
-            self.firings[rule.id] = self._cron_dates(rule, since, last)
-
-    def _cron_dates(self, rule: Rule, first: date, last: date) -> frozenset[date]:
-        trigger = CronTrigger(
-            day_of_week=",".join(rule.days), hour=_FIRE_AT_NOON, minute=0, timezone=self.zone
-        )
-        begin = datetime.combine(first, time(0), tzinfo=self.zone)
-        limit = datetime.combine(last + _ONE_DAY, time(0), tzinfo=self.zone)
-        dates: set[date] = set()
-        fire: datetime | None = trigger.get_next_fire_time(None, begin)
-        while fire is not None and fire < limit:
-            dates.add(fire.astimezone(self.zone).date())
-            fire = trigger.get_next_fire_time(fire, fire)
-        return frozenset(dates)
+        return day in firing_dates(rule.days, self._timezone, _week_of(day))
 
     # --- one day ------------------------------------------------------------------------
 
@@ -251,7 +303,7 @@ class _Planner:
         used: set[str] = set()
         planned: list[_Candidate] = []
         for position, rule in enumerate(self.rules):
-            if day not in self.firings.get(rule.id, frozenset()):
+            if not self._fires_on(rule, day):
                 continue
             key = self._choose(rule, day, used)
             if key is None:
@@ -318,10 +370,7 @@ class _Planner:
 
     def _rotation(self, kind: str, tags: tuple[str, ...]) -> list[str]:
         if (kind, tags) not in self._orders:
-            self._orders[kind, tags] = sorted(
-                (p.key for p in self.library.with_tags(kind, tags)),
-                key=lambda k: _digest(self.seed, "rotation", kind, k),
-            )
+            self._orders[kind, tags] = list(_rotation(self.library, self.seed, kind, tags))
         return self._orders[kind, tags]
 
     # --- time of day --------------------------------------------------------------------
@@ -333,7 +382,7 @@ class _Planner:
         desired = window.start + _digest(self.seed, rule_id, day.isoformat()) % (span + 1)
         later = range(desired, window.end)
         earlier = range(desired - 1, window.start - 1, -1)
-        for minute in (*later, *earlier):
+        for minute in chain(later, earlier):
             if self._allowed(minute):
                 due = self._utc(day, minute)
                 if due is not None:
@@ -353,12 +402,68 @@ class _Planner:
         return instant
 
     def _not_after(self, day: date, minute: int, window: TimeRange) -> datetime:
-        last = minute
-        while last + 1 < window.end and self._allowed(last + 1):
-            last += 1
+        last = _last_allowed(self.delivery.quiet_hours, window, minute)
         while (instant := self._utc(day, last)) is None:
             last -= 1  # the minute itself exists, so this stops at ``minute`` at worst
         return instant + timedelta(minutes=1)
+
+
+def _week_of(day: date) -> date:
+    """The Monday of a date's week: firing dates are computed (and cached) a week at a time."""
+    return day - timedelta(days=day.weekday())
+
+
+@lru_cache(maxsize=8192)
+def firing_dates(days: tuple[str, ...], timezone: str, monday: date) -> frozenset[date]:
+    """The local dates of one week (from ``monday``) a rule on ``days`` fires on in a zone.
+
+    APScheduler's ``CronTrigger`` in the partner's zone, once per (days, zone, week): every
+    rule and partner in that zone shares the answer.
+    """
+    zone = zone_of(timezone)
+    trigger = CronTrigger(day_of_week=",".join(days), hour=_FIRE_AT_NOON, minute=0, timezone=zone)
+    begin = datetime.combine(monday, time(0), tzinfo=zone)
+    limit = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=zone)
+    dates: set[date] = set()
+    fire: datetime | None = trigger.get_next_fire_time(None, begin)
+    while fire is not None and fire < limit:
+        dates.add(fire.astimezone(zone).date())
+        fire = trigger.get_next_fire_time(fire, fire)
+    return frozenset(dates)
+
+
+@lru_cache(maxsize=1024)
+def zone_of(name: str) -> tzinfo:
+    """The zone called ``name``, kept (zoneinfo keeps only the last few zones it loaded)."""
+    return ZoneInfo(name)
+
+
+@lru_cache(maxsize=4096)
+def _rotation(
+    library: PromptLibrary, seed: str, kind: str, tags: tuple[str, ...]
+) -> tuple[str, ...]:
+    """One couple's fixed order of a kind's prompts (both partners share it)."""
+    return tuple(
+        sorted(
+            (p.key for p in library.with_tags(kind, tags)),
+            key=lambda k: _digest(seed, "rotation", kind, k),
+        )
+    )
+
+
+@lru_cache(maxsize=64)
+def _followup_delays(library: PromptLibrary) -> tuple[int, ...]:
+    """The days after a skill its follow-ups come, in this library (sorted, once per library)."""
+    return tuple(sorted({p.followup_days for p in library.by_kind("skill") if p.followup_days}))
+
+
+@lru_cache(maxsize=8192)
+def _last_allowed(quiet: TimeRange | None, window: TimeRange, minute: int) -> int:
+    """The last minute of the window reached from ``minute`` without entering quiet hours."""
+    last = minute
+    while last + 1 < window.end and (quiet is None or not quiet.contains(last + 1)):
+        last += 1
+    return last
 
 
 def _keep(candidates: list[_Candidate], max_per_day: int) -> list[_Candidate]:

@@ -40,23 +40,22 @@ def test_fanout_sends_every_notice_once(capsys: pytest.CaptureFixture[str]) -> N
     assert (figures["duplicates"], figures["lost"]) == (0, 0)
 
 
-def test_scheduling_compares_both_sides_and_only_the_outbox_survives_a_restart(
+def test_scheduling_compares_every_side_and_only_stored_plans_survive_a_restart(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    figures = last_json_line(scheduling.main, ["--partners", "6", "--no-tracemalloc"], capsys)
-    assert_reports(
-        figures,
-        "schedule_time_ratio",
-        "peak_memory_ratio",
-        "survives_restart_jobqueue",
-        "survives_restart_dyad",
-        "jobqueue_seconds",
-        "dyad_seconds",
-    )
-    assert figures["jobqueue_scheduled"] == 6
-    assert figures["dyad_scheduled"] > 0
-    assert figures["survives_restart_jobqueue"] == 0.0
-    assert figures["survives_restart_dyad"] == 1.0
+    argv = ["--partners", "6", "--apscheduler-partners", "6"]
+    figures = last_json_line(scheduling.main, argv, capsys)
+    assert_reports(figures, "sqlite")
+    sides = figures["sqlite"]
+    for side in ("dyad", "jobqueue", "apscheduler_sqlalchemy"):
+        passes = ("first_pass", "repeat_pass", "restart_pass")
+        assert {f"{name}_ms_per_couple" for name in passes} <= set(sides[side])
+    dyad, jobqueue, stored = sides["dyad"], sides["jobqueue"], sides["apscheduler_sqlalchemy"]
+    assert jobqueue["jobs"] == stored["jobs"] == 6 * 4, "four rules per partner on each side"
+    assert dyad["rows"] > 0 and dyad["repeat_rows"] == 0
+    assert dyad["known_after_restart"] == dyad["rows"]
+    assert jobqueue["known_after_restart"] == 0
+    assert stored["known_after_restart"] == stored["jobs"]
 
 
 def test_updates_handles_every_press_and_note(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,9 +72,12 @@ def test_updates_handles_every_press_and_note(capsys: pytest.CaptureFixture[str]
 def test_digest_composes_and_renders_every_couple(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--couples", "2", "--days", "14", "--samples", "2"]
     figures = last_json_line(digest.main, argv, capsys)
-    assert_reports(figures, "p50_ms", "p99_ms", "compose", "render", "compose_and_render")
-    assert figures["digests"] == 2
-    assert figures["messages_per_digest"] >= 1
+    assert_reports(figures, "sqlite")
+    for side in ("dyad", "before"):
+        run = figures["sqlite"][side]
+        assert {"p50_ms", "p99_ms", "compose", "render", "compose_and_render"} <= set(run)
+        assert run["digests"] == 2
+        assert run["messages_per_digest"] >= 1
 
 
 def test_footprint_measures_a_real_dyad_run(capsys: pytest.CaptureFixture[str]) -> None:

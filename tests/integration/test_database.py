@@ -130,3 +130,34 @@ async def test_the_migrated_schema_is_the_models_schema(db: Database) -> None:
     async with db.engine.connect() as conn:
         found = await conn.run_sync(differences)
     assert found == []
+
+
+async def test_query_statistics_are_there_once_the_outbox_has_rows(db: Database) -> None:
+    """After migrating, and at a start that finds none, the planner's statistics are collected."""
+    from sqlalchemy import text
+
+    from db.models import Delivery
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    # PostgreSQL: migrating analysed every table; SQLite: an empty outbox has nothing to count.
+    assert not await db.collect_statistics(only_if_missing=True)
+    async with db.uow() as uow:
+        uow.session.add(
+            Delivery(
+                recipient="therapist:1",
+                kind="notice",
+                key="schedule.paused",
+                dedupe_key="statistics",
+                due_at=now,
+                created_at=now,
+            )
+        )
+        await uow.commit()
+    if not db.is_postgres:
+        await db.migrate()  # a start: nothing to migrate, but the statistics are missing
+        async with db.engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'deliveries'")
+            )
+        assert found, "the outbox's indexes have statistics"
+    assert not await db.collect_statistics(only_if_missing=True), "collected once is enough"
