@@ -6,10 +6,14 @@ the PTB ``Bot`` that ``DyadBot`` builds (direct: no retries inside PTB) to the f
 API, which enforces 30 messages/s overall and 1/s per chat and answers 429 beyond them.
 
     python -m bench.fanout [--partners 1500] [--database sqlite|postgres]
-                           [--rate 30] [--pacer dyad|spacing]
+                           [--rate 30] [--pacer dyad|turn|spacing] [--baseline turn]
+                           [--rtt-ms 0]
 
-``--pacer spacing`` is the baseline: Dyad's Pacer before it kept Telegram's sliding
-window (starts spaced ``1/rate`` apart, nothing counted from answers).
+The baseline (``--baseline``, run second in the same process) is ``turn`` by default:
+the window counted in the dispatcher's turn, from start to the row marked sent, as
+before the budget moved into the rate limiter. ``spacing`` is the rule before that
+(starts spaced ``1/rate`` apart, nothing counted from answers). ``--rtt-ms`` makes the
+fake answer like a server that far away (half the round trip each way).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ async def run(
     rate: float,
     per_chat_interval: float,
     pacer: str = "dyad",
+    rtt_ms: float = 0.0,
 ) -> dict[str, Any]:
     """Queue one notice per partner, dispatch them all, and count what Telegram saw."""
     notes: list[str] = []
@@ -105,7 +110,7 @@ async def run(
             notes.append(bench_db.note)
         db = bench_db.db
         try:
-            async with FakeBotAPI(limits=limits) as fake:
+            async with FakeBotAPI(limits=limits, round_trip=rtt_ms / 1000) as fake:
                 now = datetime.now(UTC)
                 clinic = await seed_clinic(db, math.ceil(partners / 2), now)
                 chosen = clinic.partners[:partners]
@@ -124,12 +129,14 @@ async def run(
                 )
                 options = DispatchOptions(rate_per_second=rate, per_chat_interval=per_chat_interval)
                 bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
+                limiter = bot.application.bot.rate_limiter
+                if pacer != "dyad" and isinstance(limiter, DyadRateLimiter):
+                    limiter.budget = None  # the dispatcher's turn alone paces its sends
                 if pacer == "spacing":
-                    spacing = Pacer(rate, per_chat_interval, window_limit=0)
-                    bot.dispatcher.pacer = spacing
-                    limiter = bot.application.bot.rate_limiter
-                    if isinstance(limiter, DyadRateLimiter):
-                        limiter.budget = spacing
+                    bot.dispatcher.pacer = Pacer(rate, per_chat_interval, window_limit=0)
+                elif pacer == "turn":
+                    assert bot.dispatcher.pacer is not None
+                    bot.dispatcher.pacer.counted_by_limiter = False
                 await bot.application.initialize()
                 calls_before = len(fake.calls)
 
@@ -166,6 +173,7 @@ async def run(
             await bench_db.close()
 
     figures = {
+        "pacer": pacer,
         "rate_share": round(achieved / TELEGRAM_RATE, 4),
         "http_429": http_429,
         "per_chat_violations": violations.per_chat,
@@ -181,6 +189,7 @@ async def run(
         "database": bench_db.kind,
     }
     lines = [
+        f"pacer               {pacer}",
         f"database            {bench_db.kind}",
         f"partners            {len(chosen)} (one notice each, {queued} queued)",
         f"sent                {len(ok)} in {seconds:.2f} s "
@@ -204,8 +213,38 @@ async def run(
         "dispatcher_rate_per_second": rate,
         "per_chat_interval": per_chat_interval,
         "pacer": pacer,
+        "rtt_ms": rtt_ms,
         "fake_limits": {"overall_per_second": 30, "per_chat_per_second": 1},
     }
+    return {"lines": lines, "figures": figures, "parameters": parameters, "notes": notes}
+
+
+async def run_with_baseline(
+    partners: int,
+    database: str,
+    postgres_url: str,
+    rate: float,
+    per_chat_interval: float,
+    pacer: str,
+    baseline: str,
+    rtt_ms: float,
+) -> dict[str, Any]:
+    """The chosen pacer, then the baseline, in one run; their figures side by side."""
+    first = await run(partners, database, postgres_url, rate, per_chat_interval, pacer, rtt_ms)
+    figures, lines, notes = dict(first["figures"]), list(first["lines"]), list(first["notes"])
+    if baseline != "none":
+        second = await run(
+            partners, database, postgres_url, rate, per_chat_interval, baseline, rtt_ms
+        )
+        base = second["figures"]
+        figures["baseline"] = base
+        lines += ["", *second["lines"], ""]
+        lines.append(
+            f"side by side        rate_share {figures['rate_share']} vs {base['rate_share']} "
+            f"(baseline {baseline}); 429s {figures['http_429']} vs {base['http_429']}"
+        )
+        notes += [n for n in second["notes"] if n not in notes]
+    parameters = {**first["parameters"], "baseline": baseline}
     return emit("fanout", lines, figures, parameters, notes)
 
 
@@ -221,22 +260,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--per-chat-interval", type=float, default=1.0, help="seconds between two sends to a chat"
     )
+    pacers = ("dyad", "turn", "spacing")
     parser.add_argument(
         "--pacer",
-        choices=("dyad", "spacing"),
+        choices=pacers,
         default="dyad",
-        help="dyad: the product's Pacer; spacing: the baseline without the sliding window",
+        help="dyad: the product's budget (slots counted around each HTTP request); turn: the "
+        "window counted in the dispatcher's turn (the rule before); spacing: starts spaced "
+        "1/rate apart, no window (the rule before that)",
+    )
+    parser.add_argument(
+        "--baseline", choices=(*pacers, "none"), default="turn", help="run second, side by side"
+    )
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="the fake's network round trip (ms)"
     )
     args = parser.parse_args(argv)
     quiet_logging()
     return asyncio.run(
-        run(
+        run_with_baseline(
             args.partners,
             args.database,
             args.postgres_url,
             args.rate,
             args.per_chat_interval,
             args.pacer,
+            args.baseline,
+            args.rtt_ms,
         )
     )
 
