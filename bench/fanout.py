@@ -38,7 +38,6 @@ from bench._common import (
     seed_clinic,
 )
 from bot.app import DispatchOptions, DyadBot
-from bot.channels.telegram import DyadRateLimiter
 from bot.config import load_settings
 from bot.core.clock import SystemClock
 from bot.fakebotapi import FakeBotAPI, RateLimits
@@ -129,12 +128,9 @@ async def run(
                 )
                 options = DispatchOptions(rate_per_second=rate, per_chat_interval=per_chat_interval)
                 bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
-                limiter = bot.application.bot.rate_limiter
-                if pacer != "dyad" and isinstance(limiter, DyadRateLimiter):
-                    limiter.budget = None  # the dispatcher's turn alone paces its sends
                 if pacer == "spacing":
-                    bot.dispatcher.pacer = Pacer(rate, per_chat_interval, window_limit=0)
-                elif pacer == "turn":
+                    bot.share_budget(Pacer(rate, per_chat_interval, window_limit=0))
+                elif pacer == "turn":  # the dispatcher's turn holds the slot, not the request
                     assert bot.dispatcher.pacer is not None
                     bot.dispatcher.pacer.counted_by_limiter = False
                 await bot.application.initialize()

@@ -52,7 +52,12 @@ BULK = "bulk"
 
 
 class Budget(Protocol):
-    """The bot's one send budget (the dispatcher's ``Pacer``), as requests use it."""
+    """The bot's one send budget (the dispatcher's ``Pacer``), as requests use it.
+
+    ``counted_by_limiter``: bulk requests take their slot here (else in the caller's turn).
+    """
+
+    counted_by_limiter: bool
 
     def slot(
         self, *, urgent: bool, chat: int | str | None = None, spacing: float = 0.0
@@ -106,6 +111,8 @@ class DyadRateLimiter(BaseRateLimiter[str]):
             return await callback(*args, **kwargs)
         spacing = self.spacing(chat)
         if rate_limit_args == BULK:
+            if not budget.counted_by_limiter:
+                return await callback(*args, **kwargs)
             async with budget.slot(urgent=False, chat=chat, spacing=spacing):
                 try:
                     return await callback(*args, **kwargs)
