@@ -141,13 +141,15 @@ async def test_updates_of_one_chat_run_in_order_and_other_chats_meanwhile(
     intake = Intake(application=None, inbox=inbox, messenger=None)  # type: ignore[arg-type]
     processor.intake = intake
     events: list[str] = []
-    release_first = asyncio.Event()
+    release_first, other_chat_done = asyncio.Event(), asyncio.Event()
 
     async def handle(update_id: int, chat: int) -> None:
         events.append(f"start {update_id}")
         if update_id == 1:
             await release_first.wait()  # the first update of chat 10 takes its time
         events.append(f"end {update_id}")
+        if chat == 20:
+            other_chat_done.set()
 
     updates = [(1, 10), (2, 10), (3, 20), (4, 10)]
     tasks = []
@@ -155,10 +157,10 @@ async def test_updates_of_one_chat_run_in_order_and_other_chats_meanwhile(
         data = _message(update_id, chat)
         await inbox.store(update_id, str(data))
         update = Update.de_json(data, None)
-        tasks.append(asyncio.create_task(processor.process_update(update, handle(*data_key(data)))))
+        handling = processor.process_update(update, handle(update_id, chat))
+        tasks.append(asyncio.create_task(handling))
     async with asyncio.timeout(10):  # a hang guard
-        while "end 3" not in events:
-            await asyncio.sleep(0.01)
+        await other_chat_done.wait()
     assert "start 2" not in events, "chat 10's second update waits for its first"
     release_first.set()
     await asyncio.gather(*tasks)
@@ -173,10 +175,6 @@ async def test_updates_of_one_chat_run_in_order_and_other_chats_meanwhile(
     async with sqlite_db.uow() as uow:
         handled = await uow.session.scalars(select(InboxUpdate.handled_at))
         assert all(at is not None for at in handled.all())
-
-
-def data_key(data: dict[str, Any]) -> tuple[int, int]:
-    return data["update_id"], data["message"]["chat"]["id"]
 
 
 # Dead connections --------------------------------------------------------------------------
