@@ -85,6 +85,9 @@ class DispatchOptions:
     per_chat_interval: float = 1.0
     idle_seconds: float = 2.0
     plan_every_seconds: float = 300.0  # 0 turns the periodic JobQueue work off
+    concurrency: int = 16
+    """Sends in progress at once: each renders its row, waits for its turn, sends and marks
+    it, so with a network round trip and a busy database 8 could not keep 30/s going."""
 
 
 class DyadBot:
@@ -148,6 +151,7 @@ class DyadBot:
             renderer=self.renderer,
             rate_per_second=options.rate_per_second,
             per_chat_interval=options.per_chat_interval,
+            concurrency=options.concurrency,
             pacer=pacer,
         )
         self.share_budget(self.dispatcher.pacer)
