@@ -361,6 +361,7 @@ async def run(
     players: int,
     with_baseline: bool,
     think: float = NEXT_ACTION_AFTER,
+    baseline_updates: int = 400,
 ) -> dict[str, Any]:
     """Measure each database in turn, Dyad then the baseline, and report them side by side."""
     results: dict[str, Any] = {}
@@ -371,7 +372,7 @@ async def run(
             for variant in ("dyad", "baseline") if with_baseline else ("dyad",):
                 figures, note = await measure(
                     kind,
-                    updates,
+                    updates if variant == "dyad" else min(updates, baseline_updates),
                     Path(tmp),
                     postgres_url,
                     seed=index + 1,
@@ -407,6 +408,7 @@ async def run(
         "rtt_ms": rtt_ms,
         "partners_playing": players,
         "think_seconds": think,
+        "baseline_updates": min(updates, baseline_updates),
         "baseline": with_baseline,
     }
     return emit("updates", lines, results, parameters, notes)
@@ -432,6 +434,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="how long a partner reads the next question before acting",
     )
     parser.add_argument("--no-baseline", action="store_true", help="Dyad only")
+    parser.add_argument(
+        "--baseline-updates",
+        type=int,
+        default=400,
+        help="updates for the baseline (it falls behind: fewer keep the run short)",
+    )
     args = parser.parse_args(argv)
     databases = [name.strip() for name in args.databases.split(",") if name.strip()]
     unknown = set(databases) - {"sqlite", "postgres"}
@@ -448,6 +456,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             players=args.partners,
             with_baseline=not args.no_baseline,
             think=args.think_seconds,
+            baseline_updates=args.baseline_updates,
         )
     )
 
