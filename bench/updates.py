@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextvars
 import json
 import logging
@@ -32,6 +33,7 @@ import os
 import random
 import tempfile
 import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,17 +141,36 @@ async def take_in(bot: DyadBot, data: dict[str, Any], kind: str | None = None) -
     await bot.intake.take(data, json.dumps(data, ensure_ascii=False))
 
 
-def answer_of(fake: FakeBotAPI, chat_id: int, at: float, first_call: int) -> float | None:
+class _Replies:
+    """The bot's messages per chat, read once from the fake's call log as it grows."""
+
+    def __init__(self) -> None:
+        self.cursor = 0
+        self.by_chat: dict[int, list[float]] = {}
+
+    def read(self, fake: FakeBotAPI) -> None:
+        calls = fake.calls
+        while self.cursor < len(calls):
+            call = calls[self.cursor]
+            if call.status == 0:  # still being answered: read it next time
+                return
+            if call.method in MESSAGE_METHODS and call.status == 200 and call.chat_id is not None:
+                self.by_chat.setdefault(call.chat_id, []).append(call.time)
+            self.cursor += 1
+
+
+_REPLIES: weakref.WeakKeyDictionary[FakeBotAPI, _Replies] = weakref.WeakKeyDictionary()
+
+
+def answer_of(fake: FakeBotAPI, chat_id: int, at: float, first_call: int = 0) -> float | None:
     """When the bot's next message in the chat reached the fake, after ``at``."""
-    for call in fake.calls[first_call:]:
-        if (
-            call.method in MESSAGE_METHODS
-            and call.status == 200
-            and call.chat_id == chat_id
-            and call.time >= at
-        ):
-            return call.time
-    return None
+    replies = _REPLIES.get(fake)
+    if replies is None:
+        replies = _REPLIES[fake] = _Replies()
+    replies.read(fake)
+    times = replies.by_chat.get(chat_id, [])  # in arrival order
+    index = bisect.bisect_left(times, at)
+    return times[index] if index < len(times) else None
 
 
 @dataclass
