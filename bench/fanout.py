@@ -379,7 +379,8 @@ async def run_with_baseline(
         lines += ["", *second["lines"], ""]
         lines.append(
             f"side by side        rate_share {figures['rate_share']} vs {base['rate_share']} "
-            f"(baseline {baseline}); 429s {figures['http_429']} vs {base['http_429']}"
+            f"(baseline {'one worker' if workers > 1 else baseline}); "
+            f"429s {figures['http_429']} vs {base['http_429']}"
         )
         notes += [n for n in second["notes"] if n not in notes]
     parameters = {**first["parameters"], "baseline": baseline}
