@@ -6,27 +6,38 @@ the PTB ``Bot`` that ``DyadBot`` builds (direct: no retries inside PTB) to the f
 API, which enforces 30 messages/s overall and 1/s per chat and answers 429 beyond them.
 
     python -m bench.fanout [--partners 1500] [--database sqlite|postgres]
-                           [--rate 30] [--pacer dyad|spacing]
+                           [--rate 30] [--pacer dyad|turn|spacing] [--baseline turn]
+                           [--rtt-ms 0]
 
-``--pacer spacing`` is the baseline: Dyad's Pacer before it kept Telegram's sliding
-window (starts spaced ``1/rate`` apart, nothing counted from answers).
+The baseline (``--baseline``, run second in the same process) is ``turn`` by default:
+the window counted in the dispatcher's turn, from start to the row marked sent, as
+before the budget moved into the rate limiter. ``spacing`` is the rule before that
+(starts spaced ``1/rate`` apart, nothing counted from answers). ``--rtt-ms`` makes the
+fake answer like a server that far away (half the round trip each way).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
+import signal
+import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bench._common import (
+    BenchDatabase,
     default_postgres_url,
     emit,
     open_bench_database,
@@ -34,7 +45,6 @@ from bench._common import (
     seed_clinic,
 )
 from bot.app import DispatchOptions, DyadBot
-from bot.channels.telegram import DyadRateLimiter
 from bot.config import load_settings
 from bot.core.clock import SystemClock
 from bot.fakebotapi import FakeBotAPI, RateLimits
@@ -46,6 +56,8 @@ from db.models import Delivery, Partner
 from schedules.dispatcher import Pacer
 
 TELEGRAM_RATE = 30.0
+DEFAULT_REDIS_URL = os.environ.get("DYAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+_CHILD_CONFIG = "DYAD_BENCH_FANOUT_CHILD"
 NOTICE = "couple.space_ready"
 
 
@@ -87,6 +99,102 @@ async def _statuses(db: Database) -> tuple[dict[str, int], int]:
         return statuses, int(retried or 0)
 
 
+async def _run_workers(
+    workers: int,
+    bench_db: BenchDatabase,
+    fake: FakeBotAPI,
+    rate: float,
+    per_chat_interval: float,
+    redis_url: str,
+    queued: int,
+) -> float | None:
+    """Dispatch in ``workers`` processes sharing one budget; kill the first a third of the way.
+
+    Returns when the kill happened (the event loop's time), or None if it never did.
+    """
+    prefix = f"dyad-bench-{uuid.uuid4().hex[:12]}"
+    config = {
+        "url": bench_db.db.url,
+        "schema": bench_db.schema,
+        "api_url": fake.base_url,
+        "token": fake.token,
+        "redis_url": redis_url,
+        "redis_prefix": prefix,
+        "rate": rate,
+        "per_chat_interval": per_chat_interval,
+    }
+    env = {**os.environ, _CHILD_CONFIG: json.dumps(config)}
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.fanout",
+            "--child",
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    loop = asyncio.get_running_loop()
+    killed_at: float | None = None
+    deadline = loop.time() + max(90.0, 4 * queued / TELEGRAM_RATE)
+    try:
+        # The outbox is the truth about what is left; polling it is the point here.
+        while await _unsettled(bench_db.db) and loop.time() < deadline:
+            await asyncio.sleep(0.25)
+            accepted = sum(1 for c in fake.calls if c.method == "sendMessage" and c.status == 200)
+            if killed_at is None and accepted >= queued / 3:
+                children[0].kill()  # SIGKILL: its leases and its slots in flight are left behind
+                killed_at = loop.time()
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.terminate()
+        for child in children:
+            try:
+                await asyncio.wait_for(child.wait(), 15.0)
+            except TimeoutError:
+                child.kill()
+                await child.wait()
+        cleaner = Redis.from_url(redis_url)
+        try:
+            keys = [key async for key in cleaner.scan_iter(f"{prefix}:*")]
+            if keys:
+                await cleaner.delete(*keys)
+        finally:
+            await cleaner.aclose()
+    return killed_at
+
+
+async def _child(config: dict[str, Any]) -> None:
+    """One worker process: Dyad's dispatcher with the budget in Redis, until SIGTERM."""
+    quiet_logging()
+    db = Database(config["url"], search_path=config["schema"])
+    settings = load_settings(
+        _env_file=None,
+        telegram_api_url=config["api_url"],
+        bot_token=config["token"],
+        database_url=config["url"],
+        redis_url=config["redis_url"],
+        redis_prefix=config["redis_prefix"],
+    )
+    deps = Deps(settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()]))
+    options = DispatchOptions(
+        rate_per_second=config["rate"], per_chat_interval=config["per_chat_interval"]
+    )
+    bot = DyadBot(deps, config["token"], dispatch=options, background_dispatch=False)
+    await bot.application.initialize()
+    stop, wake = asyncio.Event(), asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await bot.dispatcher.run_forever(stop, wake, 0.25)
+    finally:
+        await bot.application.shutdown()
+        if bot.window is not None:
+            await bot.window.aclose()
+        await db.dispose()
+
+
 async def run(
     partners: int,
     database: str,
@@ -94,8 +202,15 @@ async def run(
     rate: float,
     per_chat_interval: float,
     pacer: str = "dyad",
+    rtt_ms: float = 0.0,
+    workers: int = 1,
+    redis_url: str = DEFAULT_REDIS_URL,
 ) -> dict[str, Any]:
-    """Queue one notice per partner, dispatch them all, and count what Telegram saw."""
+    """Queue one notice per partner, dispatch them all, and count what Telegram saw.
+
+    With ``workers`` > 1, each worker is a process of its own (sharing the budget in Redis)
+    and the first is killed (SIGKILL) once a third of the messages are out.
+    """
     notes: list[str] = []
     limits = RateLimits(overall_per_second=30, per_chat_per_second=1)
     with tempfile.TemporaryDirectory(prefix="dyad-bench-") as tmp:
@@ -105,7 +220,7 @@ async def run(
             notes.append(bench_db.note)
         db = bench_db.db
         try:
-            async with FakeBotAPI(limits=limits) as fake:
+            async with FakeBotAPI(limits=limits, round_trip=rtt_ms / 1000) as fake:
                 now = datetime.now(UTC)
                 clinic = await seed_clinic(db, math.ceil(partners / 2), now)
                 chosen = clinic.partners[:partners]
@@ -113,47 +228,61 @@ async def run(
                     fake.add_user(partner.chat_id, f"P{partner.id}", has_started=True)
                 queued = await _queue_notices(db, [p.id for p in chosen], now)
 
-                settings = load_settings(
-                    _env_file=None,
-                    telegram_api_url=fake.base_url,
-                    bot_token=fake.token,
-                    database_url=db.url,
-                )
-                deps = Deps(
-                    settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()])
-                )
-                options = DispatchOptions(rate_per_second=rate, per_chat_interval=per_chat_interval)
-                bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
-                if pacer == "spacing":
-                    spacing = Pacer(rate, per_chat_interval, window_limit=0)
-                    bot.dispatcher.pacer = spacing
-                    limiter = bot.application.bot.rate_limiter
-                    if isinstance(limiter, DyadRateLimiter):
-                        limiter.budget = spacing
-                await bot.application.initialize()
-                calls_before = len(fake.calls)
+                killed_at: float | None = None
+                if workers > 1:
+                    loop = asyncio.get_running_loop()
+                    calls_before = len(fake.calls)
+                    started = loop.time()
+                    wall_started = time.perf_counter()
+                    killed_at = await _run_workers(
+                        workers, bench_db, fake, rate, per_chat_interval, redis_url, queued
+                    )
+                    wall_seconds = time.perf_counter() - wall_started
+                else:
+                    settings = load_settings(
+                        _env_file=None,
+                        telegram_api_url=fake.base_url,
+                        bot_token=fake.token,
+                        database_url=db.url,
+                    )
+                    deps = Deps(
+                        settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()])
+                    )
+                    options = DispatchOptions(
+                        rate_per_second=rate, per_chat_interval=per_chat_interval
+                    )
+                    bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
+                    if pacer == "spacing":
+                        bot.share_budget(Pacer(rate, per_chat_interval, window_limit=0))
+                    elif pacer == "turn":  # the dispatcher's turn holds the slot, not the request
+                        assert bot.dispatcher.pacer is not None
+                        bot.dispatcher.pacer.counted_by_limiter = False
+                    await bot.application.initialize()
+                    calls_before = len(fake.calls)
 
-                loop = asyncio.get_running_loop()
-                stop, wake = asyncio.Event(), asyncio.Event()
-                started = loop.time()
-                wall_started = time.perf_counter()
-                task = asyncio.create_task(
-                    bot.dispatcher.run_forever(stop, wake, options.idle_seconds)
-                )
-                # Give up well after the slowest honest run (a 429 storm still ends).
-                deadline = started + max(60.0, 3 * queued / TELEGRAM_RATE)
-                # The outbox is the truth about what is left; polling it is the point here.
-                while await _unsettled(db) and loop.time() < deadline:  # noqa: ASYNC110
-                    await asyncio.sleep(0.25)
-                wall_seconds = time.perf_counter() - wall_started
-                stop.set()
-                wake.set()
-                await task
-                await bot.application.shutdown()
+                    loop = asyncio.get_running_loop()
+                    stop, wake = asyncio.Event(), asyncio.Event()
+                    started = loop.time()
+                    wall_started = time.perf_counter()
+                    task = asyncio.create_task(
+                        bot.dispatcher.run_forever(stop, wake, options.idle_seconds)
+                    )
+                    # Give up well after the slowest honest run (a 429 storm still ends).
+                    deadline = started + max(60.0, 3 * queued / TELEGRAM_RATE)
+                    # The outbox is the truth about what is left; polling it is the point here.
+                    while await _unsettled(db) and loop.time() < deadline:  # noqa: ASYNC110
+                        await asyncio.sleep(0.25)
+                    wall_seconds = time.perf_counter() - wall_started
+                    stop.set()
+                    wake.set()
+                    await task
+                    await bot.application.shutdown()
 
                 sends = [c for c in fake.calls[calls_before:] if c.method == "sendMessage"]
                 ok = [c for c in sends if c.status == 200]
                 http_429 = sum(1 for c in sends if c.status == 429)
+                if workers > 1:  # from the first request of the workers (after their start-up)
+                    started = min((c.time for c in sends), default=started)
                 last = max((c.time for c in ok), default=started)
                 seconds = max(last - started, 1e-9)
                 achieved = len(ok) / seconds
@@ -166,6 +295,7 @@ async def run(
             await bench_db.close()
 
     figures = {
+        "pacer": pacer,
         "rate_share": round(achieved / TELEGRAM_RATE, 4),
         "http_429": http_429,
         "per_chat_violations": violations.per_chat,
@@ -179,12 +309,17 @@ async def run(
         "rows": statuses,
         "rows_retried_by_dispatcher": retried_rows,
         "database": bench_db.kind,
+        "workers": workers,
+        "killed_worker_after_s": None if killed_at is None else round(killed_at - started, 2),
     }
     lines = [
+        f"pacer               {pacer}"
+        + (f", {workers} worker processes, the first killed" if workers > 1 else ""),
         f"database            {bench_db.kind}",
         f"partners            {len(chosen)} (one notice each, {queued} queued)",
         f"sent                {len(ok)} in {seconds:.2f} s "
-        f"(first claim to last accepted send; wall {wall_seconds:.2f} s)",
+        f"(first {'request' if workers > 1 else 'claim'} to last accepted send; "
+        f"wall {wall_seconds:.2f} s)",
         f"rate                {achieved:.2f} msg/s = {achieved / TELEGRAM_RATE:.1%} of 30/s",
         f"HTTP 429            {http_429} (overall-limit breaches {violations.overall}, "
         f"per-chat {violations.per_chat})",
@@ -204,8 +339,51 @@ async def run(
         "dispatcher_rate_per_second": rate,
         "per_chat_interval": per_chat_interval,
         "pacer": pacer,
+        "rtt_ms": rtt_ms,
+        "workers": workers,
         "fake_limits": {"overall_per_second": 30, "per_chat_per_second": 1},
     }
+    return {"lines": lines, "figures": figures, "parameters": parameters, "notes": notes}
+
+
+async def run_with_baseline(
+    partners: int,
+    database: str,
+    postgres_url: str,
+    rate: float,
+    per_chat_interval: float,
+    pacer: str,
+    baseline: str,
+    rtt_ms: float,
+    workers: int = 1,
+    redis_url: str = DEFAULT_REDIS_URL,
+) -> dict[str, Any]:
+    """The chosen pacer, then the baseline, in one run; their figures side by side."""
+    first = await run(
+        partners, database, postgres_url, rate, per_chat_interval, pacer, rtt_ms, workers, redis_url
+    )
+    figures, lines, notes = dict(first["figures"]), list(first["lines"]), list(first["notes"])
+    if baseline != "none":
+        # Several workers are compared with one (Dyad's own budget, nobody killed).
+        second = await run(
+            partners,
+            database,
+            postgres_url,
+            rate,
+            per_chat_interval,
+            "dyad" if workers > 1 else baseline,
+            rtt_ms,
+        )
+        base = second["figures"]
+        figures["baseline"] = base
+        lines += ["", *second["lines"], ""]
+        lines.append(
+            f"side by side        rate_share {figures['rate_share']} vs {base['rate_share']} "
+            f"(baseline {'one worker' if workers > 1 else baseline}); "
+            f"429s {figures['http_429']} vs {base['http_429']}"
+        )
+        notes += [n for n in second["notes"] if n not in notes]
+    parameters = {**first["parameters"], "baseline": baseline}
     return emit("fanout", lines, figures, parameters, notes)
 
 
@@ -221,22 +399,48 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--per-chat-interval", type=float, default=1.0, help="seconds between two sends to a chat"
     )
+    pacers = ("dyad", "turn", "spacing")
     parser.add_argument(
         "--pacer",
-        choices=("dyad", "spacing"),
+        choices=pacers,
         default="dyad",
-        help="dyad: the product's Pacer; spacing: the baseline without the sliding window",
+        help="dyad: the product's budget (slots counted around each HTTP request); turn: the "
+        "window counted in the dispatcher's turn (the rule before); spacing: starts spaced "
+        "1/rate apart, no window (the rule before that)",
     )
+    parser.add_argument(
+        "--baseline", choices=(*pacers, "none"), default="turn", help="run second, side by side"
+    )
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="the fake's network round trip (ms)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the budget in Redis (PostgreSQL); the first is killed",
+    )
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        asyncio.run(_child(json.loads(os.environ[_CHILD_CONFIG])))
+        return {}
+    if args.workers > 1 and args.database != "postgres":
+        parser.error("--workers needs --database postgres (workers share it)")
     quiet_logging()
     return asyncio.run(
-        run(
+        run_with_baseline(
             args.partners,
             args.database,
             args.postgres_url,
             args.rate,
             args.per_chat_interval,
             args.pacer,
+            args.baseline,
+            args.rtt_ms,
+            args.workers,
+            args.redis_url,
         )
     )
 

@@ -14,6 +14,7 @@ from telegram import Bot, BotCommandScopeDefault
 from telegram.ext import Application
 
 import handlers
+from bot.channels.budget import RedisWindow, Window
 from bot.channels.group import GROUP_LIMITS, TelegramGroupProbe
 from bot.channels.registry import GROUP_CHANNEL, build_channels
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
@@ -33,7 +34,7 @@ from bot.services.miniapp_prompts import MiniAppPromptRenderer
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from bot.web.server import WebServer
 from handlers.menus import PARTNER_COMMANDS, bot_commands
-from schedules.dispatcher import Dispatcher
+from schedules.dispatcher import Dispatcher, Pacer
 from schedules.planner import Planner
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,9 @@ def build_application(
         .token(token)
         .base_url(api_url)
         .base_file_url(file_url_for(api_url))
-        # Replies: paced in the dispatcher's budget (an urgent turn, see DyadBot), with
-        # PTB's group limit and its retries; the dispatcher's own sends go direct.
-        .rate_limiter(DyadRateLimiter(overall_max_rate=0, max_retries=3))
+        # Every message request passes Dyad's own limiter: replies take urgent turns in the
+        # dispatcher's budget, outbox sends bulk slots (see DyadBot); no retries in PTB.
+        .rate_limiter(DyadRateLimiter(max_retries=3))
         .updater(None)
     )
     if processor is not None:
@@ -85,6 +86,9 @@ class DispatchOptions:
     per_chat_interval: float = 1.0
     idle_seconds: float = 2.0
     plan_every_seconds: float = 300.0  # 0 turns the periodic JobQueue work off
+    concurrency: int = 16
+    """Sends in progress at once: each renders its row, waits for its turn, sends and marks
+    it, so with a network round trip and a busy database 8 could not keep 30/s going."""
 
 
 class DyadBot:
@@ -99,16 +103,17 @@ class DyadBot:
         background_dispatch: bool = True,
     ) -> None:
         self.deps = deps
-        processor = InboxProcessor()
+        processor = InboxProcessor(max_concurrent=deps.settings.concurrent_updates)
         self.application = build_application(deps, token, processor)
         self.inbox = Inbox(
             deps.db, deps.cipher, lease=timedelta(seconds=deps.settings.intake_lease_seconds)
         )
         self.intake = Intake(self.application, self.inbox, self.application.bot_data["messenger"])
         processor.intake = self.intake
-        options = dispatch or DispatchOptions(
-            rate_per_second=deps.settings.send_rate_per_second * deps.settings.worker_share
-        )
+        settings = deps.settings
+        # A shared window needs no static split between workers: each takes what is free.
+        share = 1.0 if settings.redis_url else settings.worker_share
+        options = dispatch or DispatchOptions(rate_per_second=settings.send_rate_per_second * share)
         self.options = options
         self.renderer = DyadRenderer()
         self.renderer.kinds["checkin"] = CheckinInvitation()
@@ -136,6 +141,14 @@ class DyadBot:
         self.renderer.channels[GROUP_CHANNEL] = GroupRenderer(
             deps.cipher, TelegramGroupProbe(self.application.bot, self._probe_bot), deps.clock
         )
+        self.window: Window | None = None
+        if settings.redis_url:
+            self.window = RedisWindow(
+                settings.redis_url,
+                prefix=f"{settings.redis_prefix}:budget",
+                limit=int(options.rate_per_second),
+            )
+        pacer = Pacer(options.rate_per_second, options.per_chat_interval, window=self.window)
         self.dispatcher = Dispatcher(
             db=deps.db,
             clock=deps.clock,
@@ -143,11 +156,10 @@ class DyadBot:
             renderer=self.renderer,
             rate_per_second=options.rate_per_second,
             per_chat_interval=options.per_chat_interval,
+            concurrency=options.concurrency,
+            pacer=pacer,
         )
-        # One Telegram budget for every request: replies take urgent turns in the pacer.
-        limiter = self.application.bot.rate_limiter
-        if isinstance(limiter, DyadRateLimiter):
-            limiter.budget = self.dispatcher.pacer
+        self.share_budget(self.dispatcher.pacer)
         # The dispatcher's hook for metrics, replaced on this instance as it invites.
         setattr(self.dispatcher, "metrics_send_latency", SEND_LATENCY.observe)  # noqa: B010
         self.health: HealthServer | None = None
@@ -160,6 +172,23 @@ class DyadBot:
         self.application.bot_data["dispatch_wake"] = self._wake
         deps.extras["dispatch_wake"] = self._wake  # the Mini App's "saved" note goes out at once
         self.application.bot_data["dyad"] = self
+
+    def share_budget(self, pacer: Pacer | None) -> None:
+        """One Telegram budget for every request: the limiter counts each in ``pacer``."""
+        assert pacer is not None
+        self.dispatcher.pacer = pacer
+        limiter = self.application.bot.rate_limiter
+        if isinstance(limiter, DyadRateLimiter):
+            limiter.budget = pacer
+            limiter.spacing = self._spacing
+            pacer.counted_by_limiter = pacer.window is not None
+
+    def _spacing(self, chat: int | str) -> float:
+        """The interval between two messages to a chat: a group's own, or a private chat's."""
+        if isinstance(chat, int) and chat < 0:
+            interval = self.dispatcher.pacer_for(GROUP_CHANNEL)[1]
+            return GROUP_LIMITS.per_address_interval if interval is None else interval
+        return self.options.per_chat_interval
 
     async def start(self, mode: IntakeMode = "poll", *, poll: bool = True) -> None:
         """Initialise, register the command menus, start intake, the dispatcher and health.
@@ -273,6 +302,8 @@ class DyadBot:
                 await self._task
         await self.channels.aclose()
         await self.intake.stop()
+        if self.window is not None:
+            await self.window.aclose()
         app = self.application
         if app.running:
             await app.stop()

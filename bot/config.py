@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     invite_ttl_days: int = Field(default=7, ge=1, le=90)
     send_rate_per_second: float = Field(default=30.0, gt=0, le=30)
     worker_share: float = Field(default=1.0, gt=0, le=1)
+    # One send budget shared by every worker of the bot (Telegram's window, in Redis):
+    # without it each process keeps its own, and several workers need ``worker_share``.
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="dyad", min_length=1, max_length=100)
+    concurrent_updates: int = Field(default=32, ge=1, le=1024)
     intake_lease_seconds: float = Field(default=10.0, gt=0, le=300)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -55,6 +55,7 @@ _MAX_UPDATE_ID = 2**63 - 1
 _SECRET = web.AppKey("secret", str)
 _REMEMBERED = 10_000  # update ids we already apologised for, per process
 _RETRY_FIRST, _RETRY_MAX = 0.5, 15.0  # polling: waits after a failure to store
+_WAITING_ROOM = 1 << 20  # PTB's own bound on updates in progress: never reached (see below)
 
 
 class Unstorable(ValueError):
@@ -196,14 +197,22 @@ class Inbox:
 class InboxProcessor(BaseUpdateProcessor):
     """PTB's update processor: claims each update in the inbox before its handlers run.
 
-    One update at a time (as PTB's default). An update that is handled, or being handled
-    by another worker, is not handled again; one whose claim cannot be recorded is not
-    handled at all (the inbox keeps it for the sweeper) and its sender hears once why.
+    Updates of one chat are handled strictly in the order they came, one at a time;
+    updates of different chats run concurrently, ``max_concurrent`` at most (1: one update
+    at a time, as PTB's default). PTB starts one task per update in arrival order and its
+    own semaphore is left wide open, so each task takes its place in its chat's queue (a
+    FIFO lock) before anything can suspend it; the bound on work comes after that place.
+    An update that is handled, or being handled by another worker, is not handled again;
+    one whose claim cannot be recorded is not handled at all (the inbox keeps it for the
+    sweeper) and its sender hears once why.
     """
 
-    def __init__(self, intake: Intake | None = None) -> None:
-        super().__init__(max_concurrent_updates=1)
+    def __init__(self, intake: Intake | None = None, *, max_concurrent: int = 1) -> None:
+        super().__init__(max_concurrent_updates=1 if max_concurrent <= 1 else _WAITING_ROOM)
         self._intake = intake
+        self._working = asyncio.Semaphore(max(max_concurrent, 1))
+        self._chats: dict[int, asyncio.Lock] = {}
+        self._chat_users: dict[int, int] = {}
 
     @property
     def intake(self) -> Intake:
@@ -224,6 +233,27 @@ class InboxProcessor(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
+        key = _order_key(update)
+        if key is None:
+            async with self._working:
+                await self._handle(update, coroutine)
+            return
+        lock = self._chats.get(key)
+        if lock is None:
+            lock = self._chats[key] = asyncio.Lock()
+        self._chat_users[key] = self._chat_users.get(key, 0) + 1
+        try:
+            async with lock, self._working:
+                await self._handle(update, coroutine)
+        finally:
+            users = self._chat_users[key] - 1
+            if users:
+                self._chat_users[key] = users
+            else:
+                del self._chat_users[key]
+                del self._chats[key]
+
+    async def _handle(self, update: Update, coroutine: Awaitable[Any]) -> None:
         intake = self.intake
         intake.queued.discard(update.update_id)
         try:
@@ -265,6 +295,15 @@ class InboxProcessor(BaseUpdateProcessor):
 def _close(coroutine: Awaitable[Any]) -> None:
     if inspect.iscoroutine(coroutine):
         coroutine.close()
+
+
+def _order_key(update: Update) -> int | None:
+    """What orders an update: its chat (else its sender); None when it has neither."""
+    chat = update.effective_chat
+    if chat is not None:
+        return chat.id
+    user = update.effective_user
+    return user.id if user is not None else None
 
 
 def _command_from(update: Update) -> int | None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.uow import UnitOfWork
+from db.uow import RetryingSession, UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,7 +60,9 @@ class Database:
         self.url = url
         self.search_path = search_path
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # No ping on every checkout: a connection found dead is replaced when its first
+        # statement fails (db.uow.RetryingSession), which costs nothing while all is well.
+        kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": lock_timeout or 10.0}
             if parsed.database:
@@ -80,7 +82,7 @@ class Database:
             busy_ms = int((lock_timeout or 10.0) * 1000)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
-            self.engine, expire_on_commit=False
+            self.engine, expire_on_commit=False, class_=RetryingSession
         )
 
     @property

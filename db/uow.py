@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.inbox import HANDLING, mark_in
@@ -18,6 +22,44 @@ from db.repositories import (
     TherapistRepository,
     UpdateRepository,
 )
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class RetryingSession(AsyncSession):
+    """A session that survives a pooled connection which died while it sat in the pool.
+
+    The pool does not ping a connection on every checkout (a round trip per transaction);
+    instead, when the first statement of a transaction fails because its connection is
+    gone (the server restarted, a proxy cut it), the pool invalidates it (and every
+    connection as old) and that statement runs once more on a fresh one. Nothing had
+    happened in the transaction yet, so running it again is safe.
+    """
+
+    async def _first_retried(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        fresh = not self.in_transaction()
+        try:
+            return await call()
+        except DBAPIError as error:
+            if not (fresh and error.connection_invalidated):
+                raise
+            log.warning("a pooled database connection was dead; trying again on a new one")
+            await self.rollback()
+            return await call()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._first_retried(
+            lambda: super(RetryingSession, self).execute(*args, **kwargs)
+        )
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._first_retried(
+            lambda: super(RetryingSession, self).scalar(*args, **kwargs)
+        )
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._first_retried(lambda: super(RetryingSession, self).get(*args, **kwargs))
 
 
 class UnitOfWork:

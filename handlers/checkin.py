@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from telegram import Update
@@ -77,8 +78,12 @@ async def item_button(update: Update, context: Context) -> None:
             d.clock.now(),
             question_message_id=query.message.message_id if query.message else None,
         )
-    await query.answer()
-    await _send_step(update, context, step)
+    # The button's spinner stops and the next question goes out together: one round trip.
+    answering = asyncio.ensure_future(query.answer())
+    try:
+        await _send_step(update, context, step)
+    finally:
+        await answering
 
 
 async def note_text(update: Update, context: Context, text: str) -> bool:

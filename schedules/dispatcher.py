@@ -41,7 +41,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,6 +61,7 @@ from bot.channels.base import (
     Sent,
     TransientFailure,
 )
+from bot.channels.budget import Grant, LocalWindow, Window
 from bot.channels.registry import EMAIL, TELEGRAM, ChannelRegistry
 from bot.core.clock import Clock
 from bot.services.outbox import copy_to_channel
@@ -214,13 +214,18 @@ class Pacer:
     Addresses are chat ids, email addresses or URLs; one pacer serves one channel (or
     several that share an upstream budget, each with its own per-address ``interval``).
 
-    Besides spacing starts ``1/rate`` apart, a :meth:`turn` also keeps Telegram's sliding
-    window: a send starts only while fewer than ``window_limit`` sends are in flight or
-    were answered within the last second. Telegram counts a message when it arrives, which
-    is before its answer, so no one-second window of arrivals can hold more than the limit,
-    whatever the network's jitter. ``urgent`` turns (replies to a person) skip the spacing
-    and the queue of bulk sends, and may use the ``reserve`` slots of each window that
-    bulk sends leave free. ``window_limit=0`` turns the window off.
+    With a ``window`` (:mod:`bot.channels.budget`; by default one in this process with
+    ``window_limit`` slots, ``int(rate)`` unless given), sends keep Telegram's sliding
+    window: a send takes a slot when it starts and gives it back one second after its
+    answer, so no one-second window of arrivals holds more than the limit. ``urgent``
+    turns (replies to a person) go first and may use every slot; bulk sends leave room for
+    as many replies as came in the last second. ``window_limit=0`` turns the window off
+    and spaces starts ``1/rate`` apart instead (the old rule).
+
+    When the bot's rate limiter counts every request in the window itself
+    (``counted_by_limiter``, the Telegram pacer of a running bot), :meth:`turn` keeps only
+    the chat's turn and the 429 pauses: the slot is taken around the HTTP request, where
+    its answer is seen at once.
     """
 
     def __init__(
@@ -231,7 +236,8 @@ class Pacer:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         window_limit: int | None = None,
-        reserve: int = 1,
+        reserve: int = 10,
+        window: Window | None = None,
     ) -> None:
         self.interval = 1.0 / rate_per_second
         self.per_chat_interval = per_chat_interval
@@ -243,60 +249,92 @@ class Pacer:
         self._lock = asyncio.Lock()
         self._gates: dict[Address, asyncio.Lock] = {}
         self._gate_users: dict[Address, int] = {}
-        self.window = 1.0
-        limit = int(rate_per_second) if window_limit is None else window_limit
-        self.window_limit = max(limit, 0)
-        self.reserve = min(reserve, max(self.window_limit - 1, 0))
-        self._in_flight = 0
-        self._answered: deque[float] = deque()
+        limit = int(rate_per_second) if window_limit is None else max(window_limit, 0)
+        if window is None and limit:
+            window = LocalWindow(limit, max_reserve=min(reserve, limit - 1), monotonic=monotonic)
+        self.window: Window | None = window
+        self.counted_by_limiter = False
+        self._bulk_lock = asyncio.Lock()
         self._urgent_waiting = 0
 
-    async def _window_slot(self, urgent: bool) -> None:
-        """Wait for room in the sliding window (reserved at once), urgent sends first."""
-        if not self.window_limit:
-            return
-        limit = self.window_limit if urgent else self.window_limit - self.reserve
+    @property
+    def window_limit(self) -> int:
+        """The window's size (0: no window)."""
+        return self.window.limit if self.window is not None else 0
+
+    async def _take(self, urgent: bool, chat: Address | None) -> Grant | None:
+        """Wait for a slot in the window (urgent sends first); None without a window."""
+        window = self.window
+        if window is None:
+            return None
         if urgent:
             self._urgent_waiting += 1
-        try:
-            while True:
-                now = self._monotonic()
-                while self._answered and self._answered[0] <= now - self.window:
-                    self._answered.popleft()
-                used = self._in_flight + len(self._answered)
-                ahead = 0 if urgent else self._urgent_waiting
-                paused = self._paused_until - now
-                if used + ahead < limit and (urgent or paused <= 0):
-                    self._in_flight += 1  # no await since the check: no other send slips in
-                    return
-                if paused > 0 and not urgent:
-                    wait = paused  # a 429 that came in meanwhile holds bulk sends too
-                elif self._answered and used >= limit:
-                    wait = self._answered[0] + self.window - now
-                else:
-                    wait = 0.005  # a send in flight, or an urgent one ahead: soon
-                await self._sleep(max(wait, 0.001))
-        finally:
-            if urgent:
+            try:
+                while True:
+                    grant, wait = await window.try_acquire(urgent=True, chat=chat)
+                    if grant is not None:
+                        return grant
+                    await window.urgent_waiting()
+                    await self._sleep(min(max(wait, 0.001), 0.25))
+            finally:
                 self._urgent_waiting -= 1
+        # Bulk sends queue here one at a time (in order), behind any urgent one.
+        async with self._bulk_lock:
+            while True:
+                paused = self._paused_until - self._monotonic()
+                if paused > 0:
+                    await self._sleep(paused)  # a 429 that came in meanwhile holds bulk sends
+                    continue
+                if self._urgent_waiting:
+                    await self._sleep(0.002)
+                    continue
+                grant, wait = await window.try_acquire(urgent=False, chat=chat)
+                if grant is not None:
+                    return grant
+                await self._sleep(min(max(wait, 0.001), 0.25))
 
-    def _answer(self) -> None:
-        if self.window_limit:
-            self._in_flight -= 1
-            self._answered.append(self._monotonic())
-            if len(self._answered) > 4 * self.window_limit:
-                self._answered.popleft()
+    async def _give_back(self, grant: Grant | None, chat: Address | None, spacing: float) -> None:
+        if grant is not None and self.window is not None:
+            try:
+                await self.window.release(grant, chat=chat, spacing=spacing)
+            except Exception:
+                # A shared window that is away: the slot frees itself after its hold.
+                log.warning("could not give a slot back to the send budget", exc_info=True)
 
     @contextlib.asynccontextmanager
-    async def urgent_turn(self) -> AsyncIterator[None]:
-        """A reply to a person: room in the window before any bulk send, no spacing, no queue."""
-        while self._paused_until > self._monotonic():
-            await self._sleep(self._paused_until - self._monotonic())
-        await self._window_slot(urgent=True)
+    async def slot(
+        self, *, urgent: bool, chat: Address | None = None, spacing: float = 0.0
+    ) -> AsyncIterator[None]:
+        """One request in the window: a slot from its start until one second after its answer."""
+        grant = await self._take(urgent, chat)
         try:
             yield
         finally:
-            self._answer()
+            await self._give_back(grant, chat, spacing)
+
+    @contextlib.asynccontextmanager
+    async def urgent_turn(
+        self, chat: Address | None = None, interval: float | None = None
+    ) -> AsyncIterator[None]:
+        """A reply to a person: the chat's turn and a slot before any bulk send, no queue."""
+        spacing = self.per_chat_interval if interval is None else interval
+        while self._paused_until > self._monotonic():
+            await self._sleep(self._paused_until - self._monotonic())
+        if chat is None:
+            async with self.slot(urgent=True):
+                yield
+            return
+        async with self._chat_gate(chat):
+            wait = self._chat_next.get(chat, 0.0) - self._monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+            try:
+                async with self.slot(urgent=True, chat=chat, spacing=spacing):
+                    yield
+            finally:
+                self._chat_next[chat] = max(
+                    self._chat_next.get(chat, 0.0), self._monotonic() + spacing
+                )
 
     def pause(self, seconds: float, chat: Address | None = None) -> None:
         """Send nothing for ``seconds`` (after a 429); to ``chat`` only, when given."""
@@ -306,18 +344,33 @@ class Pacer:
         else:
             self._chat_next[chat] = max(self._chat_next.get(chat, 0.0), until)
 
+    async def shared_pause(self, seconds: float, chat: Address | None = None) -> None:
+        """A 429: pause here and in the shared window, for every worker."""
+        self.pause(seconds, chat)
+        if self.window is not None:
+            try:
+                await self.window.pause(seconds, chat)
+            except Exception:
+                log.warning("could not share a 429 pause", exc_info=True)
+
     async def wait_turn(self, chat: Address, interval: float | None = None) -> None:
-        """Wait until both the overall budget and this chat allow one more message."""
+        """Wait until both the overall budget and this chat allow one more message.
+
+        Without a window, starts are spaced ``1/rate`` apart; with one, the window is the
+        overall limit and only the chat's interval and the 429 pauses are waited for here.
+        """
         spacing = self.per_chat_interval if interval is None else interval
+        spaced = self.window is None
         while True:
             async with self._lock:
                 now = self._monotonic()
-                overall = max(now, self._next_slot, self._paused_until)
+                overall = max(now, self._next_slot if spaced else now, self._paused_until)
                 own = self._chat_next.get(chat, 0.0)
                 reserved = own <= overall
                 if reserved:
                     at = overall
-                    self._next_slot = at + self.interval
+                    if spaced:
+                        self._next_slot = at + self.interval
                     self._chat_next[chat] = at + spacing
                     if len(self._chat_next) > 10_000:
                         self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
@@ -333,30 +386,15 @@ class Pacer:
                 return
 
     @contextlib.asynccontextmanager
-    async def turn(self, chat: Address, interval: float | None = None) -> AsyncIterator[None]:
-        """Wait for a turn, and hold ``chat`` until the send made in it has been answered.
-
-        ``interval`` overrides the pacer's per-chat interval (a channel sharing this pacer).
-        """
-        spacing = self.per_chat_interval if interval is None else interval
+    async def _chat_gate(self, chat: Address) -> AsyncIterator[None]:
+        """One send at a time into a chat, in the order they asked."""
         gate = self._gates.get(chat)
         if gate is None:
             gate = self._gates[chat] = asyncio.Lock()
         self._gate_users[chat] = self._gate_users.get(chat, 0) + 1
         try:
             async with gate:
-                await self.wait_turn(chat, spacing)
-                await self._window_slot(urgent=False)
-                try:
-                    yield
-                finally:
-                    self._answer()
-                    # Telegram counts a message when it arrives: spacing the next one from
-                    # this answer (not from this start) keeps network jitter from bunching
-                    # two messages to one chat inside a second.
-                    self._chat_next[chat] = max(
-                        self._chat_next.get(chat, 0.0), self._monotonic() + spacing
-                    )
+                yield
         finally:
             users = self._gate_users[chat] - 1
             if users:
@@ -364,6 +402,27 @@ class Pacer:
             else:
                 del self._gate_users[chat]
                 del self._gates[chat]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: Address, interval: float | None = None) -> AsyncIterator[None]:
+        """Wait for a turn, and hold ``chat`` until the send made in it has been answered.
+
+        ``interval`` overrides the pacer's per-chat interval (a channel sharing this pacer).
+        """
+        spacing = self.per_chat_interval if interval is None else interval
+        async with self._chat_gate(chat):
+            await self.wait_turn(chat, spacing)
+            grant = None if self.counted_by_limiter else await self._take(False, chat)
+            try:
+                yield
+            finally:
+                await self._give_back(grant, chat, spacing)
+                # Telegram counts a message when it arrives: spacing the next one from
+                # this answer (not from this start) keeps network jitter from bunching
+                # two messages to one chat inside a second.
+                self._chat_next[chat] = max(
+                    self._chat_next.get(chat, 0.0), self._monotonic() + spacing
+                )
 
 
 @dataclass(frozen=True)

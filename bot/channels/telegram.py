@@ -1,11 +1,11 @@
 """The Telegram adapter of the Messenger port, over python-telegram-bot's ``Bot``.
 
-Replies to a person go through PTB's rate limiter (:class:`DyadRateLimiter`, which waits
-out a 429 and tries again) and, when it shares the dispatcher's budget, take an urgent
-turn there: ahead of bulk sends, in the same sliding window. The dispatcher's sends are
-*direct*: they skip the limiter, so a 429 comes back at once as :class:`RateLimited` and
-the dispatcher puts the row back until ``retry_after``, instead of a send sleeping inside
-PTB while its lease runs out.
+Every request that puts a message in a chat passes Dyad's own rate limiter
+(:class:`DyadRateLimiter`), which counts it in the bot's one budget: replies to a person
+take an urgent turn, ahead of bulk sends, in the same sliding window. The dispatcher's
+sends are *bulk* (``direct`` messengers): their 429 comes back at once as
+:class:`RateLimited` and the dispatcher puts the row back until ``retry_after``, instead
+of a send sleeping inside PTB while its lease runs out.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from telegram.error import (
     RetryAfter,
     TimedOut,
 )
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import BaseRateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.base import (
@@ -45,28 +45,56 @@ from bot.channels.base import (
     Sent,
     TransientFailure,
 )
+from bot.channels.budget import COUNTED_METHODS
 
-DIRECT = -1
-"""``rate_limit_args`` of a request that skips the rate limiter (the caller paces it)."""
+BULK = "bulk"
+"""``rate_limit_args`` of an outbox send: a bulk request, and its 429 goes to the caller."""
 
 
 class Budget(Protocol):
-    """The bot's one send budget (the dispatcher's ``Pacer``), as replies use it."""
+    """The bot's one send budget (the dispatcher's ``Pacer``), as requests use it.
 
-    def urgent_turn(self) -> AbstractAsyncContextManager[None]: ...
-
-    def pause(self, seconds: float, chat: int | str | None = None) -> None: ...
-
-
-class DyadRateLimiter(AIORateLimiter):
-    """PTB's rate limiter, except for direct requests (the dispatcher's), which it passes on.
-
-    With a ``budget`` (the dispatcher's pacer), a request to a chat takes an urgent turn in
-    it, and a 429 pauses it for everyone; build the limiter with ``overall_max_rate=0``
-    then, so that the budget is the only overall limit.
+    ``counted_by_limiter``: bulk requests take their slot here (else in the caller's turn).
     """
 
-    budget: Budget | None = None
+    counted_by_limiter: bool
+
+    def slot(
+        self, *, urgent: bool, chat: int | str | None = None, spacing: float = 0.0
+    ) -> AbstractAsyncContextManager[None]: ...
+
+    def urgent_turn(
+        self, chat: int | str | None = None, interval: float | None = None
+    ) -> AbstractAsyncContextManager[None]: ...
+
+    async def shared_pause(self, seconds: float, chat: int | str | None = None) -> None: ...
+
+
+class DyadRateLimiter(BaseRateLimiter[str]):
+    """Every request of the bot that puts a message in a chat takes a slot in one budget.
+
+    Replies (requests made without ``rate_limit_args``) take an urgent turn: the chat's
+    turn (its interval, ``spacing(chat)``) and a slot ahead of every bulk send. Outbox
+    sends (``rate_limit_args=BULK``; the dispatcher already holds the chat's turn) take a
+    bulk slot. The slot is held from the request's start until one second after its
+    answer, which this sees the moment it comes back. A 429 pauses the budget for everyone
+    (every worker, with a shared window) for its ``retry_after``: an outbox send's 429
+    goes straight back to the dispatcher, which puts the row back; a reply waits out the
+    pause in the budget and is tried again, ``max_retries`` times at most. Requests that
+    put no message anywhere (answering a button, reading a member) are not counted.
+    Without a ``budget`` (tests of one component), requests pass as they are.
+    """
+
+    def __init__(self, max_retries: int = 3) -> None:
+        self.max_retries = max_retries
+        self.budget: Budget | None = None
+        self.spacing: Callable[[int | str], float] = lambda chat: 1.0
+
+    async def initialize(self) -> None:
+        """Nothing to set up: the budget belongs to the dispatcher."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release."""
 
     async def process_request(
         self,
@@ -75,27 +103,31 @@ class DyadRateLimiter(AIORateLimiter):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: str | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        if rate_limit_args == DIRECT:
-            return await callback(*args, **kwargs)
         budget = self.budget
-        if budget is None or data.get("chat_id") is None:
-            return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
-            )
-
-        async def paced(
-            *call_args: Any, **call_kwargs: Any
-        ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-            async with budget.urgent_turn():
+        chat = data.get("chat_id")
+        if budget is None or chat is None or endpoint.lower() not in COUNTED_METHODS:
+            return await callback(*args, **kwargs)
+        spacing = self.spacing(chat)
+        if rate_limit_args == BULK:
+            if not budget.counted_by_limiter:
+                return await callback(*args, **kwargs)
+            async with budget.slot(urgent=False, chat=chat, spacing=spacing):
                 try:
-                    return await callback(*call_args, **call_kwargs)
+                    return await callback(*args, **kwargs)
                 except RetryAfter as error:
-                    budget.pause(_retry_seconds(error))
+                    await budget.shared_pause(_retry_seconds(error))
                     raise
-
-        return await super().process_request(paced, args, kwargs, endpoint, data, rate_limit_args)
+        for attempt in range(self.max_retries + 1):
+            async with budget.urgent_turn(chat, spacing):
+                try:
+                    return await callback(*args, **kwargs)
+                except RetryAfter as error:
+                    await budget.shared_pause(_retry_seconds(error))
+                    if attempt == self.max_retries:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _retry_seconds(error: RetryAfter) -> float:
@@ -125,8 +157,8 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
 class TelegramMessenger:
     """Sends through a PTB ``Bot``; turns Telegram's errors into the port's errors.
 
-    ``direct``: skip the bot's rate limiter and its retries (the dispatcher paces, and
-    hears of every 429 itself). ``timeout``: PTB's read, write, connect and pool timeouts
+    ``direct``: a bulk request (the dispatcher holds the chat's turn, and hears of every
+    429 itself, with no retry inside PTB). ``timeout``: PTB's read, write, connect and pool timeouts
     for each request, when set.
     """
 
@@ -138,7 +170,7 @@ class TelegramMessenger:
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
         if self.direct and isinstance(self.bot, ExtBot):
-            options["rate_limit_args"] = DIRECT
+            options["rate_limit_args"] = BULK
         if self.timeout is not None:
             options.update(
                 read_timeout=self.timeout,

@@ -159,6 +159,7 @@ class FakeBotAPI:
         webhook_retries: int = 3,
         webhook_retry_delay: float = 0.05,
         privacy_mode: bool = True,
+        round_trip: float = 0.0,
     ) -> None:
         if _TOKEN.fullmatch(token) is None:
             raise ValueError(f"not a Telegram bot token: {token!r}")
@@ -173,6 +174,9 @@ class FakeBotAPI:
         """How many times a failed webhook POST is tried again before the update is dropped."""
         self.webhook_retry_delay = webhook_retry_delay
         self.privacy_mode = privacy_mode
+        self.round_trip = round_trip
+        """A network's round trip, in seconds: each request arrives half of it after it was
+        made and its answer leaves the other half later (long polls only on the way back)."""
         """Telegram's default for bots: in groups, only commands to it, replies to it and
         service messages reach the bot (unless it is an administrator)."""
         self.faults = Faults(seed)
@@ -777,6 +781,9 @@ class FakeBotAPI:
             self.calls.append(ApiCall(method_name, {}, loop.time(), 401, _UNAUTHORIZED.body()))
             return web.json_response(_UNAUTHORIZED.body(), status=401)
         entry = self._handlers.get(method_name.lower())
+        polling = method_name.lower() == "getupdates"
+        if self.round_trip and not polling:
+            await asyncio.sleep(self.round_trip / 2)  # on its way here
         call = ApiCall(entry[0] if entry else method_name, {}, loop.time())
         self.calls.append(call)
         try:
@@ -804,6 +811,8 @@ class FakeBotAPI:
             status = 500
         call.status, call.response = status, body
         self._signal.fire()
+        if self.round_trip:
+            await asyncio.sleep(self.round_trip / 2)  # the answer on its way back
         if status != 200:
             logger.debug("fake Bot API %s -> %s %s", call.method, status, body.get("description"))
         return web.json_response(body, status=status)

@@ -118,9 +118,14 @@ class Harness:
         await partner.wait_for_message(lambda m: "/help" in m.text)
 
     async def settle(self, within: float = 10.0) -> None:
-        """Wait until everything due in the outbox has been sent (or given up)."""
+        """Wait until every update sent so far is handled and everything due in the outbox
+        has been sent (or given up): updates of different chats are handled concurrently."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        while self.fake.pending_updates or await self._unhandled_updates():
+            if loop.time() > deadline:
+                raise AssertionError("updates were still being handled")
+            await asyncio.sleep(0.02)
         while await self.bot.dispatcher.outstanding():
             await self.bot.dispatcher.run_until_idle()
             if loop.time() > deadline:
@@ -155,6 +160,15 @@ class Harness:
         if last is not None:
             await self.run_until(last, plan=False)
         await self.settle()
+
+    async def _unhandled_updates(self) -> int:
+        from sqlalchemy import func, select
+
+        from db.models import InboxUpdate
+
+        async with self.db.uow() as uow:
+            query = select(func.count()).where(InboxUpdate.handled_at.is_(None))
+            return int(await uow.session.scalar(query) or 0)
 
     async def _waiting(self) -> list[str]:
         """The rows still due or claimed, to say why the outbox did not drain."""

@@ -24,7 +24,6 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
-from telegram.ext import AIORateLimiter
 
 from bot.app import DispatchOptions, DyadBot
 from bot.channels.registry import GROUP_CHANNEL
@@ -102,11 +101,6 @@ async def start_stack(kind: str, clock: ManualClock, cipher: Cipher, smtp_port: 
     # Posts in a group are paced apart in production (20 a minute); here they go at once,
     # as private messages do in every end-to-end test.
     bot.dispatcher.limits = {**(bot.dispatcher.limits or {}), GROUP_CHANNEL: UNPACED}
-    # PTB's own limiter also holds every request about a group (membership checks too) to
-    # 20 a minute of real time; a whole lifecycle in seconds would wait minutes on it.
-    limiter = bot.application.bot.rate_limiter
-    if isinstance(limiter, AIORateLimiter):
-        limiter._group_max_rate = 0
     await bot.start()
     return Stack(Harness(bot, fake, db, clock), fake, db, schema, scratch)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import digest, fanout, footprint, resilience, scheduling, updates
+from bench import digest, fanout, footprint, resilience, responsiveness, scheduling, updates
 
 Main = Callable[[Sequence[str] | None], dict[str, Any]]
 
@@ -34,7 +34,7 @@ def assert_reports(figures: Any, *names: str) -> None:
 
 
 def test_fanout_sends_every_notice_once(capsys: pytest.CaptureFixture[str]) -> None:
-    figures = last_json_line(fanout.main, ["--partners", "4"], capsys)
+    figures = last_json_line(fanout.main, ["--partners", "4", "--baseline", "none"], capsys)
     assert_reports(figures, "rate_share", "http_429", "per_chat_violations", "duplicates", "lost")
     assert figures["messages"] == 4
     assert (figures["duplicates"], figures["lost"]) == (0, 0)
@@ -59,14 +59,27 @@ def test_scheduling_compares_every_side_and_only_stored_plans_survive_a_restart(
 
 
 def test_updates_handles_every_press_and_note(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--updates", "12", "--databases", "sqlite", "--concurrent", "2"]
+    argv = ["--updates", "12", "--databases", "sqlite", "--partners", "2"]
+    argv += ["--think-seconds", "0.05", "--rate", "50", "--no-baseline"]
     figures = last_json_line(updates.main, argv, capsys)
     assert_reports(figures, "sqlite")
     sqlite = figures["sqlite"]
-    assert {"updates_per_s", "p50_ms", "p99_ms"} <= set(sqlite)
-    assert sqlite["updates"] == 12
+    assert {"p50_ms", "p99_ms", "backlog_max", "sql_per_update"} <= set(sqlite)
+    assert (sqlite["updates"], sqlite["answered"]) == (12, 12)
     assert sqlite["notes"] >= 1
+    assert sqlite["sql_per_update"]["note"]["transactions"] >= 1
     assert sqlite["handler_errors"] == 0
+
+
+def test_responsiveness_answers_presses_during_a_fanout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--partners", "40", "--pressers", "2", "--presses-per-second", "20"]
+    argv += ["--rtt-ms", "0", "--no-baseline"]
+    figures = last_json_line(responsiveness.main, argv, capsys)
+    assert_reports(figures, "p50_ms", "p99_ms", "presses", "unanswered")
+    assert figures["fanout_delivered"] == 40
+    assert (figures["unanswered"], figures["http_429"]) == (0, 0)
 
 
 def test_digest_composes_and_renders_every_couple(capsys: pytest.CaptureFixture[str]) -> None:

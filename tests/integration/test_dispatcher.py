@@ -690,7 +690,7 @@ class FakeTime:
 
 async def test_the_pacer_spaces_all_sends_and_each_chats_sends() -> None:
     time = FakeTime()
-    pacer = Pacer(10.0, 1.0, monotonic=time.monotonic, sleep=time.sleep)
+    pacer = Pacer(10.0, 1.0, monotonic=time.monotonic, sleep=time.sleep, window_limit=0)
     started = []
     for chat in (1, 2, 3, 1, 1, 2):
         await pacer.wait_turn(chat)
@@ -700,7 +700,7 @@ async def test_the_pacer_spaces_all_sends_and_each_chats_sends() -> None:
 
 async def test_the_pacer_holds_every_send_during_a_429_pause() -> None:
     time = FakeTime()
-    pacer = Pacer(10.0, 0.0, monotonic=time.monotonic, sleep=time.sleep)
+    pacer = Pacer(10.0, 0.0, monotonic=time.monotonic, sleep=time.sleep, window_limit=0)
     await pacer.wait_turn(1)
     pacer.pause(5.0)
     await pacer.wait_turn(2)
@@ -721,7 +721,7 @@ async def test_the_pacer_holds_every_send_during_a_429_pause() -> None:
 
 async def test_the_pacer_counts_a_chats_interval_from_the_answer() -> None:
     time = FakeTime()
-    pacer = Pacer(100.0, 1.0, monotonic=time.monotonic, sleep=time.sleep)
+    pacer = Pacer(100.0, 1.0, monotonic=time.monotonic, sleep=time.sleep, window_limit=0)
     async with pacer.turn(7):
         time.now += 0.4  # Telegram takes 0.4 s to answer
     async with pacer.turn(7):
@@ -792,18 +792,45 @@ async def test_the_pacer_keeps_telegrams_window_counted_from_answers_and_lets_re
     pacer = Pacer(1000.0, 0.0, monotonic=time.monotonic, sleep=time.sleep, window_limit=3)
     started: list[tuple[str, float]] = []
 
-    async def bulk(chat: int) -> None:
+    async def bulk(chat: int, answer_after: float = 0.0) -> None:
         async with pacer.turn(chat):
             started.append((f"bulk {chat}", round(time.now, 3)))
-            await asyncio.sleep(0)
+            time.now += answer_after
 
-    # The limit is 3 a second, one kept for replies: two bulk sends, then the window is full.
-    for chat in (1, 2, 3):
+    # Nobody is replying: bulk sends may fill the window (3 a second), counted from answers.
+    await bulk(1, answer_after=0.2)
+    for chat in (2, 3, 4):
         await bulk(chat)
-    assert [at for _, at in started] == [0.0, 0.001, 1.0]
-    # A reply takes the slot kept for it at once; the next bulk send waits for the window.
+    assert started == [("bulk 1", 0.0), ("bulk 2", 0.2), ("bulk 3", 0.2), ("bulk 4", 1.2)]
+    # A reply waits only for the first slot to free, and bulk sends then leave room for as
+    # many replies as came in the last second.
     started.clear()
     async with pacer.urgent_turn():
         started.append(("reply", round(time.now, 3)))
-    await bulk(4)
-    assert started == [("reply", 1.0), ("bulk 4", 2.0)]
+    await bulk(5)
+    await bulk(6)
+    assert started == [("reply", 1.2), ("bulk 5", 2.2), ("bulk 6", 2.2)]
+
+
+async def test_a_waiting_reply_goes_before_every_bulk_send_queued_before_it() -> None:
+    time = FakeTime()
+
+    async def sleep(seconds: float) -> None:  # time passes, and the other sends run meanwhile
+        await time.sleep(seconds)
+        await asyncio.sleep(0)
+
+    pacer = Pacer(1000.0, 0.0, monotonic=time.monotonic, sleep=sleep, window_limit=2)
+    order: list[str] = []
+
+    async def bulk(chat: int) -> None:
+        async with pacer.turn(chat):
+            order.append(f"bulk {chat}")
+
+    async def reply() -> None:
+        async with pacer.urgent_turn(99):
+            order.append("reply")
+
+    await bulk(1)
+    await bulk(2)  # the window is full until 1.0
+    await asyncio.gather(bulk(3), bulk(4), reply())
+    assert order[:3] == ["bulk 1", "bulk 2", "reply"]
