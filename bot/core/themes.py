@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-THEME_LANGUAGES: tuple[str, ...] = ("en", "es")
+THEME_LANGUAGES: tuple[str, ...] = ("en", "es", "pt")
 MIN_WORD_LENGTH = 3
 DEFAULT_THEME_LIMIT = 6
 
@@ -26,6 +26,7 @@ _VOWELS = frozenset("aeiou")
 # Expressions of several words that name one thing; each counts as a single keyword.
 _PHRASES: dict[str, tuple[re.Pattern[str], ...]] = {
     "es": (re.compile(r"\bfin(?:es)? de semana\b", re.IGNORECASE),),
+    "pt": (re.compile(r"\bfi(?:m|ns) de semana\b", re.IGNORECASE),),
     "en": (),
 }
 
@@ -87,9 +88,33 @@ def _stem_es(word: str) -> str:
     return word
 
 
+_PT_PLURALS = (("oes", "ao"), ("aes", "ao"), ("ais", "al"), ("eis", "el"))
+
+
+def _stem_pt(word: str) -> str:
+    # Plurals, folded: "discussoes"/"discussao", "casais"/"casal", "papeis"/"papel",
+    # "viagens"/"viagem", "mulheres"/"mulher"; then as Spanish: "cansado"/"cansada".
+    irregular = [(p, s) for p, s in _PT_PLURALS if len(word) > 4 and word.endswith(p)]
+    if irregular:
+        plural, singular = irregular[0]
+        word = word[: -len(plural)] + singular
+    elif len(word) > 3 and word.endswith("ns"):
+        word = word[:-2] + "m"
+    elif len(word) > 4 and word.endswith("es") and word[-3] in "rsz":
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s"):
+        word = word[:-1]
+    if len(word) > 4 and word[-1] in "aoe":
+        word = word[:-1]
+    return word
+
+
+_STEMMERS = {"es": _stem_es, "pt": _stem_pt}
+
+
 def stem(word: str, language: str) -> str:
     """A crude stem of a folded word, so plurals and common endings meet."""
-    return _stem_es(word) if language == "es" else _stem_en(word)
+    return _STEMMERS.get(language, _stem_en)(word)
 
 
 def keywords(text: str, language: str) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es")
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "pt")
 DEFAULT_LANGUAGE = "en"
 _ROOT = Path(__file__).parent
 

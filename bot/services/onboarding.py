@@ -24,7 +24,7 @@ from db.uow import UnitOfWork
 
 STEPS = ("consent", "language", "timezone", "window", "discreet", "done")
 WINDOWS = ("morning", "afternoon", "evening")
-LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+LANGUAGE_NAMES = {"en": "English", "es": "Español", "pt": "Português"}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,16 @@ def test_no_message_is_empty() -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("es", "es"), ("es-MX", "es"), ("ES_es", "es"), ("en-GB", "en"), ("fr", "en"), (None, "en")],
+    [
+        ("es", "es"),
+        ("es-MX", "es"),
+        ("ES_es", "es"),
+        ("pt-BR", "pt"),
+        ("pt", "pt"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+        (None, "en"),
+    ],
 )
 def test_telegram_language_code_picks_the_closest_catalog(code: str | None, expected: str) -> None:
     assert pick_language(code) == expected
@@ -45,6 +54,8 @@ def test_telegram_language_code_picks_the_closest_catalog(code: str | None, expe
 def test_t_fills_placeholders_in_the_chosen_language() -> None:
     assert "12" in t("es", "common.too_long", limit=12)
     assert t("es", "common.too_long", limit=12) != t("en", "common.too_long", limit=12)
+    assert "12" in t("pt-BR", "common.too_long", limit=12)
+    assert t("pt-BR", "common.too_long", limit=12) == t("pt", "common.too_long", limit=12)
 
 
 def test_placeholders_parser_sees_names_only() -> None:
