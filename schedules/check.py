@@ -91,7 +91,7 @@ class CheckResult:
 
     @property
     def summary(self) -> str:
-        """One line: ``ok: 2 templates, 9 rules, 74 prompts (en, es)`` or a problem count."""
+        """One line: ``ok: 2 templates, 9 rules, 74 prompts (en, es, pt)`` or a problem count."""
         if self.config is None or self.library is None:
             return _count(len(self.problems), "problem")
         templates = self.config.schedules.values()

@@ -42,6 +42,7 @@ from ``schedules/default_practice.toml``)::
     answer = "text"
     text.en = "What grew in your garden this week, {name}?"
     text.es = "¿Qué creció en el jardín esta semana, {name}?"
+    text.pt = "O que cresceu no jardim esta semana, {name}?"
 
 Times are the partner's local wall-clock times. A rule fires on each listed day at the
 start of its window plus an offset of up to ``jitter`` minutes, the same offset for

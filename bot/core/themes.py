@@ -27,7 +27,7 @@ from importlib.resources import files
 
 from bot.locales import pick_language
 
-THEME_LANGUAGES: tuple[str, ...] = ("en", "es")
+THEME_LANGUAGES: tuple[str, ...] = ("en", "es", "pt")
 MIN_WORD_LENGTH = 3
 DEFAULT_THEME_LIMIT = 6
 
@@ -37,6 +37,7 @@ _VOWELS = frozenset("aeiou")
 # Expressions of several words that name one thing; each counts as a single keyword.
 _PHRASES: dict[str, tuple[re.Pattern[str], ...]] = {
     "es": (re.compile(r"\bfin(?:es)? de semana\b", re.IGNORECASE),),
+    "pt": (re.compile(r"\bfi(?:m|ns) de semana\b", re.IGNORECASE),),
     "en": (),
 }
 
@@ -106,7 +107,7 @@ def theme_language(language: str) -> str:
 
 def stem(word: str, language: str) -> str:
     """A crude stem of a folded word, so plurals and common endings meet."""
-    return _stem_es(word) if theme_language(language) == "es" else _stem_en(word)
+    return _STEMMERS.get(theme_language(language), _stem_en)(word)
 
 
 def keywords(text: str, language: str) -> list[tuple[str, str]]:

@@ -27,6 +27,17 @@ COMMON_TIMEZONES: dict[str, tuple[str, ...]] = {
         "America/New_York",
         "America/Los_Angeles",
     ),
+    "pt": (
+        "America/Sao_Paulo",
+        "America/Manaus",
+        "America/Fortaleza",
+        "America/Cuiaba",
+        "America/Rio_Branco",
+        "America/Noronha",
+        "America/New_York",
+        "Europe/London",
+        "Europe/Madrid",
+    ),
 }
 
 

@@ -11,6 +11,7 @@ The shipped prompts live in the TOML files next to this module, one file per kin
     answer = "text"                 # text | buttons
     text.en = "Hi {name}. ..."      # {name} is the partner's own first name
     text.es = "Hola, {name}. ..."
+    text.pt = "Olá, {name}. ..."
 
 Buttons prompts list their ``choices`` (ids whose labels are the catalog entries
 ``schedules.choice.<id>``) and may set ``optional_text = true`` to invite a few words
@@ -55,7 +56,7 @@ MAX_FOLLOWUP_DAYS = 14
 _KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 _TAG = re.compile(r"^[a-z][a-z0-9_]*$")
 _DAYS = re.compile(r"^(\d{1,2})d$")
-_LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+_LANGUAGE_NAMES = {"en": "English", "es": "Spanish", "pt": "Portuguese"}
 _LIBRARY_DIR = Path(__file__).parent
 
 

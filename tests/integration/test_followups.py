@@ -49,6 +49,7 @@ followup = "skill_followup.garden_walk"
 followup_after = "3d"
 text.en = "Take a slow walk together, {name}."
 text.es = "Dad un paseo tranquilo juntos, {name}."
+text.pt = "Façam juntos uma caminhada tranquila, {name}."
 
 [[prompts]]
 key = "skill_followup.garden_walk"
@@ -58,6 +59,7 @@ answer = "buttons"
 choices = ["yes", "partly", "not_yet"]
 text.en = "Did the walk happen?"
 text.es = "¿Disteis el paseo?"
+text.pt = "A caminhada aconteceu?"
 
 [[prompts]]
 key = "skill.garden_note"
@@ -68,6 +70,7 @@ followup = "skill_followup.garden_note"
 followup_after = "2d"
 text.en = "Leave your partner a kind note, {name}."
 text.es = "Deja una nota amable a tu pareja, {name}."
+text.pt = "Deixe um bilhete gentil para o seu par, {name}."
 
 [[prompts]]
 key = "skill_followup.garden_note"
@@ -77,6 +80,7 @@ answer = "buttons"
 choices = ["yes", "partly", "not_yet"]
 text.en = "Did you leave the note?"
 text.es = "¿Dejaste la nota?"
+text.pt = "Você deixou o bilhete?"
 """
 
 FORTNIGHT = timedelta(days=14)

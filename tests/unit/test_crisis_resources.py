@@ -28,7 +28,7 @@ def message_for(language: str, zone: str) -> str:
 
 def offered_lines(message: str) -> list[str]:
     """The emergency line and each helpline's "name: number" line, in order, tags removed."""
-    emergency = re.findall(r"<b>[^<]*(?:call|llama al) ([^.<]+)\.</b>", message)
+    emergency = re.findall(r"<b>[^<]*(?:call|llama al|ligue para o) ([^.<]+)\.</b>", message)
     lines = re.findall(r"^<b>([^<]+)</b>: (.+)$", message, flags=re.MULTILINE)
     return emergency + [f"{name}: {number}" for name, number in lines]
 
@@ -65,6 +65,20 @@ def test_spanish_speakers_are_offered_the_latin_american_capitals() -> None:
         assert zone in zones
 
 
+def test_a_portuguese_speaker_in_brazil_gets_the_brazilian_lines_in_portuguese() -> None:
+    brazil = [z for z in offered_timezones("pt", "UTC") if country_of(z) == "BR"]
+    assert len(brazil) >= 5  # Brasília time, the Amazon, the north-east, Acre, the islands
+    for zone in brazil:
+        message = message_for("pt", zone)
+        assert offered_lines(message) == [
+            "190",
+            "CVV (Centro de Valorização da Vida): 188",
+            "Ligue 180 (Central de Atendimento à Mulher): 180",
+        ]
+        assert "ligue para o 192" in message  # SAMU, named with the emergency line
+        assert "Se você está em perigo agora" in message
+
+
 @pytest.mark.parametrize("country", sorted(packaged_countries()))
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
 def test_every_packaged_line_cites_two_publishers(country: str, language: str) -> None:
@@ -80,8 +94,8 @@ def test_every_packaged_line_cites_two_publishers(country: str, language: str) -
 def line(**changes: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "number": "024",
-        "name": {"en": "Line", "es": "Línea"},
-        "description": {"en": "Free.", "es": "Gratuita."},
+        "name": {"en": "Line", "es": "Línea", "pt": "Linha"},
+        "description": {"en": "Free.", "es": "Gratuita.", "pt": "Gratuita."},
         "sources": ["Ministry: https://ministry.example/line", "NGO: https://ngo.example/x"],
     }
     entry.update(changes)

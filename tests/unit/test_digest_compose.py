@@ -76,8 +76,27 @@ NOTES: dict[str, dict[str, str]] = {
         "answer_a": "Lo paciente que fuiste con los niños el jueves.",
         "answer_b": "La cena que hiciste cuando llegué tarde.",
     },
+    "pt": {
+        "a1": "Discutimos por dinheiro no domingo, e pela primeira vez paramos antes de gritar.",
+        "a2": "A caminhada do fim de semana ajudou. Quero falar de como planejamos o dinheiro.",
+        "a3": "Não sei se as crianças perceberam, mas eu percebi.",
+        "b1": "O assunto dinheiro voltou; fiquei quieto em vez de explodir, e isso foi novo.",
+        "b2": "Eu queria olhar para os fins de semana: eles lotam e a gente se perde.",
+        "b3": "Cansaço depois do trabalho quase todas as noites.",
+        "reply_a": "Gostei do café que Sam preparou na terça.",
+        "reply_b": "Alex perguntou como foi o meu dia e escutou.",
+        "private_a": "Algo que ainda não me sinto pronto para trazer.",
+        "private_b": "Uma preocupação que prefiro guardar por enquanto.",
+        "prompt": "Algo que eu valorizei esta semana",
+        "answer_a": "A paciência que você teve com as crianças na quinta.",
+        "answer_b": "O jantar que você fez quando cheguei tarde.",
+    },
 }
-THERAPIST_TZ = {"en": ZoneInfo("America/New_York"), "es": ZoneInfo("Europe/Madrid")}
+THERAPIST_TZ = {
+    "en": ZoneInfo("America/New_York"),
+    "es": ZoneInfo("Europe/Madrid"),
+    "pt": ZoneInfo("America/Sao_Paulo"),
+}
 
 
 def checkin(

@@ -76,6 +76,7 @@ BLAME_EN = (
     "unwilling",
 )
 BLAME_ES = ("culpa", "se negó", "ignoró", "no quiso", "falló", "descuid", "incumpl")
+BLAME_PT = ("culpa", "se recusou", "ignorou", "não quis", "falhou", "descuid", "negligen")
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -322,7 +323,7 @@ def test_no_digest_uses_blame_words(data: DigestInput) -> None:
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))
 def test_fixture_digests_use_no_blame_words(name: str) -> None:
-    for language, words in (("en", BLAME_EN), ("es", BLAME_ES)):
+    for language, words in (("en", BLAME_EN), ("es", BLAME_ES), ("pt", BLAME_PT)):
         text = render_text(compose_digest(FIXTURES[name](language)), language).lower()
         assert [word for word in words if word in text] == []
 
@@ -422,6 +423,7 @@ def test_missed_check_ins_are_shown_for_both_partners_in_the_same_form() -> None
     for language, line in (
         ("en", "Check-ins not completed before they expired: {}"),
         ("es", "Registros sin completar antes de caducar: {}"),
+        ("pt", "Check-ins não concluídos antes de expirar: {}"),
     ):
         text = render_text(compose_digest(data), language)
         assert text.count(line.format(2)) == 1 and text.count(line.format(0)) == 1

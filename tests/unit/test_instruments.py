@@ -189,7 +189,7 @@ def test_score_summary_is_the_mean_per_role_over_answered_ratings() -> None:
 # --- practice instruments -----------------------------------------------------------------
 
 PRACTICE: dict[str, Any] = {
-    "title": {"en": "Weekly pulse", "es": "Pulso semanal"},
+    "title": {"en": "Weekly pulse", "es": "Pulso semanal", "pt": "Pulso semanal"},
     "citation": "The practice's own wording.",
     "items": [
         {
@@ -198,15 +198,23 @@ PRACTICE: dict[str, Any] = {
             "role": "wellbeing",
             "min": 1,
             "max": 5,
-            "text": {"en": "How close did you feel?", "es": "¿Cuánta cercanía sentiste?"},
+            "text": {
+                "en": "How close did you feel?",
+                "es": "¿Cuánta cercanía sentiste?",
+                "pt": "Quanta proximidade você sentiu?",
+            },
         },
         {
             "id": "talked",
             "type": "yes_no",
-            "text": {"en": "Did you talk this week?", "es": "¿Hablasteis esta semana?"},
+            "text": {
+                "en": "Did you talk this week?",
+                "es": "¿Hablasteis esta semana?",
+                "pt": "Vocês conversaram esta semana?",
+            },
             "choices": [
-                {"id": "yes", "label": {"en": "Yes", "es": "Sí"}},
-                {"id": "no", "label": {"en": "No", "es": "No"}},
+                {"id": "yes", "label": {"en": "Yes", "es": "Sí", "pt": "Sim"}},
+                {"id": "no", "label": {"en": "No", "es": "No", "pt": "Não"}},
             ],
         },
     ],

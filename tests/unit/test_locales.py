@@ -77,7 +77,7 @@ def test_no_message_or_plural_form_is_empty(locale: str) -> None:
 
 @pytest.mark.parametrize(
     ("code", "expected"),
-    [("es", "es"), ("es-MX", "es"), ("ES_es", "es"), ("es-419", "es"), ("en-GB", "en"),
+    [("es", "es"), ("es-MX", "es"), ("ES_es", "es"), ("es-419", "es"), ("pt-BR", "pt"), ("pt", "pt"), ("en-GB", "en"),
      ("fr", "en"), (None, "en")],
 )  # fmt: skip
 def test_the_bare_language_of_a_code(code: str | None, expected: str) -> None:
@@ -122,6 +122,8 @@ def test_t_fills_placeholders_in_the_chosen_locale() -> None:
     assert "12" in t("es", "common.too_long", limit=12)
     assert t("es", "common.too_long", limit=12) != t("en", "common.too_long", limit=12)
     assert t("es", "common.too_long", limit=12) == t("es-ES", "common.too_long", limit=12)
+    assert "12" in t("pt-BR", "common.too_long", limit=12)
+    assert t("pt-BR", "common.too_long", limit=12) == t("pt", "common.too_long", limit=12)
 
 
 def test_placeholders_parser_sees_names_only() -> None:

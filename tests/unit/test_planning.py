@@ -318,7 +318,11 @@ def test_a_practice_skill_is_followed_up_after_its_own_delay() -> None:
         "answer": "text",
         "followup": "skill_followup.self_care",
         "followup_after": "3d",
-        "text": {"en": "Take a walk together.", "es": "Den un paseo juntos."},
+        "text": {
+            "en": "Take a walk together.",
+            "es": "Den un paseo juntos.",
+            "pt": "Façam uma caminhada juntos.",
+        },
     }
     template = ScheduleTemplate.model_validate(
         {"rules": [{"kind": "skill", "days": ["mon"], "prompt": "skill.garden_walk"}]}

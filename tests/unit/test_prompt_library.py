@@ -51,7 +51,11 @@ def _prompt(**overrides: object) -> dict[str, object]:
         "key": "hope.practice_own",
         "kind": "hope",
         "answer": "text",
-        "text": {"en": "What went well, {name}?", "es": "¿Qué salió bien, {name}?"},
+        "text": {
+            "en": "What went well, {name}?",
+            "es": "¿Qué salió bien, {name}?",
+            "pt": "O que deu certo, {name}?",
+        },
     }
     table.update(overrides)
     return table
@@ -120,6 +124,15 @@ def test_wording_never_blames_and_spanish_uses_tu() -> None:
         assert not formal_or_regional.search(prompt.text["es"]), prompt.key
 
 
+def test_portuguese_uses_voce_never_blames_and_differs_from_english() -> None:
+    blaming = re.compile(r"\b(culpa sua|sua culpa|voc[eê] sempre|voc[eê] nunca)\b", re.I)
+    formal_or_tu = re.compile(r"\b(o senhor|a senhora|tu|vós|vosso|vossa)\b", re.I)
+    for prompt in LIBRARY:
+        assert prompt.text["pt"] != prompt.text["en"], prompt.key
+        assert not blaming.search(prompt.text["pt"]), prompt.key
+        assert not formal_or_tu.search(prompt.text["pt"]), prompt.key
+
+
 def test_every_button_has_a_label_in_every_language() -> None:
     used = {choice for prompt in LIBRARY for choice in prompt.choices}
     assert used <= set(CHOICES)
@@ -150,7 +163,8 @@ def test_with_tags_narrows_a_kind_and_no_tags_means_the_whole_kind() -> None:
 
 def test_a_practice_adds_prompts_and_replaces_shipped_ones_by_key() -> None:
     replacement = _prompt(
-        key="hope.small_win", text={"en": "Ours, {name}", "es": "Nuestro, {name}"}
+        key="hope.small_win",
+        text={"en": "Ours, {name}", "es": "Nuestro, {name}", "pt": "Nosso, {name}"},
     )
     library = load_library([_prompt(), replacement])
     assert len(library) == len(LIBRARY) + 1
@@ -187,13 +201,20 @@ def test_a_practice_skill_needs_a_follow_up_that_exists() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"text": {"en": "Hi {name}"}}, "no Spanish"),
-        ({"text": {"es": "Hola"}}, "no English"),
-        ({"text": {"en": "Hi {partner}", "es": "Hola {partner}"}}, "unknown placeholder"),
-        ({"text": {"en": "Hi {name}", "es": "Hola"}}, "different placeholders"),
-        ({"text": {"en": "Hi {", "es": "Hola"}}, "single '{'"),
-        ({"text": {"en": "x" * 700, "es": "y"}}, "characters long"),
-        ({"text": {"en": "Hi", "es": "Hola", "fr": "Salut"}}, "unsupported language 'fr'"),
+        ({"text": {"en": "Hi {name}", "pt": "Oi {name}"}}, "no Spanish"),
+        ({"text": {"en": "Hi {name}", "es": "Hola {name}"}}, "no Portuguese"),
+        ({"text": {"es": "Hola", "pt": "Oi"}}, "no English"),
+        (
+            {"text": {"en": "Hi {partner}", "es": "Hola {partner}", "pt": "Oi {partner}"}},
+            "unknown placeholder",
+        ),
+        ({"text": {"en": "Hi {name}", "es": "Hola", "pt": "Oi"}}, "different placeholders"),
+        ({"text": {"en": "Hi {", "es": "Hola", "pt": "Oi"}}, "single '{'"),
+        ({"text": {"en": "x" * 700, "es": "y", "pt": "z"}}, "characters long"),
+        (
+            {"text": {"en": "Hi", "es": "Hola", "pt": "Oi", "fr": "Salut"}},
+            "unsupported language 'fr'",
+        ),
         ({"key": "Hope Small"}, "wrong shape"),
         ({"answer": "buttons"}, "buttons prompt"),
         ({"answer": "buttons", "choices": ["maybe"]}, "buttons prompt"),

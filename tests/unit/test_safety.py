@@ -77,6 +77,27 @@ CAUGHT = [
     ("me amenazó con matarme", "violence"),
     ("no me siento segura en casa", "violence"),
     ("Me dio una bofetada delante de los niños", "violence"),
+    # Portuguese (Brazil), suicide
+    ("QUERO MORRER", "suicide"),
+    ("às vezes penso em me matar", "suicide"),
+    ("Já pensei em tirar a minha própria vida.", "suicide"),
+    ("não quero mais viver assim", "suicide"),
+    ("Eles ficariam melhor sem mim", "suicide"),
+    ("queria dormir e não acordar mais", "suicide"),
+    ("tenho pensamentos suicidas", "suicide"),
+    ("tô com vontade de sumir", "suicide"),
+    # Portuguese (Brazil), self-harm
+    ("voltei a me cortar", "self_harm"),
+    ("tenho vontade de me machucar", "self_harm"),
+    ("Me machuquei de propósito ontem", "self_harm"),
+    # Portuguese (Brazil), violence
+    ("meu marido me bateu de novo", "violence"),
+    ("Quando bebe, ele me agride.", "violence"),
+    ("tenho medo do meu companheiro", "violence"),
+    ("Ele ameaçou me matar se eu for embora", "violence"),
+    ("não me sinto segura em casa", "violence"),
+    ("Ela me deu um tapa na frente das crianças", "violence"),
+    ("ele me enforcou", "violence"),
 ]
 
 
@@ -135,6 +156,12 @@ NOT_CAUGHT = [
     "vamos a matar el tiempo",
     "Me da miedo hablar de esto en la sesión",
     "Tengo que trabajar mi paciencia",
+    "Morri de rir com o filme",
+    "Vamos matar a saudade no fim de semana",
+    "Me bateu uma saudade dele hoje",
+    "Estou morta de cansaço",
+    "Me dá medo falar disso na sessão",
+    "Vou me jogar nesse projeto novo",
     "",
     "   \n\t ",
 ]

@@ -41,6 +41,7 @@ kind = "hope"
 answer = "text"
 text.en = "What grew in the garden this week, {name}?"
 text.es = "¿Qué creció en el jardín esta semana, {name}?"
+text.pt = "O que cresceu no jardim esta semana, {name}?"
 """
 
 
@@ -65,14 +66,15 @@ def only_problem(text: str) -> tuple[int, str]:
 def test_the_shipped_default_is_valid_and_summarised_in_one_line() -> None:
     result = check_practice_file(DEFAULT_PRACTICE_FILE)
     assert result.ok, format_problems(result)
-    assert result.summary == f"ok: 2 templates, 8 rules, {len(load_library())} prompts (en, es)"
+    assert result.summary == f"ok: 2 templates, 8 rules, {len(load_library())} prompts (en, es, pt)"
     assert format_problems(result) == []
 
 
 def test_a_valid_practice_file_yields_its_configuration() -> None:
     result = check_practice_text(GOOD)
     assert result.ok
-    assert result.summary == f"ok: 1 template, 1 rule, {len(load_library()) + 1} prompts (en, es)"
+    prompts = len(load_library()) + 1
+    assert result.summary == f"ok: 1 template, 1 rule, {prompts} prompts (en, es, pt)"
     assert result.config is not None and result.library is not None
     assert result.config.delivery.quiet_hours == TimeRange(22 * 60, 7 * 60)
     assert result.config.template().rules[0].id == "hope-1"
@@ -219,6 +221,14 @@ def test_a_practice_prompt_without_a_translation_is_refused() -> None:
     )
 
 
+def test_a_practice_prompt_without_portuguese_is_refused() -> None:
+    text = GOOD.replace('text.pt = "O que cresceu no jardim esta semana, {name}?"\n', "")
+    assert only_problem(text) == (
+        line_with(text, "text.en"),
+        'missing translation: no Portuguese (pt) text. Add text.pt = "..." to this prompt.',
+    )
+
+
 def test_a_practice_prompt_without_english_is_refused() -> None:
     text = GOOD.replace('text.en = "What grew in the garden this week, {name}?"\n', "")
     line, message = only_problem(text)
@@ -235,7 +245,9 @@ def test_a_prompt_with_no_text_at_all_points_at_its_table() -> None:
 
 
 def test_a_prompt_written_as_an_inline_table_is_read_the_same_way() -> None:
-    text = GOOD.split("text.en")[0] + 'text = { en = "Hello {name}", es = "Hola {nombre}" }\n'
+    text = GOOD.split("text.en")[0] + (
+        'text = { en = "Hello {name}", es = "Hola {nombre}", pt = "Olá {name}" }\n'
+    )
     line, message = only_problem(text)
     assert line == line_with(text, "text = {")
     assert message.startswith("unknown placeholder {nombre} in text.es")

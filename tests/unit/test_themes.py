@@ -50,7 +50,7 @@ WORDS = (
     "coche",
 )
 texts = st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), max_size=4)
-languages = st.sampled_from(["en", "es", "es-ES", "es-419"])
+languages = st.sampled_from(["en", "es", "es-ES", "es-419", "pt", "pt-BR"])
 
 
 def words(themes: tuple[Theme, ...]) -> list[str]:
@@ -81,6 +81,19 @@ def test_spanish_accents_and_plurals_meet() -> None:
         ["Otra discusión por el trabajo"], "es", ["Las discusiones sobre trabajos"], "es"
     )
     assert sorted(fold(w) for w in words(themes)) == ["discusion", "trabajo"]
+
+
+def test_portuguese_accents_plurals_and_the_weekend_meet() -> None:
+    themes = shared_themes(
+        ["Outra discussão sobre o trabalho no fim de semana"],
+        "pt",
+        ["As discussões sobre trabalhos; os fins de semana são corridos"],
+        "pt",
+    )
+    assert sorted(fold(w) for w in words(themes)) == ["discussao", "fim de semana", "trabalho"]
+    assert stem("cansada", "pt") == stem("cansado", "pt")
+    assert stem("viagens", "pt") == stem("viagem", "pt")
+    assert "voce" in stop_words("pt")
 
 
 def test_stop_words_and_filler_never_become_themes() -> None:

@@ -245,3 +245,37 @@ async def test_after_close_the_page_takes_no_check_in_and_gives_the_crisis_lines
     assert status == 409 and "ended" in body
     stored = (await stored_checkins(harness)).values()
     assert all(row["answers"] == {} and row["status"] == "open" for row in stored)
+
+
+async def test_a_partner_who_switches_to_portuguese_gets_the_page_and_brazils_lines_in_it(
+    web_harness: WebHarness, http: aiohttp.ClientSession
+) -> None:
+    harness = web_harness
+    _, _, blanca, _ = await couple(harness)
+    await blanca.send_command("settings")
+    await blanca.wait_for_message(lambda m: bool(m.buttons))
+    await blanca.press_button(t("es", "partner.settings_language"))
+    await blanca.wait_for_message(lambda m: "Português" in m.button_texts)
+    await blanca.press_button("Português")
+    await blanca.wait_for_message(lambda m: m.text == t("pt", "partner.saved"))
+    await blanca.send_command("settings")
+    await blanca.wait_for_message(lambda m: t("pt", "partner.settings_timezone") in m.button_texts)
+    await blanca.press_button(t("pt", "partner.settings_timezone"))
+    await blanca.wait_for_message(lambda m: "America/Sao Paulo" in m.button_texts)
+    await blanca.press_button("America/Sao Paulo")
+    await blanca.wait_for_message(lambda m: m.text == t("pt", "partner.saved"))
+    invitation = await invite_to_checkin(harness, blanca)
+    assert invitation.text == t("pt", "checkin.intro")
+    launch = blanca.open_web_app(invitation, page_button("pt"))
+    init, page, status = await _open(harness, http, launch)
+    assert status == 200 and '<html lang="pt">' in page and t("pt", "webapp.send") in page
+    note = "às vezes penso em me matar"
+    form = {"init_data": init, "checkin": str(checkin_id_in(page)), "note": note}
+    status, saved = await _post(harness, http, "/checkin/send", {**form, "ok_to_raise": "no"})
+    assert status == 200 and t("pt", "webapp.saved_title") in saved
+    assert 'aria-labelledby="crisis-title">' in saved  # shown, not hidden
+    async with harness.db.uow() as uow:
+        assert list(await uow.session.scalars(select(Alert.kind))) == ["suicide"]
+    for line in ("190", "CVV (Centro de Valorização da Vida)", "188", "Ligue 180", "180"):
+        assert line in saved
+    assert t("pt", "safety.crisis_not_monitored") in saved
