@@ -20,7 +20,7 @@ import re
 import tomllib
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -99,15 +99,41 @@ def _stem_es(word: str) -> str:
     return word
 
 
+_PT_PLURALS = (("oes", "ao"), ("aes", "ao"), ("ais", "al"), ("eis", "el"))
+
+
+def _stem_pt(word: str) -> str:
+    # Plurals, folded: "discussoes"/"discussao", "casais"/"casal", "papeis"/"papel",
+    # "viagens"/"viagem", "mulheres"/"mulher"; then as Spanish: "cansado"/"cansada".
+    irregular = [(p, s) for p, s in _PT_PLURALS if len(word) > 4 and word.endswith(p)]
+    if irregular:
+        plural, singular = irregular[0]
+        word = word[: -len(plural)] + singular
+    elif len(word) > 3 and word.endswith("ns"):
+        word = word[:-2] + "m"
+    elif len(word) > 4 and word.endswith("es") and word[-3] in "rsz":
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s"):
+        word = word[:-1]
+    if len(word) > 4 and word[-1] in "aoe":
+        word = word[:-1]
+    return word
+
+
+_STEMMERS = {"es": _stem_es, "pt": _stem_pt}
+
+
 def theme_language(language: str) -> str:
-    """The language whose stop words and stems apply (``es-419`` and ``es-ES`` -> ``es``)."""
+    """The language whose stop words and stems apply (``es-419``, ``es-ES`` -> ``es``;
+    ``pt-BR`` -> ``pt``)."""
     bare = pick_language(language)
     return bare if bare in THEME_LANGUAGES else "en"
 
 
 def stem(word: str, language: str) -> str:
     """A crude stem of a folded word, so plurals and common endings meet."""
-    return _STEMMERS.get(theme_language(language), _stem_en)(word)
+    stemmer: Callable[[str], str] = _STEMMERS.get(theme_language(language), _stem_en)
+    return stemmer(word)
 
 
 def keywords(text: str, language: str) -> list[tuple[str, str]]:
