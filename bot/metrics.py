@@ -49,6 +49,11 @@ UPDATES_HANDLED = Counter(
 ALERTS_RAISED = Counter(
     "dyad_alerts_total", "Safety alerts this process raised for therapists.", registry=METRICS
 )
+CRISIS_LINES_FALLBACKS = Counter(
+    "dyad_crisis_lines_fallbacks_total",
+    "Crisis cards shown with the shipped lines because a practice's file could not be used.",
+    registry=METRICS,
+)
 PLANNER_RUNS = Counter(
     "dyad_planner_runs_total", "Planning passes this process completed.", registry=METRICS
 )

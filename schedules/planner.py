@@ -465,10 +465,22 @@ async def _move_into_window(
 
 
 async def substitute_pending_for_hold(uow: UnitOfWork, couple: Couple) -> int:
-    """A hold just opened: swap already-queued conflict exercises, the same for both partners."""
+    """A hold just opened: swap already-queued conflict exercises, the same for both partners.
+
+    Part of raising a safety alert, so it never fails on the practice's file: one that
+    cannot be used is read as the shipped library (logged and counted).
+    """
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
-    library = parse_practice_config(practice.config_toml).library
+    try:
+        library = parse_practice_config(practice.config_toml).library
+    except Exception:
+        PLANNER_PRACTICE_FAILURES.inc()
+        log.exception(
+            "a practice's configuration cannot be used: the hold swaps by the shipped library",
+            extra={"practice_id": practice.id},
+        )
+        library = parse_practice_config(None).library
     rows = await uow.session.scalars(
         select(Delivery).where(
             Delivery.couple_id == couple.id,

@@ -25,7 +25,7 @@ from bot.services import checkins
 from bot.services.checkins import CheckinForm, CheckinInvitation
 from bot.services.crypto import Cipher
 from bot.services.outbox import notify
-from bot.services.practice_config import parse_practice_config
+from bot.services.practice_config import crisis_lines_for
 from bot.services.safety_flow import raise_alert
 from bot.services.texts import UserError, msg
 from db.models import CheckIn, Delivery, Partner, Therapist, WebAppDraft
@@ -79,8 +79,7 @@ async def crisis_resources(uow: UnitOfWork, partner: Partner) -> tuple[CrisisRes
     assert couple is not None
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
-    config = parse_practice_config(practice.config_toml)
-    return tuple(config.crisis_for(partner.language, partner.timezone))
+    return tuple(crisis_lines_for(practice.config_toml, partner.language, partner.timezone))
 
 
 async def find_draft(

@@ -22,7 +22,7 @@ from bot.locales.formats import format_date
 from bot.services import groups
 from bot.services.onboarding import WINDOWS
 from bot.services.outbox import notify
-from bot.services.practice_config import parse_practice_config
+from bot.services.practice_config import crisis_lines_for
 from bot.services.texts import Html, UserError, msg
 from db.models import Partner
 from db.uow import UnitOfWork
@@ -184,9 +184,7 @@ async def require_programme(uow: UnitOfWork, partner: Partner) -> None:
         return
     practice = await uow.practices.get(couple.practice_id)
     assert practice is not None
-    resources = parse_practice_config(practice.config_toml).crisis_for(
-        partner.language, partner.timezone
-    )
+    resources = crisis_lines_for(practice.config_toml, partner.language, partner.timezone)
     crisis = Html(render_crisis_message(partner.language, resources))
     raise UserError("couple.programme_ended", crisis=crisis)
 

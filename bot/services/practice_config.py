@@ -7,6 +7,7 @@ the core. A practice without a file of its own gets the shipped defaults.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +19,12 @@ from bot.config import is_loopback_host
 from bot.core.instruments import Instrument, load_instruments
 from bot.core.safety import CrisisResource, crisis_resources, parse_crisis_overrides
 from bot.core.timezones import locale_for
+from bot.metrics import CRISIS_LINES_FALLBACKS
 from schedules.check import PracticeFileError, check_practice_text, default_schedules
 from schedules.library import PromptLibrary
 from schedules.model import PracticeSchedules
+
+log = logging.getLogger(__name__)
 
 CRISIS_SECTION = "crisis_resources"
 DIGEST_SECTION = "digest"
@@ -191,3 +195,21 @@ def parse_practice_config(text: str | None) -> PracticeConfig:
         digest=_digest_settings(raw.get(DIGEST_SECTION)),
         webhooks=_webhooks(raw.get(WEBHOOKS_SECTION)),
     )
+
+
+def crisis_lines_for(
+    config_text: str | None, language: str, timezone: str | None
+) -> list[CrisisResource]:
+    """The crisis lines to show a partner, from their practice's file.
+
+    A file that cannot be used never withholds them: the shipped lines for the partner's
+    language and time zone are shown instead, and the fallback is logged and counted
+    (``dyad_crisis_lines_fallbacks_total``) so the practice's admin can fix the file.
+    """
+    try:
+        config = parse_practice_config(config_text)
+    except Exception:
+        CRISIS_LINES_FALLBACKS.inc()
+        log.exception("a practice's configuration cannot be used: showing the shipped lines")
+        config = parse_practice_config(None)
+    return list(config.crisis_for(language, timezone))

@@ -19,7 +19,7 @@ from bot.metrics import ALERTS_RAISED
 from bot.services import events
 from bot.services.crypto import Cipher
 from bot.services.outbox import notify
-from bot.services.practice_config import parse_practice_config
+from bot.services.practice_config import crisis_lines_for
 from bot.services.texts import msg
 from db.models import Alert, CheckIn, Couple, Partner, Response, Therapist
 from db.uow import UnitOfWork
@@ -49,8 +49,7 @@ async def raise_alert(
     if await _raised_before(uow, source, source_id, kind):
         # The same words seen again (a Mini App draft, then the page sent): the therapist
         # hears of it once; the partner sees the resources every time.
-        config = parse_practice_config(practice.config_toml)
-        resources = config.crisis_for(partner.language, partner.timezone)
+        resources = crisis_lines_for(practice.config_toml, partner.language, partner.timezone)
         return Outgoing(render_crisis_message(partner.language, resources))
     alert = Alert(
         couple_id=couple.id,
@@ -81,8 +80,7 @@ async def raise_alert(
         when=_local(now, therapist.timezone, therapist.language),
     )
     await events.alert_raised(uow, couple, alert, now)
-    config = parse_practice_config(practice.config_toml)
-    resources = config.crisis_for(partner.language, partner.timezone)
+    resources = crisis_lines_for(practice.config_toml, partner.language, partner.timezone)
     return crisis_card(partner, render_crisis_message(partner.language, resources))
 
 

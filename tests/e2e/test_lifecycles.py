@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.fakebotapi import FakeUser
 from bot.locales import t
+from bot.metrics import CRISIS_LINES_FALLBACKS
 from bot.services import digests
 from bot.services.outbox import enqueue
 from db.models import Alert, CheckIn, Couple, Delivery, GroupLink, Partner, Response
@@ -278,6 +279,26 @@ async def test_a_partner_button_pressed_in_a_group_does_nothing_and_nothing_goes
     async with harness.db.uow() as uow:
         checkin = await uow.session.scalar(select(CheckIn))
         assert checkin is not None and checkin.answers == {}
+
+
+async def test_a_practice_file_that_cannot_be_used_never_withholds_the_crisis_lines(
+    harness: Harness,
+) -> None:
+    therapist, alex, blanca, handle = await _couple(harness)
+    async with harness.db.uow() as uow:
+        practice = await uow.practices.get(1)
+        assert practice is not None
+        practice.config_toml = "[delivery\nquiet_hours = "  # stored by hand: cannot be parsed
+        await uow.commit()
+    fallbacks = CRISIS_LINES_FALLBACKS._value.get()
+    await blanca.send_text("ya no puedo más, quiero morirme")
+    card = await blanca.wait_for_message(lambda m: "024" in m.text)
+    assert "112" in card.text  # Spain's shipped lines, for her language and time zone
+    await harness.settle()
+    await therapist.wait_for_message(lambda m: "alert" in m.text.lower() and handle in m.text)
+    assert CRISIS_LINES_FALLBACKS._value.get() > fallbacks
+    async with harness.db.uow() as uow:
+        assert len(list(await uow.session.scalars(select(Alert)))) == 1
 
 
 async def test_crisis_words_typed_when_nothing_is_asked_get_resources_and_alert(
