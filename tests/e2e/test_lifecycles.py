@@ -297,6 +297,7 @@ async def test_a_practice_file_that_cannot_be_used_never_withholds_the_crisis_li
     await harness.settle()
     await therapist.wait_for_message(lambda m: "alert" in m.text.lower() and handle in m.text)
     assert CRISIS_LINES_FALLBACKS._value.get() > fallbacks
+    assert [m for m in alex.messages if "024" in m.text] == []  # her card is hers alone
     async with harness.db.uow() as uow:
         assert len(list(await uow.session.scalars(select(Alert)))) == 1
 
