@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from bot.locales import SUPPORTED_LANGUAGES, localized
+from bot.locales import REQUIRED_TEXT_LANGUAGES, localized
 
 ItemType = Literal["scale", "choice", "yes_no", "text"]
 Role = Literal["wellbeing", "hope", "alliance", "skill", "note", "safety"]
@@ -150,7 +150,7 @@ def _texts(value: Any, where: str) -> dict[str, str]:
         raise InstrumentError(
             f"{where}: expected a table of texts by language, e.g. {{ en = ... }}"
         )
-    missing = [lang for lang in SUPPORTED_LANGUAGES if lang not in value]
+    missing = [lang for lang in REQUIRED_TEXT_LANGUAGES if lang not in value]
     if missing:
         raise InstrumentError(f"{where}: missing text in {', '.join(missing)}")
     texts: dict[str, str] = {}

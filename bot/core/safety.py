@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from bot.locales import SUPPORTED_LANGUAGES, pick_language, t
+from bot.locales import REQUIRED_TEXT_LANGUAGES, pick_language, t
 
 KINDS: Final[frozenset[str]] = frozenset({"self_harm", "suicide", "violence"})
 
@@ -289,10 +289,11 @@ def parse_crisis_overrides(
 
 def _localised(value: Any, language: str, where: str) -> str:
     if not isinstance(value, Mapping) or not all(
-        isinstance(value.get(lang), str) and value[lang].strip() for lang in SUPPORTED_LANGUAGES
+        isinstance(value.get(lang), str) and value[lang].strip() for lang in REQUIRED_TEXT_LANGUAGES
     ):
-        raise ValueError(f"{where}: needs text in {', '.join(SUPPORTED_LANGUAGES)}")
-    return str(value[language])
+        raise ValueError(f"{where}: needs text in {', '.join(REQUIRED_TEXT_LANGUAGES)}")
+    text = value.get(language)
+    return str(text) if isinstance(text, str) and text.strip() else str(value["en"])
 
 
 def _sources(value: Any, where: str) -> tuple[str, ...]:

@@ -52,6 +52,12 @@ def _discover() -> tuple[str, ...]:
 
 LOCALES: tuple[str, ...] = _discover()
 SUPPORTED_LANGUAGES: tuple[str, ...] = tuple(dict.fromkeys(tag.split("-")[0] for tag in LOCALES))
+REQUIRED_TEXT_LANGUAGES: tuple[str, ...] = ("en", "es")
+"""The languages a practice's own texts (prompts, instruments, crisis lines) must carry: the
+ones Dyad spoke when practices began writing them. A language added since (``pt``) is
+optional there, so a stored file stays valid when Dyad learns a language; where a
+practice's text lacks it, its speakers read the English text (:func:`localized`). Dyad's
+shipped texts carry every supported language (a test checks it)."""
 
 
 def _split(code: str | None) -> tuple[str, str | None]:

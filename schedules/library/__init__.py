@@ -33,7 +33,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from bot.locales import SUPPORTED_LANGUAGES, localized, variant_keys
+from bot.locales import REQUIRED_TEXT_LANGUAGES, SUPPORTED_LANGUAGES, localized, variant_keys
 
 PromptKind = Literal["hope", "skill", "skill_followup", "couple_space", "checkin"]
 PROMPT_KINDS: tuple[str, ...] = get_args(PromptKind)
@@ -132,7 +132,12 @@ class Prompt(BaseModel):
     @field_validator("text")
     @classmethod
     def _every_language(cls, value: dict[str, str]) -> dict[str, str]:
-        for language in SUPPORTED_LANGUAGES:
+        for language, text in value.items():
+            if not text.strip():
+                raise ConfigValueError(
+                    f"text.{language} is empty", f"Write the text or remove text.{language}"
+                )
+        for language in REQUIRED_TEXT_LANGUAGES:
             if not value.get(language, "").strip():
                 name = _LANGUAGE_NAMES.get(language, language)
                 raise ConfigValueError(

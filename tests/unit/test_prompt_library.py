@@ -202,7 +202,7 @@ def test_a_practice_skill_needs_a_follow_up_that_exists() -> None:
     ("overrides", "message"),
     [
         ({"text": {"en": "Hi {name}", "pt": "Oi {name}"}}, "no Spanish"),
-        ({"text": {"en": "Hi {name}", "es": "Hola {name}"}}, "no Portuguese"),
+        ({"text": {"en": "Hi {name}", "es": "Hola {name}", "pt": " "}}, "text.pt is empty"),
         ({"text": {"es": "Hola", "pt": "Oi"}}, "no English"),
         (
             {"text": {"en": "Hi {partner}", "es": "Hola {partner}", "pt": "Oi {partner}"}},

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.locales import localized
 from schedules._toml_lines import TomlLines
 from schedules.check import (
     CheckResult,
@@ -221,12 +222,14 @@ def test_a_practice_prompt_without_a_translation_is_refused() -> None:
     )
 
 
-def test_a_practice_prompt_without_portuguese_is_refused() -> None:
+def test_a_practice_prompt_without_portuguese_stays_valid_and_reads_in_english() -> None:
+    # Portuguese came after practices wrote their files: a stored file must stay valid.
     text = GOOD.replace('text.pt = "O que cresceu no jardim esta semana, {name}?"\n', "")
-    assert only_problem(text) == (
-        line_with(text, "text.en"),
-        'missing translation: no Portuguese (pt) text. Add text.pt = "..." to this prompt.',
-    )
+    result = check_practice_text(text)
+    assert result.ok and result.library is not None
+    prompt = next(p for p in result.library if "garden" in p.text["en"])
+    assert "pt" not in prompt.text
+    assert localized(prompt.text, "pt-BR") == prompt.text["en"]
 
 
 def test_a_practice_prompt_without_english_is_refused() -> None:
