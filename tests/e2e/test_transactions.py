@@ -8,6 +8,7 @@ not counted: it is the same for every update and is measured by ``bench/updates.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -36,11 +37,11 @@ class TransactionsPerUpdate:
 
 
 async def _idle(harness: Harness) -> None:
-    """Until no update is queued or being handled."""
-    app = harness.bot.application
-    await harness.fake.wait_for(
-        lambda: not (app.update_queue.qsize() or app.update_processor.current_concurrent_updates)
-    )
+    """Until every update sent so far is handled and no handler is still running."""
+    await harness.settle()
+    processor = harness.bot.application.update_processor
+    while processor.current_concurrent_updates:  # noqa: ASYNC110 - PTB has no event for it
+        await asyncio.sleep(0.01)
 
 
 async def _pressed(harness: Harness, user: FakeUser, button_text: str) -> None:
