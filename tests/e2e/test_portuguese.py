@@ -52,7 +52,7 @@ async def test_a_pt_br_partner_onboards_checks_in_and_gets_crisis_lines_in_portu
     await _tap(joana, window, t("pt", "onboarding.window_evening"))
     await _press(joana, t("pt", "onboarding.discreet_no"))
     await joana.wait_for_message(lambda m: m.text == t("pt", "onboarding.done"))
-    await harness.settle()
+    await harness.deliver_waiting()  # the space-ready notice comes in Joana's window
     assert joana.last_message is not None
     assert joana.last_message.text == t("pt", "couple.space_ready")
     async with harness.db.uow() as uow:

@@ -188,6 +188,20 @@ def test_the_cross_language_theme_does_not_depend_on_who_wrote_which_language() 
     ]
 
 
+def test_portuguese_meets_english_and_spanish_through_the_lexicon() -> None:
+    portuguese = ["O dinheiro das crianças", "Falta dinheiro"]
+    assert words(shared_themes(["Money and the kids"], "en", portuguese, "pt-BR")) == [
+        "money / dinheiro",
+        "kids / crianças",
+    ]
+    assert words(
+        shared_themes(["Otra discusión por el trabajo"], "es-ES", ["A briga no trabalho"], "pt")
+    ) == [
+        "discusión / briga",
+        "trabajo / trabalho",
+    ]
+
+
 def test_plurals_and_regional_words_meet_their_concept() -> None:
     # "plata" (Latin America) and "dinero" are one concept; plurals are stemmed first.
     themes = shared_themes(["No alcanza la plata"], "es-419", ["Money worries"], "en")

@@ -255,8 +255,9 @@ async def test_a_partner_who_switches_to_portuguese_gets_the_page_and_brazils_li
     await blanca.send_command("settings")
     await blanca.wait_for_message(lambda m: bool(m.buttons))
     await blanca.press_button(t("es", "partner.settings_language"))
-    await blanca.wait_for_message(lambda m: "Português" in m.button_texts)
-    await blanca.press_button("Português")
+    portuguese = "Português (Brasil)"  # /settings offers every locale by its own name
+    await blanca.wait_for_message(lambda m: portuguese in m.button_texts)
+    await blanca.press_button(portuguese)
     await blanca.wait_for_message(lambda m: m.text == t("pt", "partner.saved"))
     await blanca.send_command("settings")
     await blanca.wait_for_message(lambda m: t("pt", "partner.settings_timezone") in m.button_texts)
