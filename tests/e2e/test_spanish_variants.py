@@ -23,7 +23,7 @@ async def test_a_latin_american_time_zone_gives_ustedes_and_spain_keeps_vosotros
     await harness.join(
         blanca, token_b, language="Español", typed_timezone="Europe/Madrid", window="Morning"
     )
-    await harness.settle()
+    await harness.deliver_waiting()  # the space-ready notice waits for each one's window
     assert lucia.last_message is not None and blanca.last_message is not None
     assert lucia.last_message.text == t("es-419", "couple.space_ready")
     assert blanca.last_message.text == t("es-ES", "couple.space_ready")

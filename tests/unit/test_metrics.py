@@ -19,6 +19,7 @@ def test_the_process_metrics_and_the_outbox_gauges_keep_their_names_and_types() 
     assert types(text) == {
         "dyad_updates_handled_total": "counter",
         "dyad_alerts_total": "counter",
+        "dyad_crisis_lines_fallbacks_total": "counter",
         "dyad_planner_runs_total": "counter",
         "dyad_planner_practice_failures_total": "counter",
         "dyad_planner_couple_failures_total": "counter",
