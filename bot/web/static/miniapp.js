@@ -72,9 +72,16 @@
     var status = document.getElementById("draft-status");
     var timer = null;
     var sending = false;
+    var saving = false; // one draft request at a time: two at once would race on the server
+    var again = false;
 
     function saveDraft() {
       timer = null;
+      if (saving) {
+        again = true; // saved once the request in flight has its answer
+        return;
+      }
+      saving = true;
       var body = new URLSearchParams(new FormData(form));
       window
         .fetch(form.getAttribute("data-draft"), { method: "POST", body: body, credentials: "omit" })
@@ -91,6 +98,13 @@
         })
         .catch(function () {
           status.textContent = form.getAttribute("data-failed-text");
+        })
+        .then(function () {
+          saving = false;
+          if (again) {
+            again = false;
+            saveDraft();
+          }
         });
     }
 
