@@ -28,7 +28,7 @@ from bot.core.digest import SCORE_ROLES, Digest, ScoreRole, Slot, compose_digest
 from bot.core.instruments import score_summary
 from bot.core.tokens import hash_token, looks_like_token, new_token
 from bot.locales import t
-from bot.services import access, digests, sessions
+from bot.services import access, couples, digests, sessions
 from bot.services.crypto import Cipher
 from bot.services.notes import PERIOD as NOTES_PERIOD
 from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes
@@ -262,18 +262,6 @@ class CoupleGlance:
         )
 
 
-def _state(partner: Partner, now: datetime) -> str:
-    if partner.left_at is not None:
-        return "left"
-    if partner.onboarding_step == "done":
-        if not partner.reachable:
-            return "unreachable"
-        if partner.paused_until is not None and partner.paused_until > now:
-            return "paused"
-        return "joined"
-    return "onboarding" if partner.telegram_user_id is not None else "invited"
-
-
 async def _last_answer(uow: UnitOfWork, partner: Partner) -> datetime | None:
     checkin = await uow.session.scalar(
         select(func.max(CheckIn.started_at)).where(
@@ -329,7 +317,7 @@ async def _glance(
             PartnerGlance(
                 slot=section.slot,
                 name=section.display_name,
-                state=_state(partner, now),
+                state=couples.partner_state(partner, now),
                 days_since_answer=None if last is None else (now - last).days,
                 missed=section.engagement.checkins_missed,
                 off_track=any(c is not None and c <= -drop for c in falls),

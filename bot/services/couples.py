@@ -253,3 +253,17 @@ async def schedule(
     uow.audit.record(actor=actor, action=f"schedule.{choice}"[:64], couple_id=couple.id, at=now)
     await uow.commit()
     return text
+
+
+def partner_state(partner: Partner, now: datetime) -> str:
+    """Where a seat's holder stands, in the therapist's words: ``invited``, ``onboarding``,
+    ``joined``, ``paused``, ``unreachable`` or ``left`` (the chat and the console alike)."""
+    if partner.left_at is not None:
+        return "left"
+    if partner.onboarding_step == "done":
+        if not partner.reachable:
+            return "unreachable"
+        if partner.paused_until is not None and partner.paused_until > now:
+            return "paused"
+        return "joined"
+    return "onboarding" if partner.telegram_user_id is not None else "invited"

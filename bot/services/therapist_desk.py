@@ -9,7 +9,7 @@ the call's one unit of work and returns the reply. The Telegram handlers in
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.channels.base import Button, Outgoing
 from bot.core import callbacks
@@ -17,7 +17,7 @@ from bot.services import access, confirmations, couples, digests, safety_flow, s
 from bot.services import notes as kept_notes
 from bot.services.texts import UserError, msg, msgn
 from bot.services.usecase import Call, Reply
-from db.models import Couple, Partner, Therapist
+from db.models import Couple, Therapist
 
 
 def _ttl(call: Call) -> timedelta:
@@ -43,20 +43,6 @@ async def new_couple(call: Call, label: str) -> Reply:
     )
 
 
-def _partner_state(partner: Partner, now: datetime) -> str:
-    if partner.left_at is not None:
-        return "left"
-    if partner.onboarding_step == "done":
-        if not partner.reachable:
-            return "unreachable"
-        if partner.paused_until is not None and partner.paused_until > now:
-            return "paused"
-        return "joined"
-    if partner.telegram_user_id is not None:
-        return "onboarding"
-    return "invited"
-
-
 async def list_couples(call: Call) -> Reply:
     """``/couples``: handle, label, partners' state and next session of each couple."""
     therapist = access.therapist(call.actor)
@@ -67,7 +53,7 @@ async def list_couples(call: Call) -> Reply:
     lines = [msg(lang, "couple.list_header")]
     for row in rows:
         states = [
-            msg(lang, f"couple.list_partner_{_partner_state(p, call.now)}", slot=p.slot)
+            msg(lang, f"couple.list_partner_{couples.partner_state(p, call.now)}", slot=p.slot)
             for p in row.partners
         ]
         when = (
