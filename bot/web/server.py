@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.core.numbers import ascii_int, is_ascii_digits
+from bot.core.safety import CrisisResource
 from bot.locales import pick_locale, t
 from bot.services import miniapp, miniapp_prompts, miniapp_settings
 from bot.services.deps import Deps
@@ -334,16 +335,23 @@ class MiniApp:
                     return await self._again(init, form, theme, checkin_id, problem)
         except _Refused as refused:
             return self._error(refused, theme)
+        return self._stored(sent.language, sent.resources, sent.show_crisis, theme)
+
+    def _stored(
+        self,
+        language: str,
+        resources: Sequence[CrisisResource],
+        show_crisis: bool,
+        theme: Mapping[str, str],
+        said: str | None = None,
+    ) -> web.Response:
+        """A page's answers are stored: wake the dispatcher (a note, an alert may be queued)
+        and show "saved" (or ``said``), the crisis card first when called for."""
         self._wake_dispatcher()
-        return _html(
-            pages.saved_page(
-                sent.language,
-                sent.resources,
-                show_crisis=sent.show_crisis,
-                theme=theme,
-                static=self.static,
-            )
+        page = pages.saved_page(
+            language, resources, show_crisis=show_crisis, theme=theme, static=self.static, said=said
         )
+        return _html(page)
 
     async def _again(
         self,
@@ -500,17 +508,7 @@ class MiniApp:
                 return await self._prompt_again(request, form, theme, error)
         except _Refused as refused:
             return self._error(refused, theme)
-        self._wake_dispatcher()
-        return _html(
-            pages.saved_page(
-                sent.language,
-                sent.resources,
-                show_crisis=sent.show_crisis,
-                theme=theme,
-                static=self.static,
-                said=sent.said,
-            )
-        )
+        return self._stored(sent.language, sent.resources, sent.show_crisis, theme, sent.said)
 
     async def _prompt_again(
         self,
@@ -597,18 +595,8 @@ class MiniApp:
                 return _html(self._settings_page(page, init, theme, form, problem), status=422)
         except _Refused as refused:
             return self._error(refused, theme)
-        self._wake_dispatcher()
         said = None if sent.show_crisis else t(sent.language, "webapp.settings_saved")
-        return _html(
-            pages.saved_page(
-                sent.language,
-                sent.resources,
-                show_crisis=sent.show_crisis,
-                theme=theme,
-                static=self.static,
-                said=said,
-            )
-        )
+        return self._stored(sent.language, sent.resources, sent.show_crisis, theme, said)
 
 
 def _fixable(error: UserError) -> bool:
