@@ -4,9 +4,10 @@ The database holds 1,000 couples with 90 days of history, inserted directly: wee
 sessions, check-ins twice a week with encrypted notes (some OK to raise), every
 scheduled prompt sent, replies encrypted with ``bot.services.crypto.Cipher``, a few
 safety alerts. Then two fresh processes, one after the other, compose
-(``bot.services.digests.compose_for``) and render (``render_telegram_html``) the digests
-of the same ``--samples`` couples taken at random (100 by default), one at a time, the
-first one included (no warm-up):
+(``bot.services.digests.compose_for``) and render (``render_telegram_parts``, packed into
+Telegram messages by ``telegram_messages``) the digests of the same ``--samples``
+couples taken at random (100 by default), one at a time, the first one included (no
+warm-up):
 
 * **before**: the database as Dyad had it, without the indexes that lead with the
   partner or couple (migration 0007) and without table statistics;
@@ -49,7 +50,8 @@ from bench._common import (
     quiet_logging,
     seed_clinic,
 )
-from bot.core.digest_render import render_telegram_html
+from bot.channels.telegram_split import telegram_messages
+from bot.core.digest import render_telegram_parts
 from bot.services.crypto import Cipher, new_key
 from bot.services.digests import compose_for
 from bot.services.practice_config import parse_practice_config
@@ -276,7 +278,7 @@ async def _compose_and_render(
         digest = await compose_for(uow, couple, cipher, now, actor="bench")
         # Not committed: the audit entry and digest counter roll back, the state stays.
     composed = time.perf_counter()
-    messages = render_telegram_html(digest, language)
+    messages = telegram_messages(render_telegram_parts(digest, language))
     rendered = time.perf_counter()
     return composed - started, rendered - composed, len(messages), sum(map(len, messages))
 

@@ -168,7 +168,7 @@ def schedules_preview(handle: str, slug: str | None, days: int) -> None:
 )
 def digest_command(handle: str, slug: str | None, fmt: str) -> None:
     """Print a couple's digest now (since the last session, or the last 14 days); audited."""
-    from bot.core.digest_render import render_html_page, render_json, render_text
+    from bot.core.digest import render_html_page, render_json, render_text
     from bot.services.crypto import load_cipher
     from bot.services.digests import compose_for
     from bot.services.schedule_preview import find_couple

@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, select, update
 
 from bot.channels.base import Outgoing
 from bot.channels.registry import EMAIL
+from bot.channels.telegram_split import telegram_messages
 from bot.core.digest import (
     AlertData,
     CheckinData,
@@ -38,8 +39,10 @@ from bot.core.digest import (
     ReplyData,
     SkillPracticeData,
     compose_digest,
+    render_html_page,
+    render_telegram_parts,
+    render_text,
 )
-from bot.core.digest_render import render_html_page, render_telegram_html, render_text
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
 from bot.services import events
@@ -477,7 +480,8 @@ async def queue_digest(
     assert therapist is not None
     digest = await compose_for(uow, couple, cipher, now, actor=actor)
     key = key or f"digest:demand:{couple.id}:{couple.digests_sent}"
-    chunks = render_telegram_html(digest, therapist.language) if telegram else []
+    parts = render_telegram_parts(digest, therapist.language) if telegram else ()
+    chunks = telegram_messages(parts)
     for index, chunk in enumerate(chunks):
         await enqueue(
             uow,

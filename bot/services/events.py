@@ -27,8 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.channels.base import Outgoing, Sent
 from bot.channels.registry import WEBHOOK
-from bot.core.digest import Digest
-from bot.core.digest_render import render_json
+from bot.core.digest import Digest, render_json
 from bot.services.crypto import Cipher
 from bot.services.practice_config import WEBHOOK_EVENTS, parse_practice_config
 from db.models import Alert, Couple, Delivery, Partner

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from bot.core.digest import (
     SCORE_ROLES,
-    SINGLE_PARTNER_AGENDA,
     AlertData,
     CheckinData,
     CoupleAnswerData,
@@ -28,15 +27,14 @@ from bot.core.digest import (
     DigestInput,
     DigestSettings,
     PartnerData,
-    Practice,
     ReplyData,
     SkillPracticeData,
     Slot,
-    choose_quotes,
     compose_digest,
     cut_at_word,
-    sparkline,
 )
+from bot.core.digest.compose import choose_quotes, sparkline
+from bot.core.digest.model import SINGLE_PARTNER_AGENDA, Practice
 
 START = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
 END = START + timedelta(days=14)

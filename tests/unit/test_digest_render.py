@@ -11,13 +11,12 @@ import json
 import os
 from dataclasses import replace
 from datetime import timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from bot.channels.telegram_split import TELEGRAM_LIMIT, telegram_messages
 from bot.core.digest import (
     CheckinData,
     CoupleAnswerData,
@@ -27,17 +26,14 @@ from bot.core.digest import (
     DigestSettings,
     ReplyData,
     compose_digest,
-)
-from bot.core.digest_render import (
-    TELEGRAM_LIMIT,
-    format_number,
     render_html_page,
     render_json,
-    render_telegram_html,
+    render_telegram_parts,
     render_text,
-    split_html,
 )
 from bot.locales import LOCALES, pick_language
+from bot.locales.formats import format_number
+from tests.unit.markup import TELEGRAM_TAGS, assert_balanced, utf16_length, visible_text
 from tests.unit.test_digest_compose import (
     CANARY,
     END,
@@ -55,8 +51,6 @@ from tests.unit.test_digest_compose import (
 
 GOLDEN = Path(__file__).parent / "golden" / "digest"
 MESSAGE_BREAK = "\n\n----- next Telegram message -----\n\n"
-TELEGRAM_TAGS = {"b", "i", "u", "s", "code", "pre", "blockquote", "a"}
-VOID_TAGS = {"meta", "br"}
 BLAME_EN = (
     "fault",
     "blame",
@@ -80,59 +74,15 @@ BLAME_PT = ("culpa", "se recusou", "ignorou", "não quis", "falhou", "descuid", 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-class MarkupCheck(HTMLParser):
-    """Collects tags, nesting errors and text of an HTML fragment."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
-        self.tags: set[str] = set()
-        self.errors: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        if tag not in VOID_TAGS:
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-        else:
-            self.stack.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def check_markup(markup: str) -> MarkupCheck:
-    """Parse ``markup``; the result says which tags it used and whether they balance."""
-    checker = MarkupCheck()
-    checker.feed(markup)
-    checker.close()
-    return checker
-
-
-def assert_balanced(markup: str) -> MarkupCheck:
-    checker = check_markup(markup)
-    assert checker.errors == [], checker.errors
-    assert checker.stack == [], f"left open: {checker.stack}"
-    return checker
-
-
-def visible_text(markup: str) -> str:
-    """The text a reader sees, with whitespace removed (splits may drop a space)."""
-    return "".join("".join(check_markup(markup).text).split())
-
-
-def utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+def telegram_html(digest: Digest, language: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """The digest as the therapist's Telegram chat receives it, message by message."""
+    return telegram_messages(render_telegram_parts(digest, language), limit)
 
 
 def all_renderings(digest: Digest, language: str) -> dict[str, str]:
     return {
         "text": render_text(digest, language),
-        "telegram": "\n".join(render_telegram_html(digest, language)),
+        "telegram": "\n".join(telegram_html(digest, language)),
         "page": render_html_page(digest, language),
         "json": render_json(digest),
     }
@@ -151,9 +101,7 @@ def _golden_outputs(name: str, language: str) -> dict[str, str]:
     digest = compose_digest(FIXTURES[name](_fixture_language(language)))
     outputs = {
         f"{name}.{language}.txt": render_text(digest, language),
-        f"{name}.{language}.telegram.html": MESSAGE_BREAK.join(
-            render_telegram_html(digest, language)
-        )
+        f"{name}.{language}.telegram.html": MESSAGE_BREAK.join(telegram_html(digest, language))
         + "\n",
     }
     if name == "balanced":
@@ -236,7 +184,7 @@ def test_user_text_is_escaped_in_every_html_rendering() -> None:
             partners=(replace(alex, checkins=(*alex.checkins, odd)), sam),
         )
     )
-    for markup in (*render_telegram_html(digest, "en"), render_html_page(digest, "en")):
+    for markup in (*telegram_html(digest, "en"), render_html_page(digest, "en")):
         assert "<script>" not in markup and "<b>bold</b>" not in markup
         assert "<i>Us</i>" not in markup
         assert_balanced(markup)
@@ -272,8 +220,8 @@ def test_swapped_partners_render_the_same_but_for_slot_letters(data: DigestInput
     mirror = compose_digest(swapped(data))
     for language in ("en", "es"):
         assert render_text(mirror, language) == letters_swapped(render_text(original, language))
-        assert render_telegram_html(mirror, language) == [
-            letters_swapped(m) for m in render_telegram_html(original, language)
+        assert telegram_html(mirror, language) == [
+            letters_swapped(m) for m in telegram_html(original, language)
         ]
 
 
@@ -354,7 +302,7 @@ def _very_long_couple() -> DigestInput:
 
 def test_a_very_long_digest_splits_into_valid_telegram_messages() -> None:
     digest = compose_digest(_very_long_couple())
-    messages = render_telegram_html(digest, "en")
+    messages = telegram_html(digest, "en")
     assert len(messages) > 5
     for message in messages:
         assert utf16_length(message) <= TELEGRAM_LIMIT
@@ -364,14 +312,14 @@ def test_a_very_long_digest_splits_into_valid_telegram_messages() -> None:
     # A part too long for one message is split between its subsections first.
     assert any(m.startswith("<b>In their own words</b>\n") for m in messages)
     assert any(m.startswith("<b>Couple space</b>\n") for m in messages)
-    unsplit = render_telegram_html(digest, "en", limit=10**7)
+    unsplit = telegram_html(digest, "en", 10**7)
     assert len(unsplit) == 1
     assert visible_text("".join(messages)) == visible_text(unsplit[0])
 
 
 def test_short_parts_are_never_split_across_messages() -> None:
     digest = compose_digest(_very_long_couple())
-    messages = render_telegram_html(digest, "en")
+    messages = telegram_html(digest, "en")
     for heading in ("<b><u>Safety</u></b>", "<b><u>Suggested agenda</u></b>"):
         holding = [m for m in messages if heading in m]
         assert len(holding) == 1
@@ -379,41 +327,6 @@ def test_short_parts_are_never_split_across_messages() -> None:
         assert "</b>\n• " in holding[0][start:] or "\n• " in holding[0][start:]
     assert "<b><u>Suggested agenda</u></b>" in messages[-1]
     assert "Balance of this digest" in messages[0]
-
-
-_markup_lines = st.lists(
-    st.sampled_from(
-        [
-            "<b>Heading</b>",
-            "• plain item with some words",
-            "<blockquote>“a quote &amp; more words here” <i>(Mon 5 Oct)</i></blockquote>",
-            "<b><u>Part</u></b>",
-            "<code>▁▂▃▄▅▆▇█</code> mean 5",
-            "🙂🙂🙂 emoji line 🙂",
-            "<blockquote>" + "long " * 60 + "</blockquote>",
-            "&amp;" * 40,
-        ]
-    ),
-    min_size=1,
-    max_size=30,
-).map("\n".join)
-
-
-@settings(max_examples=60, deadline=None)
-@given(markup=_markup_lines, limit=st.integers(60, 400))
-def test_splitting_keeps_every_chunk_short_balanced_and_complete(markup: str, limit: int) -> None:
-    chunks = split_html(markup, limit)
-    for chunk in chunks:
-        assert utf16_length(chunk) <= limit
-        assert_balanced(chunk)
-    assert visible_text("".join(chunks)) == visible_text(markup)
-
-
-def test_splitting_prefers_line_ends() -> None:
-    lines = [f"• item number {i} with a few words" for i in range(40)]
-    chunks = split_html("\n".join(lines), 200)
-    assert len(chunks) > 1
-    assert all(chunk.split("\n")[0] in lines and chunk.split("\n")[-1] in lines for chunk in chunks)
 
 
 def test_missed_check_ins_are_shown_for_both_partners_in_the_same_form() -> None:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import ConfigError, load_settings
-from bot.core.digest_render import render_html_sections
+from bot.core.digest import render_html_sections
 from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from bot.services import console

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.core.digest_render import render_html_sections as digest_sections
+from bot.core.digest import render_html_sections as digest_sections
 from bot.locales import catalog, t
 from bot.locales.formats import format_date, format_datetime, format_number
 from bot.services.console import AdminView, CoupleGlance, CoupleView, NotesColumn, PartnerGlance

@@ -1,35 +1,28 @@
-"""Rendering a :class:`~bot.core.digest.Digest`: plain text, Telegram HTML, a printable page, JSON.
+"""The digest as a document: parts made of blocks made of styled spans, in the reader's words.
 
-Every renderer walks one document model built here (parts made of blocks made of
-styled spans), so the four outputs say the same things in the same order. All words
-come from the ``digest`` catalogs through :func:`~bot.locales.t`; all user text is
-escaped. Telegram output is split into messages of at most 4,096 characters between
-parts, or between lines (closing and reopening tags) when one part is too long.
+Every renderer (:mod:`bot.core.digest.render`) walks this one document, so the plain
+text, the Telegram HTML and the printable page say the same things in the same order.
+All words come from the ``digest`` catalogs through :func:`~bot.locales.t`. The plain
+text of a partner's section lives here too: it is what the balance figure measures
+(:mod:`bot.core.digest.compose`), the same template whoever the partner is.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from bot.locales import resolve, t
+from bot.core.digest.model import (
+    AgendaItem,
+    AlertView,
+    Digest,
+    PartnerSection,
+    RoleScores,
+    SkillCount,
+)
+from bot.locales import t
 from bot.locales.formats import format_date, format_datetime, format_day, format_list, format_number
-
-if TYPE_CHECKING:  # digest.py imports this module to measure balance
-    from bot.core.digest import (
-        AgendaItem,
-        AlertView,
-        Digest,
-        PartnerSection,
-        RoleScores,
-        SkillCount,
-    )
-
-TELEGRAM_LIMIT = 4096
 
 Style = Literal["plain", "bold", "italic", "code"]
 BlockKind = Literal[
@@ -230,10 +223,15 @@ def _partner_blocks(section: PartnerSection, language: str) -> tuple[Block, ...]
     return tuple(blocks)
 
 
+def digest_title(digest: Digest, language: str) -> str:
+    """The digest's title: its first line, and the printable page's ``<title>``."""
+    return _k(language, "title", label=digest.couple_label)
+
+
 def _header(digest: Digest, language: str) -> Part:
     first, second = digest.partners
     blocks = [
-        Block("title", (Span(_k(language, "title", label=digest.couple_label), "bold"),)),
+        Block("title", (Span(digest_title(digest, language), "bold"),)),
         Block("line", (Span(_k(language, "handle_line", handle=digest.couple_handle)),)),
         Block(
             "line",
@@ -451,7 +449,7 @@ def _balance(digest: Digest, language: str) -> Block:
     return Block("note", (Span(text, "italic"),))
 
 
-def _document(digest: Digest, language: str) -> tuple[Part, ...]:
+def document(digest: Digest, language: str) -> tuple[Part, ...]:
     """The digest as parts: header (with balance), each partner, together, safety, agenda."""
     first, second = digest.partners
     return (
@@ -486,303 +484,11 @@ def _text_block(block: Block) -> str:
     return line
 
 
-def _text_part(part: Part) -> str:
+def part_text(part: Part) -> str:
+    """A part as plain text: one line per block, titles and headings underlined."""
     return "\n".join(_text_block(block) for block in part.blocks)
 
 
 def partner_section_text(section: PartnerSection, language: str) -> str:
     """The plain-text rendering of one partner's section (what the balance figure measures)."""
-    return _text_part(Part("partner", _partner_blocks(section, language)))
-
-
-def render_text(digest: Digest, language: str) -> str:
-    """The digest as plain text."""
-    return "\n\n".join(_text_part(part) for part in _document(digest, language)) + "\n"
-
-
-# --- Telegram HTML ---------------------------------------------------------------
-
-_TG_STYLE: dict[Style, tuple[str, str]] = {
-    "plain": ("", ""),
-    "bold": ("<b>", "</b>"),
-    "italic": ("<i>", "</i>"),
-    "code": ("<code>", "</code>"),
-}
-
-
-def _tg_spans(spans: Iterable[Span]) -> str:
-    out = []
-    for span in spans:
-        opening, closing = _TG_STYLE[span.style]
-        out.append(f"{opening}{html.escape(span.text)}{closing}")
-    return "".join(out)
-
-
-def _tg_block(block: Block) -> str:
-    inner = _tg_spans(block.spans)
-    match block.kind:
-        case "title":
-            return inner  # its one span is bold already
-        case "subheading":
-            return f"<b>{inner}</b>"
-        case "heading":
-            return f"<b><u>{inner}</u></b>"
-        case "item":
-            return f"• {inner}"
-        case "subitem":
-            return f"    {inner}"
-        case "quote":
-            return f"<blockquote>{inner}</blockquote>"
-        case "flag":
-            return f"⚑ {inner}"
-        case _:
-            return inner
-
-
-def _measure(text: str) -> int:
-    # Telegram counts UTF-16 code units; raw HTML is never shorter than what it parses to.
-    return len(text.encode("utf-16-le")) // 2
-
-
-_TOKEN = re.compile(r"<[^>]*>|[^<]+")
-_TAG_NAME = re.compile(r"</?([a-zA-Z]+)")
-_WORDS = re.compile(r"\s+|\S+")
-_UNIT = re.compile(r"&[#\w]+;|.", re.DOTALL)
-
-
-def _closing(stack: list[tuple[str, str]]) -> str:
-    return "".join(f"</{name}>" for name, _ in reversed(stack))
-
-
-def _reopening(stack: list[tuple[str, str]]) -> str:
-    return "".join(tag for _, tag in stack)
-
-
-def _after(stack: list[tuple[str, str]], atom: str) -> list[tuple[str, str]]:
-    if not atom.startswith("<"):
-        return stack
-    found = _TAG_NAME.match(atom)
-    if found is None:
-        return stack
-    if atom.startswith("</"):
-        return stack[:-1] if stack and stack[-1][0] == found.group(1) else stack
-    return [*stack, (found.group(1), atom)]
-
-
-def _atoms(line: str) -> list[str]:
-    atoms: list[str] = []
-    for token in _TOKEN.findall(line):
-        atoms.extend([token] if token.startswith("<") else _WORDS.findall(token))
-    return atoms
-
-
-def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split Telegram HTML into chunks of at most ``limit``, between lines where possible.
-
-    A tag open at a split is closed at the end of one chunk and reopened at the start
-    of the next; a line longer than a chunk is split between words, and a word longer
-    than a chunk between characters (never inside an entity such as ``&amp;``).
-    """
-    chunks: list[str] = []
-    stack: list[tuple[str, str]] = []
-    current = ""
-    filled = False  # whether ``current`` holds anything beyond reopened tags
-
-    def flush() -> None:
-        nonlocal current, filled
-        if filled:
-            chunks.append(current + _closing(stack))
-        current, filled = _reopening(stack), False
-
-    def add(atom: str) -> None:
-        nonlocal current, filled, stack
-        after = _after(stack, atom)
-        if _measure(current + atom + _closing(after)) > limit and filled:
-            flush()
-        if not filled and not atom.strip():
-            return  # no chunk starts with the space or newline it was split at
-        if _measure(current + atom + _closing(after)) > limit:
-            # One word longer than a whole chunk: cut it between characters.
-            for unit in _UNIT.findall(atom):
-                if _measure(current + unit + _closing(stack)) > limit and filled:
-                    flush()
-                current, filled = current + unit, True
-            return
-        current, stack = current + atom, after
-        filled = filled or not atom.startswith("<")
-
-    for index, line in enumerate(text.split("\n")):
-        after = stack
-        for atom in _TOKEN.findall(line):
-            after = _after(after, atom)
-        joiner = "\n" if index and filled else ""
-        whole = current + joiner + line + _closing(after)
-        if filled and _measure(whole) > limit:
-            flush()
-            joiner = ""
-        if _measure(current + joiner + line + _closing(after)) <= limit:
-            current, stack = current + joiner + line, after
-            filled = filled or bool(line)
-            continue
-        for atom in _atoms(line):
-            add(atom)
-    if filled:
-        chunks.append(current + _closing(stack))
-    return chunks
-
-
-def _subsections(part: Part) -> list[tuple[Block, ...]]:
-    """A part's blocks cut before each subheading (the heading stays with the first)."""
-    groups: list[list[Block]] = [[]]
-    for block in part.blocks:
-        if block.kind == "subheading" and groups[-1]:
-            groups.append([])
-        groups[-1].append(block)
-    return [tuple(group) for group in groups]
-
-
-def _tg_html(blocks: Iterable[Block]) -> str:
-    return "\n".join(_tg_block(block) for block in blocks)
-
-
-def render_telegram_html(
-    digest: Digest, language: str, *, limit: int = TELEGRAM_LIMIT
-) -> list[str]:
-    """The digest as Telegram HTML messages of at most ``limit`` characters each.
-
-    Parts are never split when they fit in a message; a longer part is split between
-    its subsections, and a subsection longer than a message between lines.
-    """
-    messages: list[str] = []
-    current = ""
-
-    def push(separator: str, body: str) -> None:
-        nonlocal current
-        if current and _measure(current + separator + body) <= limit:
-            current += separator + body
-            return
-        if current:
-            messages.append(current)
-        pieces = [body] if _measure(body) <= limit else split_html(body, limit)
-        messages.extend(pieces[:-1])
-        current = pieces[-1] if pieces else ""
-
-    for part in _document(digest, language):
-        body = _tg_html(part.blocks)
-        if _measure(body) <= limit:
-            push("\n\n", body)
-            continue
-        for index, group in enumerate(_subsections(part)):
-            push("\n" if index else "\n\n", _tg_html(group))
-    if current:
-        messages.append(current)
-    return messages
-
-
-# --- standalone HTML page ------------------------------------------------------------
-
-_PAGE_STYLE = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#222;
-max-width:62rem;margin:2rem auto;padding:0 1rem}
-h1{font-size:1.4rem;margin:0 0 .4rem}
-h2{font-size:1.15rem;border-bottom:1px solid #bbb;padding-bottom:.2rem;margin:1.4rem 0 .4rem}
-h3{font-size:1rem;margin:.9rem 0 .2rem}
-p{margin:.2rem 0}
-ul{margin:.2rem 0;padding-left:1.3rem}
-ul.sub{list-style:none;padding-left:1.3rem}
-blockquote{margin:.3rem 0;padding:.2rem .7rem;border-left:3px solid #999}
-code{font-family:ui-monospace,Menlo,Consolas,monospace;letter-spacing:.05em}
-.note{color:#555}
-.flag{font-weight:bold;color:#8a3b00}
-.partners{display:grid;grid-template-columns:1fr 1fr;gap:1.5rem}
-@media (max-width:40rem){.partners{grid-template-columns:1fr}}
-@media print{body{margin:0;max-width:none;font-size:10.5pt}section{break-inside:avoid}}
-""".strip()
-
-_PAGE_STYLE_TAGS: dict[Style, tuple[str, str]] = {
-    "plain": ("", ""),
-    "bold": ("<strong>", "</strong>"),
-    "italic": ("<em>", "</em>"),
-    "code": ("<code>", "</code>"),
-}
-
-
-def _page_spans(spans: Iterable[Span]) -> str:
-    out = []
-    for span in spans:
-        opening, closing = _PAGE_STYLE_TAGS[span.style]
-        out.append(f"{opening}{html.escape(span.text)}{closing}")
-    return "".join(out)
-
-
-def _page_part(part: Part) -> str:
-    out: list[str] = [f'<section class="{html.escape(part.name)}">']
-    open_list: str | None = None
-
-    def close_list() -> None:
-        nonlocal open_list
-        if open_list is not None:
-            out.append("</ul>")
-            open_list = None
-
-    for block in part.blocks:
-        inner = _page_spans(block.spans)
-        if block.kind in ("item", "subitem"):
-            wanted = "ul" if block.kind == "item" else 'ul class="sub"'
-            if open_list != wanted:
-                close_list()
-                out.append(f"<{wanted}>")
-                open_list = wanted
-            out.append(f"<li>{inner}</li>")
-            continue
-        close_list()
-        wrap: Callable[[str], str] = {
-            "title": lambda s: f"<h1>{s}</h1>",
-            "heading": lambda s: f"<h2>{s}</h2>",
-            "subheading": lambda s: f"<h3>{s}</h3>",
-            "line": lambda s: f"<p>{s}</p>",
-            "note": lambda s: f'<p class="note">{s}</p>',
-            "quote": lambda s: f"<blockquote>{s}</blockquote>",
-            "flag": lambda s: f'<p class="flag">⚑ {s}</p>',
-        }[block.kind]
-        out.append(wrap(inner))
-    close_list()
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def render_html_page(digest: Digest, language: str) -> str:
-    """The digest as a standalone, printable HTML page (inline stylesheet, all text escaped)."""
-    parts = _document(digest, language)
-    header, first, second, *rest = parts
-    title = html.escape(_k(language, "title", label=digest.couple_label))
-    body = [
-        _page_part(header),
-        '<div class="partners">',
-        _page_part(first),
-        _page_part(second),
-        "</div>",
-        *(_page_part(part) for part in rest),
-    ]
-    return (
-        "<!doctype html>\n"
-        f'<html lang="{html.escape(resolve(language))}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{title}</title>\n<style>\n{_PAGE_STYLE}\n</style>\n</head>\n<body>\n<main>\n"
-        + "\n".join(body)
-        + "\n</main>\n</body>\n</html>\n"
-    )
-
-
-def render_html_sections(digest: Digest, language: str) -> tuple[str, ...]:
-    """The printable page's sections (header, each partner, together, safety, agenda) as
-    HTML without the page around them, for pages that bring their own stylesheet."""
-    return tuple(_page_part(part) for part in _document(digest, language))
-
-
-# --- JSON ------------------------------------------------------------------------------
-
-
-def render_json(digest: Digest) -> str:
-    """The digest as JSON (stable key order, UTF-8 text kept readable)."""
-    return json.dumps(digest.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    return part_text(Part("partner", _partner_blocks(section, language)))
