@@ -8,17 +8,20 @@ import math
 import os
 import random
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.engine import Database
 from db.models import Couple, Partner, Practice, Therapist
+
+if TYPE_CHECKING:  # the memory benchmarks never load the fake Bot API
+    from bot.fakebotapi import FakeUser
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_URL_VAR = "DYAD_TEST_DATABASE_URL"
@@ -295,6 +298,11 @@ async def seed_clinic(
 
 
 # Figures -----------------------------------------------------------------------------------
+
+
+def has_message(user: FakeUser) -> Callable[[], bool]:
+    """A condition for ``FakeBotAPI.wait_for``: ``user`` can see a message from the bot."""
+    return lambda: user.last_message is not None
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -33,6 +33,7 @@ from typing import Any
 from bench._common import (
     default_postgres_url,
     emit,
+    has_message,
     latency_figures,
     open_bench_database,
     quiet_logging,
@@ -107,7 +108,7 @@ async def measure(
                     await take_in(bot, fake.updates[-1])
                 for partner in playing:
                     user = fake.users[partner.chat_id]
-                    await fake.wait_for(lambda u=user: u.last_message is not None, 30.0)
+                    await fake.wait_for(has_message(user), 30.0)
                     crowd.append(_Presser(_Player(user), partner.chat_id))
                 queued = await _queue_notices(db, [p.id for p in recipients], datetime.now(UTC))
                 loop = asyncio.get_running_loop()

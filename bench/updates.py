@@ -46,6 +46,7 @@ from sqlalchemy import event, func, select
 from bench._common import (
     default_postgres_url,
     emit,
+    has_message,
     latency_figures,
     open_bench_database,
     quiet_logging,
@@ -265,7 +266,7 @@ async def measure(
                     await take_in(bot, fake.updates[-1])
                     crowd.append(_Player(user))
                 for player in crowd:
-                    await fake.wait_for(lambda u=player.user: u.last_message is not None, 60.0)
+                    await fake.wait_for(has_message(player.user), 60.0)
                 set_up_seconds = time.perf_counter() - set_up
                 sql.attach(db)
                 kinds: dict[int, str] = {}
