@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.inbox import HANDLING, mark_in
+from db.inbox import HANDLING, end_wait_in, mark_in
 from db.repositories import (
     AuditRepository,
     ConversationRepository,
@@ -81,6 +81,13 @@ class UnitOfWork:
         self.conversations = ConversationRepository(self.session)
         self.updates = UpdateRepository(self.session)
         self.audit = AuditRepository(self.session)
+        handling = HANDLING.get()
+        if handling is not None and not handling.done:
+            try:
+                await end_wait_in(self.session, handling)
+            except BaseException:
+                await self.session.close()
+                raise
         return self
 
     async def __aexit__(
@@ -99,7 +106,9 @@ class UnitOfWork:
         """Make everything done in this unit of work durable.
 
         While an update is being handled, the first commit also marks it handled, in the
-        same transaction (``db.inbox``): its effects and the mark are durable together.
+        same transaction (``db.inbox``): its effects and the mark are durable together (and
+        a command's end of the typed answer awaited, which every unit of work of its handling
+        starts with until one commits).
         """
         handling = HANDLING.get()
         if handling is None or handling.marked or handling.done:
