@@ -111,7 +111,7 @@ class Inbox:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def store_claimed(
-        self, update_id: int, raw: str, command_from: int | None
+        self, update_id: int, raw: str, command_from: int | None, *, sender: int | None = None
     ) -> Handling | None:
         """Keep an update before it is acknowledged, already claimed by this worker.
 
@@ -121,7 +121,9 @@ class Inbox:
         long before the handlers start is renewed first (``renew``).
         """
         now = await self._now()
-        handling = Handling(update_id, uuid.uuid4().hex, now, ends_wait_of=command_from)
+        handling = Handling(
+            update_id, uuid.uuid4().hex, now, sender=sender, ends_wait_of=command_from
+        )
         statement = self._insert(
             {
                 "update_id": update_id,
@@ -137,7 +139,9 @@ class Inbox:
             await uow.commit()
         return handling if result.rowcount else None  # type: ignore[attr-defined]
 
-    async def claim(self, update_id: int, command_from: int | None) -> Handling | None:
+    async def claim(
+        self, update_id: int, command_from: int | None, *, sender: int | None = None
+    ) -> Handling | None:
         """Take an unhandled update for this worker; None when it is handled or taken.
 
         ``command_from``: the update is a command from this Telegram user, which ends
@@ -145,7 +149,9 @@ class Inbox:
         of its handling: ``Handling.ends_wait_of``).
         """
         now = await self._now()
-        handling = Handling(update_id, uuid.uuid4().hex, now, ends_wait_of=command_from)
+        handling = Handling(
+            update_id, uuid.uuid4().hex, now, sender=sender, ends_wait_of=command_from
+        )
         statement = (
             update(InboxUpdate)
             .where(
@@ -296,7 +302,9 @@ class InboxProcessor(BaseUpdateProcessor):
         stored = intake.claimed.pop(update.update_id, None)
         try:
             if stored is None:  # the sweeper's: claimed now
-                handling = await intake.inbox.claim(update.update_id, _command_from(update))
+                handling = await intake.inbox.claim(
+                    update.update_id, _command_from(update), sender=_sender(update)
+                )
             else:  # claimed when stored; renewed first if it waited a while in its queue
                 handling, at = stored
                 waited = asyncio.get_running_loop().time() - at
@@ -350,6 +358,11 @@ def _order_key(update: Update) -> int | None:
     return user.id if user is not None else None
 
 
+def _sender(update: Update) -> int | None:
+    user = update.effective_user
+    return user.id if user is not None else None
+
+
 def _command_from(update: Update) -> int | None:
     message = update.message
     if message and message.text and message.text.startswith("/") and update.effective_user:
@@ -396,7 +409,9 @@ class Intake:
             update = Update.de_json(data, self.bot)
         except Exception as error:
             raise Unstorable(f"not an update: {error}") from error
-        handling = await self.inbox.store_claimed(update_id, raw, _command_from(update))
+        handling = await self.inbox.store_claimed(
+            update_id, raw, _command_from(update), sender=_sender(update)
+        )
         if handling is None:
             return False
         self.claimed[update_id] = (handling, asyncio.get_running_loop().time())
