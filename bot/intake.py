@@ -3,11 +3,13 @@
 Every update is **stored before it is acknowledged**: in webhook mode the answer is 200
 only once its inbox row is committed; with long polling the offset that confirms an
 update is sent only once it is stored. The row holds the update's JSON, encrypted, until
-the update is handled. Handling claims the row with a short lease in the database's time
-(renewed while the handlers run); the first transaction the handlers commit marks it
+the update is handled. The worker that stores an update claims it in the same statement,
+with a short lease in the database's time (renewed while the handlers run, and before they
+start if the update waited long in its chat's queue); an update the sweeper takes over is
+claimed when its turn comes; the first transaction the handlers commit marks it
 handled together with their effects (``db.inbox``), and a handler that commits nothing
 is marked when it returns. A sweeper in every process takes over the rows that a dead
-worker left unhandled (stored but never claimed, or claimed and its lease run out).
+worker left unhandled (its lease run out, or stored and never claimed).
 
 When the update cannot be recorded (the database is busy or away) nothing handles it:
 the person gets one kind reply saying Dyad will take it in by itself (Telegram sends it
@@ -43,8 +45,8 @@ from bot.locales import pick_locale, t
 from bot.services.crypto import Cipher
 from db.clock import DatabaseTime
 from db.engine import Database
-from db.inbox import HANDLING, Handling, handled_values
-from db.models import ConversationState, InboxUpdate
+from db.inbox import HANDLING, Handling, end_wait_in, handled_values
+from db.models import InboxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -89,29 +91,67 @@ class Inbox:
         assert self.leases is not None
         return await self.leases.now()
 
+    def _insert(self, values: dict[str, Any]) -> Any:
+        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
+        return insert(InboxUpdate).values(values).on_conflict_do_nothing()
+
     async def store(self, update_id: int, raw: str) -> bool:
         """Keep an update before it is acknowledged; False when it was kept before."""
-        values = {
-            "update_id": update_id,
-            "payload": self.cipher.encrypt(raw),
-            "received_at": await self._now(),
-            "attempts": 0,
-        }
-        insert = postgresql.insert if self.db.is_postgres else sqlite.insert
-        statement = insert(InboxUpdate).values(values).on_conflict_do_nothing()
+        statement = self._insert(
+            {
+                "update_id": update_id,
+                "payload": self.cipher.encrypt(raw),
+                "received_at": await self._now(),
+                "attempts": 0,
+            }
+        )
         async with self.db.uow() as uow:
             result = await uow.session.execute(statement)
             await uow.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def claim(self, update_id: int, command_from: int | None) -> Handling | None:
+    async def store_claimed(
+        self, update_id: int, raw: str, command_from: int | None, *, sender: int | None = None
+    ) -> Handling | None:
+        """Keep an update before it is acknowledged, already claimed by this worker.
+
+        One transaction instead of two: the update this worker stores is the one it is about
+        to handle, so the row is written with this worker's lease. None when it was kept
+        before (another worker, or an earlier delivery of it, has it). A claim that waits
+        long before the handlers start is renewed first (``renew``).
+        """
+        now = await self._now()
+        handling = Handling(
+            update_id, uuid.uuid4().hex, now, sender=sender, ends_wait_of=command_from
+        )
+        statement = self._insert(
+            {
+                "update_id": update_id,
+                "payload": self.cipher.encrypt(raw),
+                "received_at": now,
+                "attempts": 1,
+                "lease_until": now + self.lease,
+                "lease_token": handling.token,
+            }
+        )
+        async with self.db.uow() as uow:
+            result = await uow.session.execute(statement)
+            await uow.commit()
+        return handling if result.rowcount else None  # type: ignore[attr-defined]
+
+    async def claim(
+        self, update_id: int, command_from: int | None, *, sender: int | None = None
+    ) -> Handling | None:
         """Take an unhandled update for this worker; None when it is handled or taken.
 
         ``command_from``: the update is a command from this Telegram user, which ends
-        whatever typed answer the bot was waiting for from them (in the same transaction).
+        whatever typed answer the bot was waiting for from them (in the first transaction
+        of its handling: ``Handling.ends_wait_of``).
         """
         now = await self._now()
-        handling = Handling(update_id, uuid.uuid4().hex, now)
+        handling = Handling(
+            update_id, uuid.uuid4().hex, now, sender=sender, ends_wait_of=command_from
+        )
         statement = (
             update(InboxUpdate)
             .where(
@@ -131,34 +171,37 @@ class Inbox:
             taken = (await uow.session.scalars(statement)).one_or_none()
             if taken is None:
                 return None
-            if command_from is not None:
-                state = await uow.session.get(ConversationState, command_from)
-                if state is not None:
-                    await uow.session.delete(state)
             await uow.commit()
         return handling
 
-    async def renew(self, handling: Handling) -> None:
-        """Extend the claim while the handlers still run."""
+    async def renew(self, handling: Handling) -> bool:
+        """Extend the claim (while the handlers run, or after it waited for them to start).
+
+        False when the claim was lost: its lease ran out and another worker took the update.
+        """
         now = await self._now()
-        async with self.db.uow() as uow:
-            await uow.session.execute(
-                update(InboxUpdate)
-                .where(
-                    InboxUpdate.update_id == handling.update_id,
-                    InboxUpdate.lease_token == handling.token,
-                    InboxUpdate.handled_at.is_(None),
-                )
-                .values(lease_until=now + self.lease)
-                .execution_options(synchronize_session=False)
+        statement = (
+            update(InboxUpdate)
+            .where(
+                InboxUpdate.update_id == handling.update_id,
+                InboxUpdate.lease_token == handling.token,
+                InboxUpdate.handled_at.is_(None),
             )
+            .values(lease_until=now + self.lease)
+            .returning(InboxUpdate.update_id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.uow() as uow:
+            kept = (await uow.session.scalars(statement)).one_or_none()
             await uow.commit()
+        return kept is not None
 
     async def finish(self, handling: Handling) -> None:
         """Mark handled an update whose handlers committed nothing (else that did it)."""
         if handling.marked:
             return
         async with self.db.uow() as uow:
+            await end_wait_in(uow.session, handling)
             await uow.session.execute(
                 update(InboxUpdate)
                 .where(
@@ -256,8 +299,17 @@ class InboxProcessor(BaseUpdateProcessor):
     async def _handle(self, update: Update, coroutine: Awaitable[Any]) -> None:
         intake = self.intake
         intake.queued.discard(update.update_id)
+        stored = intake.claimed.pop(update.update_id, None)
         try:
-            handling = await intake.inbox.claim(update.update_id, _command_from(update))
+            if stored is None:  # the sweeper's: claimed now
+                handling = await intake.inbox.claim(
+                    update.update_id, _command_from(update), sender=_sender(update)
+                )
+            else:  # claimed when stored; renewed first if it waited a while in its queue
+                handling, at = stored
+                waited = asyncio.get_running_loop().time() - at
+                if waited > intake.inbox.lease.total_seconds() / 3:
+                    handling = handling if await intake.inbox.renew(handling) else None
         except Exception:
             _close(coroutine)
             log.exception("could not claim an update; left to the sweeper")
@@ -306,6 +358,11 @@ def _order_key(update: Update) -> int | None:
     return user.id if user is not None else None
 
 
+def _sender(update: Update) -> int | None:
+    user = update.effective_user
+    return user.id if user is not None else None
+
+
 def _command_from(update: Update) -> int | None:
     message = update.message
     if message and message.text and message.text.startswith("/") and update.effective_user:
@@ -328,6 +385,8 @@ class Intake:
     sweep_every: float = 5.0
     sweep_after: timedelta = timedelta(seconds=10)
     queued: set[int] = field(default_factory=set)
+    claimed: dict[int, tuple[Handling, float]] = field(default_factory=dict)
+    """Updates this worker stored already claimed (``Inbox.store_claimed``), with when."""
     _apologised: OrderedDict[int, None] = field(default_factory=OrderedDict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _webhook: web.AppRunner | None = None
@@ -341,18 +400,28 @@ class Intake:
     # Feeding the Application -----------------------------------------------------------------
 
     async def take(self, data: dict[str, Any], raw: str) -> bool:
-        """Store one update and queue it for handling; False when it was stored before.
+        """Store one update, claimed by this worker, and queue it; False when stored before.
 
         Raises :class:`Unstorable` (never storable) or the database's error (not now).
         """
         update_id = update_id_of(data)
-        stored = await self.inbox.store(update_id, raw)
-        if stored:
-            await self._feed(data)
-        return stored
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception as error:
+            raise Unstorable(f"not an update: {error}") from error
+        handling = await self.inbox.store_claimed(
+            update_id, raw, _command_from(update), sender=_sender(update)
+        )
+        if handling is None:
+            return False
+        self.claimed[update_id] = (handling, asyncio.get_running_loop().time())
+        await self._queue(update)
+        return True
 
     async def _feed(self, data: dict[str, Any]) -> None:
-        update = Update.de_json(data, self.bot)
+        await self._queue(Update.de_json(data, self.bot))
+
+    async def _queue(self, update: Update) -> None:
         self.queued.add(update.update_id)
         await self.application.update_queue.put(update)
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db.uow import RetryingSession, UnitOfWork
+from db.uow import CoupleHolds, RetryingSession, UnitOfWork
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -84,6 +84,8 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False, class_=RetryingSession
         )
+        self.holds = CoupleHolds(locks=self.dialect == "sqlite")
+        """Couples held by this process's units of work (on SQLite, the locks themselves)."""
 
     @property
     def is_postgres(self) -> bool:
@@ -92,7 +94,7 @@ class Database:
 
     def uow(self) -> UnitOfWork:
         """A new unit of work (use as ``async with db.uow() as uow``)."""
-        return UnitOfWork(self.sessionmaker)
+        return UnitOfWork(self.sessionmaker, self.holds)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration; harmless when it is already there.

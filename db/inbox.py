@@ -14,10 +14,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import InboxUpdate
+from db.models import ConversationState, InboxUpdate
 
 
 class LostUpdate(Exception):
@@ -33,6 +33,13 @@ class Handling:
     now: datetime
     marked: bool = False
     done: bool = False
+    sender: int | None = None
+    """The Telegram user who sent the update: each transaction of its handling holds their
+    couple first (``UnitOfWork.hold_couple_of``), so one couple's updates never interleave."""
+    ends_wait_of: int | None = None
+    """The update is a command from this Telegram user: it ends whatever typed answer the
+    bot was waiting for from them, first thing in each transaction of its handling until
+    one commits (``end_wait_in``), so the handlers never read the old wait."""
 
 
 HANDLING: ContextVar[Handling | None] = ContextVar("dyad_handling", default=None)
@@ -41,6 +48,28 @@ HANDLING: ContextVar[Handling | None] = ContextVar("dyad_handling", default=None
 def handled_values(now: datetime) -> dict[str, object]:
     """What a handled row keeps: its id and when; never the update's text."""
     return {"handled_at": now, "payload": None, "lease_until": None}
+
+
+async def end_wait_in(session: AsyncSession, handling: Handling) -> None:
+    """A command ends the typed answer its sender was awaited for (see ``ends_wait_of``).
+
+    Only a wait that exists is deleted: on SQLite a write takes the database's one write
+    lock until the commit, which a transaction should not hold before it holds its couple.
+    """
+    if handling.ends_wait_of is None or handling.marked:
+        return
+    waiting = await session.scalar(
+        select(ConversationState.telegram_user_id).where(
+            ConversationState.telegram_user_id == handling.ends_wait_of
+        )
+    )
+    if waiting is None:
+        return
+    await session.execute(
+        delete(ConversationState)
+        .where(ConversationState.telegram_user_id == handling.ends_wait_of)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def mark_in(session: AsyncSession, handling: Handling) -> None:

@@ -49,6 +49,9 @@ async def own_couple(
     couple = await uow.couples.by_handle(therapist.practice_id, handle.strip().lower())
     if couple is None or couple.therapist_id != therapist.id:
         raise UserError("couple.unknown_handle", handle=handle[:16])
+    couple = await uow.hold_couple(couple.id)  # read again once no partner's update runs
+    if couple is None:
+        raise UserError("couple.unknown_handle", handle=handle[:16])
     if couple.status != "active" and not include_closed:
         raise UserError("couple.unknown_handle", handle=handle[:16])
     return couple
@@ -57,7 +60,10 @@ async def own_couple(
 async def own_couple_by_id(uow: UnitOfWork, therapist: Therapist, couple_id: int) -> Couple:
     """The same check for a couple id from a button."""
     couple = await uow.couples.get(couple_id)
-    if couple is None or couple.therapist_id != therapist.id or couple.status != "active":
+    if couple is None or couple.therapist_id != therapist.id:
+        raise UserError("common.stale_button")
+    couple = await uow.hold_couple(couple_id)
+    if couple is None or couple.status != "active":
         raise UserError("common.stale_button")
     return couple
 

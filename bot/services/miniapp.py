@@ -60,8 +60,10 @@ async def partner_of(
 ) -> Partner:
     """The active partner behind a Telegram user id; anyone else is refused kindly.
 
-    ``in_programme``: for answering, the couple must still be in the programme.
+    ``in_programme``: for answering, the couple must still be in the programme. The
+    couple is held for the rest of the transaction, as for an update from the chat.
     """
+    await uow.hold_couple_of(telegram_user_id)
     partner = await uow.partners.by_user(telegram_user_id)
     if partner is None or not partner.active:
         raise UserError("webapp.not_a_partner")

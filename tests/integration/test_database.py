@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.core.clock import ManualClock
 from bot.intake import Inbox
 from bot.services.crypto import Cipher, new_key
 from db.engine import Database
+from db.inbox import LostUpdate, mark_in
 from db.models import InboxUpdate, Invite, Practice
 
 
@@ -104,6 +107,33 @@ async def test_an_update_is_stored_once_and_claimed_by_one_worker(db: Database) 
         assert await uow.updates.count() == 2
         row = await uow.session.get(InboxUpdate, 42)
         assert row is not None and row.payload is None and row.handled_at is not None
+
+
+async def test_an_update_stored_claimed_is_this_workers_until_its_lease_runs_out(
+    db: Database,
+) -> None:
+    inbox = Inbox(db, Cipher([new_key()]), lease=timedelta(milliseconds=300))
+    mine = await inbox.store_claimed(42, '{"update_id": 42}', None)
+    assert mine is not None
+    assert await inbox.store_claimed(42, '{"update_id": 42}', None) is None, "kept before"
+    assert not await inbox.store(42, '{"update_id": 42}')
+    assert await inbox.claim(42, None) is None, "another worker waits while the lease holds"
+    assert await inbox.renew(mine), "still mine: the claim is extended"
+    async with db.uow() as uow:
+        row = await uow.session.get(InboxUpdate, 42)
+        assert row is not None and row.attempts == 1 and row.lease_token == mine.token
+
+    await asyncio.sleep(0.4)  # the lease runs out (database time): a sweeper's worker takes it
+    theirs = await inbox.claim(42, None)
+    assert theirs is not None and theirs.token != mine.token
+    assert not await inbox.renew(mine), "the first worker learns it lost the update"
+    async with db.uow() as uow:
+        with pytest.raises(LostUpdate):
+            await mark_in(uow.session, mine)
+    await inbox.finish(theirs)
+    async with db.uow() as uow:
+        row = await uow.session.get(InboxUpdate, 42)
+        assert row is not None and row.handled_at is not None and row.payload is None
 
 
 async def test_leaving_a_unit_of_work_without_commit_rolls_back(
