@@ -34,7 +34,7 @@ async def route(call: Call, text: str, *, message_id: int | None, reply_to: int 
     state = await call.uow.conversations.get(call.caller.user_id)
     kind, data = (state.kind, dict(state.data)) if state is not None else (None, {})
     if partner is not None and partner.onboarding_step == "timezone":
-        crisis = await _crisis_first(call, text, reply_to)
+        crisis = await _crisis_first(call, text, reply_to, to_question=False)
         if crisis is not None:
             return crisis
         return Reply(messages=await onboarding.typed_timezone(call.uow, partner, text, call.now))
@@ -42,10 +42,12 @@ async def route(call: Call, text: str, *, message_id: int | None, reply_to: int 
         return await therapist_desk.typed_goal(call, int(data["couple_id"]), text)
     if kind == "followup_words" and partner is not None:
         return await partner_desk.followup_words(call, int(data["response_id"]), text, message_id)
-    crisis = await _crisis_first(call, text, reply_to)
+    # Awaiting a time zone, the text is taken as one, even with a prompt open.
+    awaits_zone = kind == "settings_tz" and partner is not None
+    crisis = await _crisis_first(call, text, reply_to, to_question=not awaits_zone)
     if crisis is not None:
         return crisis
-    if kind == "settings_tz" and partner is not None:
+    if awaits_zone:
         return await partner_desk.typed_timezone(call, text)
     if actor.role == "partner":
         answered = await partner_desk.note(call, text, message_id)
@@ -58,11 +60,15 @@ async def route(call: Call, text: str, *, message_id: int | None, reply_to: int 
     return await everyone.stray_text(call)
 
 
-async def _crisis_first(call: Call, text: str, reply_to: int | None) -> Reply | None:
+async def _crisis_first(
+    call: Call, text: str, reply_to: int | None, *, to_question: bool
+) -> Reply | None:
     """Crisis words in a text that no open question will screen: the answer; else None.
 
-    A partner gets their crisis resources, the therapist a private alert, the couple the
-    safety hold; someone Dyad does not know gets the general emergency guidance.
+    ``to_question``: the text goes on to the check-in's note or an open prompt if one
+    waits (which screen it where they store it); otherwise it is screened here whatever
+    waits. A partner gets their crisis resources, the therapist a private alert, the
+    couple the safety hold; someone Dyad does not know gets the general emergency guidance.
     """
     actor = call.actor
     if actor.therapist is not None:
@@ -71,7 +77,7 @@ async def _crisis_first(call: Call, text: str, reply_to: int | None) -> Reply | 
     if partner is None:
         resources = safety_flow.crisis_guidance(call.language, text)
     else:
-        if actor.role == "partner":
+        if to_question and actor.role == "partner":
             checkin = await checkins.open_checkin(call.uow, partner)
             if checkin is not None and await checkins.awaits_note(call.uow, partner, checkin):
                 return None  # the check-in screens its own note
