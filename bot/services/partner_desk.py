@@ -24,7 +24,6 @@ from bot.services import (
     prompts,
     reachability,
 )
-from bot.services.identity import identify
 from bot.services.texts import UserError, msg
 from bot.services.usecase import Call, Caller, Reply
 from db.models import Partner
@@ -66,10 +65,10 @@ async def start(call: Call, token: str | None) -> Reply:
             raise
         # Refused before it changed anything; the partner being reachable again still holds.
         return Reply.say(error.text(call.language), wake=True)
-    joined = await identify(call.uow, call.caller.user_id, call.caller.language_code)
     answer = Reply(messages=messages, wake=True)
-    if joined.therapist is not None:
-        answer.therapist_menu = joined.language
+    therapist = await call.uow.therapists.by_user(call.caller.user_id)
+    if therapist is not None:  # a therapist's invitation: they get their command menu
+        answer.therapist_menu = therapist.language
     return answer
 
 
