@@ -33,6 +33,7 @@ from bot.services.miniapp import MiniAppCheckinInvitation, purge_drafts
 from bot.services.miniapp_prompts import MiniAppPromptRenderer
 from bot.services.prompts import PromptRenderer, RevealRenderer
 from bot.web.server import WebServer
+from handlers.context import CONTEXT_TYPES, DyadApplication
 from handlers.menus import PARTNER_COMMANDS, bot_commands
 from schedules.dispatcher import Dispatcher, Pacer
 from schedules.planner import Planner
@@ -52,11 +53,12 @@ def file_url_for(api_url: str) -> str:
 
 def build_application(
     deps: Deps, token: str, processor: InboxProcessor | None = None
-) -> Application:  # type: ignore[type-arg]
+) -> DyadApplication:
     """A PTB Application wired to Dyad's handlers, database and clock.
 
     Updates reach it through :mod:`bot.intake` (stored first), not PTB's Updater; with a
-    ``processor``, each is claimed in the inbox before its handlers run.
+    ``processor``, each is claimed in the inbox before its handlers run. Handlers read the
+    dependencies and the Messenger from their typed context (:mod:`handlers.context`).
     """
     api_url = deps.settings.telegram_api_url
     builder = (
@@ -68,12 +70,13 @@ def build_application(
         # dispatcher's budget, outbox sends bulk slots (see DyadBot); no retries in PTB.
         .rate_limiter(DyadRateLimiter(max_retries=3))
         .updater(None)
+        .context_types(CONTEXT_TYPES)
     )
     if processor is not None:
         builder = builder.concurrent_updates(processor)
     application = builder.build()
-    application.bot_data["deps"] = deps
-    application.bot_data["messenger"] = TelegramMessenger(application.bot)
+    application.bot_data.deps = deps
+    application.bot_data.messenger = TelegramMessenger(application.bot)
     handlers.register(application)
     return application
 
@@ -108,7 +111,9 @@ class DyadBot:
         self.inbox = Inbox(
             deps.db, deps.cipher, lease=timedelta(seconds=deps.settings.intake_lease_seconds)
         )
-        self.intake = Intake(self.application, self.inbox, self.application.bot_data["messenger"])
+        replies = self.application.bot_data.messenger
+        assert replies is not None
+        self.intake = Intake(self.application, self.inbox, replies)
         processor.intake = self.intake
         settings = deps.settings
         # A shared window needs no static split between workers: each takes what is free.
@@ -169,9 +174,8 @@ class DyadBot:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.application.bot_data["dispatch_wake"] = self._wake
-        deps.extras["dispatch_wake"] = self._wake  # the Mini App's "saved" note goes out at once
-        self.application.bot_data["dyad"] = self
+        # Handlers and the Mini App pages wake the dispatcher when they queued something.
+        deps.dispatch_wake = self._wake
 
     def share_budget(self, pacer: Pacer | None) -> None:
         """One Telegram budget for every request: the limiter counts each in ``pacer``."""

@@ -1,10 +1,9 @@
-"""Telegram update handlers: parse the update, call a service, send the reply."""
+"""Telegram update handlers: parse the update, run one use case, deliver its reply."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import (
-    Application,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -25,9 +24,10 @@ from handlers import (
 )
 from handlers import group as linked_group
 from handlers.commands import COMMANDS
+from handlers.context import DyadApplication
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
+def register(application: DyadApplication) -> None:
     """Attach every handler, in the order Telegram updates should meet them."""
     private = filters.ChatType.PRIVATE
     add = application.add_handler

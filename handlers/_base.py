@@ -1,45 +1,20 @@
-"""What every handler shares: the dependencies, the actor, and one way to reply."""
+"""What every handler shares: who sent the update, and one way to deliver a use case's reply."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, cast
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
-from bot.channels.base import Messenger, Outgoing, SendError, Sent
-from bot.core.callbacks import ForgedCallback
-from bot.locales import t
-from bot.services.deps import Deps
-from bot.services.identity import Actor, identify
-from bot.services.onboarding import Person
-from bot.services.texts import UserError
+from bot.channels.base import Outgoing, SendError, Sent
 from bot.services.usecase import Caller, Reply, UseCase, perform
+from handlers.context import DyadContext
 
-Context = ContextTypes.DEFAULT_TYPE
+Context = DyadContext
 P = ParamSpec("P")
-MAX_TEXT = 4000  # longest partner text accepted in one message
-
-
-def deps(context: Context) -> Deps:
-    """The process's dependencies, stored on the Application by the composition root."""
-    return cast(Deps, context.application.bot_data["deps"])
-
-
-def messenger(context: Context) -> Messenger:
-    """The Messenger adapter for this Application's bot."""
-    return cast(Messenger, context.application.bot_data["messenger"])
-
-
-async def current_actor(update: Update, context: Context) -> Actor:
-    """The therapist, partner or stranger who sent this update."""
-    user = update.effective_user
-    assert user is not None
-    async with deps(context).db.uow() as uow:
-        return await identify(uow, user.id, user.language_code)
 
 
 async def reply(update: Update, context: Context, message: Outgoing) -> Sent | None:
@@ -47,7 +22,7 @@ async def reply(update: Update, context: Context, message: Outgoing) -> Sent | N
     chat = update.effective_chat
     if chat is None:
         return None
-    return await messenger(context).send(chat.id, message)
+    return await context.messenger.send(chat.id, message)
 
 
 def command_args(context: Context) -> list[str]:
@@ -56,49 +31,6 @@ def command_args(context: Context) -> list[str]:
 
 
 HandlerFn = Callable[[Update, Context], Coroutine[Any, Any, None]]
-
-
-def kindly(handler: HandlerFn) -> HandlerFn:
-    """Turn a refusal (:class:`UserError`, forged button) into a kind reply that changes nothing."""
-
-    @functools.wraps(handler)
-    async def wrapper(update: Update, context: Context) -> None:
-        try:
-            await handler(update, context)
-        except (UserError, ForgedCallback) as error:
-            actor = await current_actor(update, context)
-            text = (
-                error.text(actor.language)
-                if isinstance(error, UserError)
-                else t(actor.language, "common.stale_button")
-            )
-            query = update.callback_query
-            if query is not None:
-                await query.answer(text[:200], show_alert=True)
-            else:
-                await reply(update, context, Outgoing(text))
-
-    return wrapper
-
-
-def person_of(update: Update) -> Person:
-    """The sender, without Telegram's types."""
-    user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None
-    return Person(user.id, chat.id, user.first_name or "", user.language_code)
-
-
-async def send_all(update: Update, context: Context, messages: list[Outgoing]) -> None:
-    """Reply with several messages, in order."""
-    for message in messages:
-        await reply(update, context, message)
-
-
-def kick_dispatcher(context: Context) -> None:
-    """Wake the dispatcher so queued notices go out now rather than on its next round."""
-    wake = context.application.bot_data.get("dispatch_wake")
-    if wake is not None:
-        wake.set()
 
 
 def caller_of(update: Update) -> Caller:
@@ -114,22 +46,69 @@ def caller_of(update: Update) -> Caller:
     )
 
 
-async def respond(update: Update, context: Context, answer: Reply) -> None:
-    """Deliver a use case's reply: the button's pop-up first, then the messages, in order."""
+def pressed_message_id(update: Update) -> int | None:
+    """The id of the message whose button was pressed (None if Telegram did not say)."""
     query = update.callback_query
+    return query.message.message_id if query is not None and query.message is not None else None
+
+
+async def respond(update: Update, context: Context, answer: Reply) -> None:
+    """Deliver a use case's reply.
+
+    A button's pop-up comes first; a silent acknowledgement goes alongside the messages
+    (the spinner stops as the next question arrives: one round trip). Then the messages
+    to delete first go, the pressed message is edited, the messages go out in order, the
+    deletions after them, the dispatcher is woken if something was queued, and the
+    reply's :attr:`~bot.services.usecase.Reply.after_sent` runs with the last message's id.
+    """
+    query = update.callback_query
+    acknowledging: asyncio.Future[bool] | None = None
     if query is not None:
-        await query.answer(answer.popup, show_alert=answer.alert)
-    await send_all(update, context, answer.messages)
+        if answer.popup is not None:
+            await query.answer(answer.popup, show_alert=answer.alert)
+        else:
+            acknowledging = asyncio.ensure_future(query.answer())
+    try:
+        await _deliver(update, context, answer)
+    finally:
+        if acknowledging is not None:
+            await acknowledging
+
+
+async def _deliver(update: Update, context: Context, answer: Reply) -> None:
+    chat = update.effective_chat
+    if chat is not None:
+        for message_id in answer.delete_first:
+            with contextlib.suppress(SendError):
+                await context.messenger.delete(chat.id, message_id)
+    pressed = pressed_message_id(update)
+    if answer.edit is not None and chat is not None and pressed is not None:
+        await context.messenger.edit(chat.id, pressed, answer.edit)
+    last = None
+    for message in answer.messages:
+        last = await reply(update, context, message)
     for chat_id, message_id in answer.delete:
         with contextlib.suppress(SendError):
-            await messenger(context).delete(chat_id, message_id)
+            await context.messenger.delete(chat_id, message_id)
     if answer.wake:
-        kick_dispatcher(context)
+        context.wake_dispatcher()
+    if answer.after_sent is not None and last is not None:
+        # The second unit of work only stores an id; it says nothing (a button press was
+        # acknowledged above, once).
+        await _deliver(
+            update, context, await perform_for(update, context, answer.after_sent, last.message_id)
+        )
+
+
+async def perform_for(
+    update: Update, context: Context, case: UseCase[P], /, *args: P.args, **kwargs: P.kwargs
+) -> Reply:
+    """Run a use case for the sender of ``update`` in one unit of work; its reply, undelivered."""
+    return await perform(context.deps, caller_of(update), case, *args, **kwargs)
 
 
 async def run(
     update: Update, context: Context, case: UseCase[P], /, *args: P.args, **kwargs: P.kwargs
 ) -> None:
     """Run a use case for the sender of ``update`` (one unit of work) and deliver its reply."""
-    answer = await perform(deps(context), caller_of(update), case, *args, **kwargs)
-    await respond(update, context, answer)
+    await respond(update, context, await perform_for(update, context, case, *args, **kwargs))

@@ -1,4 +1,8 @@
-"""Commands everyone has: /start without an invitation, /help, and the fallbacks."""
+"""Commands everyone has: /help, and the fallbacks (unknown commands, stale buttons, errors).
+
+``/start`` is onboarding's (:mod:`handlers.onboarding`), text nobody waits for the
+free-text route's (:mod:`handlers.text`).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,9 @@ from bot.channels.base import Outgoing
 from bot.locales import t
 from bot.metrics import UPDATES_HANDLED
 from bot.services import everyone
-from handlers._base import Context, current_actor, reply, run
+from handlers._base import Context, perform_for, reply, run
 
 log = logging.getLogger(__name__)
-
-
-async def start_without_invite(update: Update, context: Context) -> None:
-    """``/start`` with no invitation: explain Dyad, or show the known user their commands."""
-    await run(update, context, everyone.start_without_invite)
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -31,11 +30,6 @@ async def help_command(update: Update, context: Context) -> None:
 async def unknown_command(update: Update, context: Context) -> None:
     """Any command Dyad does not know."""
     await run(update, context, everyone.unknown_command)
-
-
-async def stray_text(update: Update, context: Context) -> None:
-    """Text nobody is waiting for."""
-    await run(update, context, everyone.stray_text)
 
 
 class ButtonOutsidePrivateChat(CallbackQueryHandler[Context, None]):
@@ -85,12 +79,14 @@ async def on_error(update: object, context: Context) -> None:
         extra={"update_id": update_id, "error_type": type(error).__name__, "trace": trace},
     )
     if isinstance(update, Update) and update.effective_chat is not None:
-        language = "en"
+        said = [Outgoing(t("en", "common.error"))]
         try:
-            language = (await current_actor(update, context)).language
+            if update.effective_user is not None:
+                said = (await perform_for(update, context, everyone.something_failed)).messages
         except Exception:  # the database may be what failed; reply in English then
             log.warning("could not identify the user after an error")
         try:
-            await reply(update, context, Outgoing(t(language, "common.error")))
+            for message in said:  # a message even after a button: it may have been answered
+                await reply(update, context, message)
         except Exception:
             log.warning("could not tell the user about an error")

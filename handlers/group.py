@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from telegram import ChatMember, ChatMemberUpdated, Update
 from telegram.ext import (
-    Application,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -19,7 +18,8 @@ from telegram.ext import (
 from bot.channels.group import TelegramGroupProbe
 from bot.services import group_desk, groups
 from bot.services.usecase import Caller, perform
-from handlers._base import Context, caller_of, command_args, deps, respond, run
+from handlers._base import Context, caller_of, command_args, respond, run
+from handlers.context import DyadApplication
 
 _GROUP_TYPES = frozenset({"group", "supergroup"})
 
@@ -36,7 +36,7 @@ class GroupChatMemberHandler(ChatMemberHandler[Context, None]):
         return chat is not None and chat.type in _GROUP_TYPES
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
+def register(application: DyadApplication) -> None:
     """Attach the group handlers; call it before the catch-all handlers of handler group 0.
 
     The private-chat ``/linkgroup`` and ``/unlinkgroup`` are in :mod:`handlers.commands`.
@@ -131,6 +131,6 @@ async def member_update(update: Update, context: Context) -> None:
     caller = Caller(change.from_user.id, change.chat.id)
     joined, left = ([user_id], None) if is_in else ([], user_id)
     answer = await perform(
-        deps(context), caller, group_desk.membership, change.chat.id, context.bot.id, joined, left
+        context.deps, caller, group_desk.membership, change.chat.id, context.bot.id, joined, left
     )
     await respond(update, context, answer)

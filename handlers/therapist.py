@@ -2,7 +2,8 @@
 
 Each handler parses its command or button and runs the use case of
 :mod:`bot.services.therapist_desk`, which authorises, works in one unit of work and says
-what to reply.
+what to reply. The goal typed after ``/goal HANDLE`` is a step of the free-text route
+(:mod:`handlers.text`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,6 @@ notes = couple_command("notes", "``/notes HANDLE``: words kept for the therapist
 clearhold = couple_command("clearhold", "``/clearhold HANDLE``: lift the safety hold.")
 schedule = couple_command("schedule", "``/schedule HANDLE [TEMPLATE|pause|resume]``.")
 digest = couple_command("digest", "``/digest HANDLE``: the digest now; the read is audited.")
-
-
-async def typed_goal(update: Update, context: Context, couple_id: int, text: str) -> None:
-    """The goal text a therapist sends after ``/goal HANDLE``."""
-    await run(update, context, therapist_desk.typed_goal, couple_id, text)
 
 
 async def therapist_button(update: Update, context: Context) -> None:

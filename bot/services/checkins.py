@@ -31,6 +31,7 @@ from bot.services.delivery_render import KindRenderer
 from bot.services.practice_config import PracticeConfig, parse_practice_config
 from bot.services.safety_flow import raise_alert
 from bot.services.texts import UserError, msg
+from bot.services.usecase import OneCommit
 from db.models import CheckIn, Delivery, Partner, Therapist
 from db.uow import UnitOfWork
 from schedules.planning import includes_safety_question
@@ -305,7 +306,8 @@ async def _finish(uow: UnitOfWork, partner: Partner, checkin: CheckIn, now: date
 
 
 async def remember_question(uow: UnitOfWork, partner: Partner, message_id: int) -> None:
-    """Keep the id of the question on screen (discreet mode deletes it after the answer)."""
+    """Keep the id of the note question on screen: discreet mode deletes it once the typed
+    note is stored (a button answer brings its own question's id; a typed one cannot)."""
     checkin = await open_checkin(uow, partner)
     if checkin is not None:
         checkin.message_ids = {**checkin.message_ids, "last": message_id}
@@ -420,21 +422,6 @@ async def _form(uow: UnitOfWork, partner: Partner, checkin: CheckIn) -> CheckinF
         answered=len(done),
         risk=checkin.risk,
     )
-
-
-class OneCommit(UnitOfWork):
-    """The caller's unit of work, in which each step's commit only flushes.
-
-    The one-page form runs the chat's per-item steps (which commit after each item) one
-    after another; with this they share one transaction, committed once at the end, so a
-    failure half-way stores nothing.
-    """
-
-    def __init__(self, outer: UnitOfWork) -> None:  # same session and repositories
-        self.__dict__.update(outer.__dict__)
-
-    async def commit(self) -> None:
-        await self.session.flush()
 
 
 async def apply_all(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import asyncio
+from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.core.clock import Clock
@@ -19,4 +20,10 @@ class Deps:
     clock: Clock
     cipher: Cipher
     bot_username: str = "dyad_bot"
-    extras: dict[str, object] = field(default_factory=dict)
+    dispatch_wake: asyncio.Event | None = None
+    """Set by this process's dispatcher, if it runs one: what wakes it (see wake_dispatcher)."""
+
+    def wake_dispatcher(self) -> None:
+        """Send what was just queued now rather than at the dispatcher's next round."""
+        if self.dispatch_wake is not None:
+            self.dispatch_wake.set()

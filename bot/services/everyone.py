@@ -42,3 +42,8 @@ async def private_button_elsewhere(call: Call) -> Reply:
 async def stale_button(call: Call) -> Reply:
     """A button press that no handler recognised (old, forged or foreign)."""
     return Reply(popup=t(call.language, "common.stale_button"), alert=True)
+
+
+async def something_failed(call: Call) -> Reply:
+    """What someone hears when handling their update failed."""
+    return Reply.say(t(call.language, "common.error"))

@@ -23,7 +23,6 @@ from bot.core.instruments import TEXT_ANSWER_LIMIT, Choice, InvalidAnswer, Item,
 from bot.core.safety import CrisisResource
 from bot.locales import t
 from bot.services import groups, prompts
-from bot.services.checkins import OneCommit
 from bot.services.crypto import Cipher
 from bot.services.miniapp import (
     crisis_resources,
@@ -36,6 +35,7 @@ from bot.services.miniapp import (
 from bot.services.outbox import notify
 from bot.services.safety_flow import screen_kept_text
 from bot.services.texts import UserError
+from bot.services.usecase import OneCommit
 from db.models import Delivery, Partner, Response, Therapist
 from db.uow import UnitOfWork
 

@@ -19,13 +19,13 @@ from bot.core.safety import CrisisResource
 from bot.core.timezones import canonical_timezone, offered_timezones
 from bot.locales import LOCALES, SUPPORTED_LANGUAGES, resolve
 from bot.services import partners
-from bot.services.checkins import OneCommit
 from bot.services.crypto import Cipher
 from bot.services.miniapp import crisis_resources
 from bot.services.onboarding import WINDOWS
 from bot.services.outbox import notify
 from bot.services.safety_flow import screen_kept_text
 from bot.services.texts import UserError
+from bot.services.usecase import OneCommit
 from db.models import Partner
 from db.uow import UnitOfWork
 

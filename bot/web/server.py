@@ -203,11 +203,6 @@ class MiniApp:
                     raise
                 raise self._refusal(error, language, stale) from None
 
-    def _wake_dispatcher(self) -> None:
-        wake = self.deps.extras.get("dispatch_wake")
-        if wake is not None and hasattr(wake, "set"):
-            wake.set()  # the "saved" note goes out now, not at the next idle tick
-
     def _error(self, refused: _Refused, theme: Mapping[str, str]) -> web.Response:
         page = pages.error_page(refused.language, refused.message, static=self.static, theme=theme)
         return _html(page, refused.status)
@@ -347,7 +342,7 @@ class MiniApp:
     ) -> web.Response:
         """A page's answers are stored: wake the dispatcher (a note, an alert may be queued)
         and show "saved" (or ``said``), the crisis card first when called for."""
-        self._wake_dispatcher()
+        self.deps.wake_dispatcher()  # the "saved" note goes out now, not at the next idle tick
         page = pages.saved_page(
             language, resources, show_crisis=show_crisis, theme=theme, static=self.static, said=said
         )
@@ -480,7 +475,7 @@ class MiniApp:
             _, crisis = await self._as_partner(request, form, use, stale=PROMPT_STALE)
         except _Refused as refused:
             return web.json_response({"error": refused.message}, status=refused.status)
-        self._wake_dispatcher()  # an alert may be waiting for the therapist
+        self.deps.wake_dispatcher()  # an alert may be waiting for the therapist
         return web.json_response({"saved": True, "crisis": crisis})
 
     async def send_prompt(self, request: web.Request) -> web.Response:

@@ -68,7 +68,7 @@ def wire_groups(bot: DyadBot) -> None:
             app.add_handler(handler, 0)
     channels = bot.dispatcher.channels
     if GROUP_CHANNEL not in channels:
-        messenger = app.bot_data["messenger"]
+        messenger = app.bot_data.messenger
         if isinstance(channels, ChannelRegistry):
             channels.register(GROUP_CHANNEL, messenger, GROUP_LIMITS)
         else:
