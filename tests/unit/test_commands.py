@@ -11,6 +11,7 @@ from telegram.ext import Application, CommandHandler, filters
 import handlers
 from bot.locales import SUPPORTED_LANGUAGES, catalog
 from handlers.commands import COMMANDS, ROLES, Role, menu_of, readme_row
+from handlers.context import CONTEXT_TYPES
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -22,7 +23,9 @@ def test_the_readme_lists_each_roles_commands_as_the_table_does(role: Role) -> N
 
 
 def test_every_command_of_the_table_is_registered_for_private_chats_once() -> None:
-    application = Application.builder().token("1:x").updater(None).build()
+    application = (
+        Application.builder().token("1:x").updater(None).context_types(CONTEXT_TYPES).build()
+    )
     handlers.register(application)
     private = [
         name
