@@ -6,18 +6,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    Alert,
     AuditEntry,
+    CheckIn,
     ConversationState,
     Couple,
+    Delivery,
+    DeliveryKind,
     InboxUpdate,
     Invite,
     Partner,
     Practice,
+    Slot,
     Therapist,
     TherapySession,
 )
@@ -169,7 +174,7 @@ class InviteRepository(_Repository):
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def revoke_open(self, couple_id: int, slot: str, now: datetime) -> int:
+    async def revoke_open(self, couple_id: int, slot: Slot, now: datetime) -> int:
         result = await self.session.execute(
             update(Invite)
             .where(
@@ -185,6 +190,35 @@ class InviteRepository(_Repository):
 
 
 class SessionRepository(_Repository):
+    async def add(self, row: TherapySession) -> TherapySession:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def get(self, session_id: int) -> TherapySession | None:
+        return await self.session.get(TherapySession, session_id)
+
+    async def at(self, couple_id: int, starts_at: datetime) -> TherapySession | None:
+        """The couple's session starting at ``starts_at``, cancelled or not."""
+        return await self.session.scalar(
+            select(TherapySession).where(
+                TherapySession.couple_id == couple_id, TherapySession.starts_at == starts_at
+            )
+        )
+
+    async def last_start_before(self, couple_id: int, before: datetime) -> datetime | None:
+        """When the couple's latest session before ``before`` started (cancelled ones aside)."""
+        return await self.session.scalar(
+            select(TherapySession.starts_at)
+            .where(
+                TherapySession.couple_id == couple_id,
+                TherapySession.starts_at < before,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .order_by(TherapySession.starts_at.desc())
+            .limit(1)
+        )
+
     async def next_for(self, couple_id: int, now: datetime) -> TherapySession | None:
         return await self.session.scalar(
             select(TherapySession)
@@ -252,6 +286,89 @@ class AuditRepository(_Repository):
         ).all()
 
 
+class DeliveryRepository(_Repository):
+    """The outbox (``deliveries``): what Dyad queues; the dispatcher's claims stay its own."""
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id)
+
+    async def queue(
+        self,
+        *,
+        recipient: str,
+        kind: DeliveryKind,
+        key: str,
+        dedupe_key: str,
+        due_at: datetime,
+        couple_id: int | None,
+        partner_id: int | None = None,
+        therapist_id: int | None = None,
+        channel: str = "telegram",
+        params: dict[str, Any] | None = None,
+        local_date: str | None = None,
+        not_after: datetime | None = None,
+    ) -> bool:
+        """Queue one row, pending from ``due_at``; False when (recipient, dedupe key) was
+        queued before (that row is left as it is)."""
+        values: dict[str, Any] = {
+            "recipient": recipient,
+            "couple_id": couple_id,
+            "partner_id": partner_id,
+            "therapist_id": therapist_id,
+            "channel": channel,
+            "kind": kind,
+            "key": key,
+            "params": params or {},
+            "dedupe_key": dedupe_key,
+            "local_date": local_date,
+            "due_at": due_at,
+            "not_after": not_after,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": due_at,
+        }
+        insert = postgresql.insert if _dialect(self.session) == "postgresql" else sqlite.insert
+        result = await self.session.execute(
+            insert(Delivery).values(values).on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_ids(self, delivery_ids: Sequence[int]) -> None:
+        """Remove these rows from the outbox."""
+        await self.session.execute(delete(Delivery).where(Delivery.id.in_(list(delivery_ids))))
+
+
+class CheckInRepository(_Repository):
+    async def completed_between(
+        self, partner_id: int, since: datetime, until: datetime | None = None
+    ) -> bool:
+        """Whether the partner completed a check-in started from ``since`` (before ``until``)."""
+        query = select(CheckIn.id).where(
+            CheckIn.partner_id == partner_id,
+            CheckIn.status == "complete",
+            CheckIn.started_at >= since,
+        )
+        if until is not None:
+            query = query.where(CheckIn.started_at < until)
+        return await self.session.scalar(query.limit(1)) is not None
+
+
+class AlertRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[Alert]:
+        """The alerts still linked to this partner, oldest first."""
+        return (
+            await self.session.scalars(
+                select(Alert)
+                .where(Alert.partner_id == partner_id)
+                .order_by(Alert.created_at, Alert.id)
+            )
+        ).all()
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
 INSERT_BATCH = 500
 """Rows per multi-row INSERT: about 8,000 parameters, inside both databases' limits."""
 
@@ -264,8 +381,7 @@ async def insert_new(
     Rows whose unique key already exists are left as they are. Returns the ids of the rows
     actually inserted (every row must have the same columns).
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     # One statement with the rows as parameters: SQLAlchemy sends it as multi-row INSERTs
     # ("insertmanyvalues") compiled once, rather than compiling a new VALUES list per batch.
     statement = insert(model).on_conflict_do_nothing().returning(model.id)

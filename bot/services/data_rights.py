@@ -36,7 +36,6 @@ from bot.services.texts import UserError, msg
 from bot.services.usecase import Call, Reply
 from db.engine import Database
 from db.models import (
-    Alert,
     AuditEntry,
     CheckIn,
     Couple,
@@ -45,6 +44,7 @@ from db.models import (
     Response,
     WebAppDraft,
 )
+from db.repositories import AlertRepository
 from db.uow import UnitOfWork
 
 EXPORT_FORMAT = "dyad-export/1"
@@ -80,9 +80,7 @@ async def collect_export(
         .where(Response.partner_id == partner.id)
         .order_by(Response.created_at, Response.id)
     )
-    alerts = await uow.session.scalars(
-        select(Alert).where(Alert.partner_id == partner.id).order_by(Alert.created_at, Alert.id)
-    )
+    alerts = await AlertRepository(uow.session).of_partner(partner.id)
     return {
         "format": EXPORT_FORMAT,
         "about": t(partner.language, "data.export_about"),  # plain text, not Telegram HTML
@@ -230,7 +228,7 @@ async def _scrub_finished(uow: UnitOfWork, partner: Partner) -> None:
 
 
 async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
-    alerts = list(await uow.session.scalars(select(Alert).where(Alert.partner_id == partner.id)))
+    alerts = await AlertRepository(uow.session).of_partner(partner.id)
     for alert in alerts:
         alert.source_id = None
         alert.partner_id = None  # the safety record keeps slot, kind and time, not the person

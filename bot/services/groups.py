@@ -25,10 +25,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.channels.base import Blocked, Button, Migrated, Outgoing, Sent
 from bot.channels.registry import GROUP_CHANNEL
@@ -41,7 +40,18 @@ from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue, notify, recipient_key
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import UserError, msg
-from db.models import Couple, Delivery, GroupLink, GroupLinkCode, Partner, Response, Therapist
+from db.models import (
+    Couple,
+    Delivery,
+    DeliveryKind,
+    GroupLink,
+    GroupLinkCode,
+    Partner,
+    Response,
+    SuspendReason,
+    Therapist,
+)
+from db.repositories import DeliveryRepository
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered
 from schedules.planner import notify_in_window
@@ -49,9 +59,11 @@ from schedules.planner import notify_in_window
 log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(minutes=15)
-CONSENT_KIND = "group_consent"
+CONSENT_KIND: Final = "group_consent"
 """The private question each partner answers before a group is used (a Telegram delivery)."""
-GROUP_KINDS = frozenset({"group_notice", "group_goal", "group_prompt", "group_reveal"})
+GROUP_KINDS: frozenset[DeliveryKind] = frozenset(
+    {"group_notice", "group_goal", "group_prompt", "group_reveal"}
+)
 """Everything that may ever be posted in a group; the renderer refuses any other kind."""
 GROUP_NOTICES = frozenset({"group.welcome"})
 """The only catalog texts posted as notices in a group."""
@@ -153,9 +165,13 @@ def group_text(languages: Sequence[str], render: Callable[[str], str]) -> str:
 # Who is in the group -------------------------------------------------------------------------
 
 
+Verdict = Literal["ok", "partners_missing", "others"]
+"""What a membership check found: only the couple (and their therapist), or not."""
+
+
 async def check_members(
     probe: MembershipProbe, chat_id: int, partner_ids: Sequence[int], therapist_id: int | None
-) -> tuple[str, int]:
+) -> tuple[Verdict, int]:
     """``ok``, ``partners_missing`` or ``others``, and the member count it saw."""
     count = await probe.member_count(chat_id)
     for user_id in partner_ids:
@@ -482,7 +498,7 @@ async def unlink_from_group(
 # What happens in the group -----------------------------------------------------------------
 
 
-async def suspend(uow: UnitOfWork, link_id: int, reason: str, now: datetime) -> bool:
+async def suspend(uow: UnitOfWork, link_id: int, reason: SuspendReason, now: datetime) -> bool:
     """Stop posting in a live link's group and tell everyone privately; False if not live."""
     result = await uow.session.execute(
         update(GroupLink)
@@ -602,6 +618,7 @@ async def member_left(
     link = await link_of_chat(uow, chat_id)
     if link is None or link.status not in LIVE:
         return False
+    reason: SuspendReason
     if user_id == bot_id:
         reason = "bot_removed"
     else:
@@ -621,7 +638,7 @@ async def _enqueue_post(
     uow: UnitOfWork,
     couple_id: int,
     *,
-    kind: str,
+    kind: DeliveryKind,
     key: str,
     dedupe_key: str,
     now: datetime,
@@ -630,27 +647,16 @@ async def _enqueue_post(
     """Queue one post in the couple's group (the only way anything is queued for a group)."""
     if kind not in GROUP_KINDS:
         raise ValueError(f"{kind!r} may never be posted in a group")
-    values: dict[str, Any] = {
-        "recipient": f"group:{couple_id}",
-        "couple_id": couple_id,
-        "partner_id": None,
-        "therapist_id": None,
-        "channel": GROUP_CHANNEL,
-        "kind": kind,
-        "key": key,
-        "params": params or {},
-        "dedupe_key": dedupe_key,
-        "local_date": None,
-        "due_at": now,
-        "not_after": None,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": now,
-    }
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = await uow.session.execute(insert(Delivery).values(values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await DeliveryRepository(uow.session).queue(
+        recipient=f"group:{couple_id}",
+        couple_id=couple_id,
+        channel=GROUP_CHANNEL,
+        kind=kind,
+        key=key,
+        params=params,
+        dedupe_key=dedupe_key,
+        due_at=now,
+    )
 
 
 async def post_goal(uow: UnitOfWork, couple: Couple, now: datetime) -> None:
@@ -772,6 +778,7 @@ class GroupRenderer:
         now = self.clock.now()
         # Every post asks again: every current partner is in the group and nobody else is.
         # (A member count equal to the last one proves nothing: one left and one joined.)
+        reason: SuspendReason | None = None
         try:
             ids = [p.telegram_user_id for p in partners if p.telegram_user_id is not None]
             verdict, count = await check_members(
@@ -781,17 +788,17 @@ class GroupRenderer:
             await migrated(uow, link.chat_id, now)
             return False
         except Blocked:
-            verdict, count = "bot_removed", 0
-        if verdict == "ok":
-            link.members_seen = count
+            reason = "bot_removed"
         else:
-            reason = {"others": "outsider", "partners_missing": "partner_left"}.get(
-                verdict, verdict
-            )
+            if verdict == "ok":
+                link.members_seen = count
+            else:
+                reason = "outsider" if verdict == "others" else "partner_left"
+        if reason is not None:
             await suspend(uow, link.id, reason, now)
         # The render's unit of work is not committed by the dispatcher: keep what we learnt.
         await uow.commit()
-        return verdict == "ok"
+        return reason is None
 
     async def _text(
         self, uow: UnitOfWork, delivery: Delivery, couple: Couple, partners: list[Partner]

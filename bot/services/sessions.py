@@ -35,24 +35,18 @@ async def add_session(
     uow: UnitOfWork, couple: Couple, starts_at: datetime, *, recurring: bool = False
 ) -> TherapySession | None:
     """A session (idempotent per start time); its digest is due ``lead_hours`` before."""
-    existing = await uow.session.scalar(
-        select(TherapySession).where(
-            TherapySession.couple_id == couple.id, TherapySession.starts_at == starts_at
+    if await uow.sessions.at(couple.id, starts_at) is not None:
+        return None
+    return await uow.sessions.add(
+        TherapySession(
+            couple_id=couple.id,
+            starts_at=starts_at,
+            # In UTC: "24 hours before" stays 24 hours across a daylight-saving change
+            # (aware arithmetic in the session's own zone would move the wall clock instead).
+            digest_due_at=starts_at.astimezone(UTC) - await _lead(uow, couple),
+            recurring=recurring,
         )
     )
-    if existing is not None:
-        return None
-    row = TherapySession(
-        couple_id=couple.id,
-        starts_at=starts_at,
-        # In UTC: "24 hours before" stays 24 hours across a daylight-saving change
-        # (aware arithmetic in the session's own zone would move the wall clock instead).
-        digest_due_at=starts_at.astimezone(UTC) - await _lead(uow, couple),
-        recurring=recurring,
-    )
-    uow.session.add(row)
-    await uow.flush()
-    return row
 
 
 def _local_date(text: str) -> date:
@@ -195,11 +189,7 @@ async def _move(
     # The old slot stays, cancelled: a weekly series does not create it again.
     found.cancelled_at = now
     await uow.flush()
-    moved = await uow.session.scalar(
-        select(TherapySession).where(
-            TherapySession.couple_id == couple.id, TherapySession.starts_at == target
-        )
-    )
+    moved = await uow.sessions.at(couple.id, target)
     if moved is None:
         moved = await add_session(uow, couple, target)
         assert moved is not None
