@@ -73,6 +73,8 @@ ResponseKind = Literal["hope", "skill", "skill_followup", "couple_space", "messa
 AlertKind = Literal["suicide", "self_harm", "violence", "safety_question"]
 AlertSource = Literal["checkin", "response"]
 GroupLinkStatus = Literal["pending", "active", "suspended", "unlinked"]
+LIVE_LINK: tuple[GroupLinkStatus, ...] = ("pending", "active")
+"""A group link waiting for both partners' consent, or in use."""
 SuspendReason = Literal["seat_changed", "migrated", "outsider", "bot_removed", "partner_left"]
 DraftPage = Literal["checkin", "reply", "followup"]
 

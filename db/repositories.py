@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    LIVE_LINK,
     Alert,
     AuditEntry,
     CheckIn,
@@ -18,11 +19,14 @@ from db.models import (
     Couple,
     Delivery,
     DeliveryKind,
+    GroupLink,
+    GroupLinkCode,
     InboxUpdate,
     Invite,
     Partner,
     Practice,
     Slot,
+    SuspendReason,
     Therapist,
     TherapySession,
 )
@@ -363,6 +367,119 @@ class AlertRepository(_Repository):
                 .order_by(Alert.created_at, Alert.id)
             )
         ).all()
+
+
+class GroupLinkRepository(_Repository):
+    """A couple's group link and the one-time codes that make one.
+
+    Every change of a link's state is conditional on the state it changes from (and its
+    attempt), so two workers, or two partners at once, cannot both make it.
+    """
+
+    async def get(self, link_id: int) -> GroupLink | None:
+        return await self.session.get(GroupLink, link_id)
+
+    async def of_couple(self, couple_id: int) -> GroupLink | None:
+        return await self.session.scalar(select(GroupLink).where(GroupLink.couple_id == couple_id))
+
+    async def of_chat(self, chat_id: int) -> GroupLink | None:
+        return await self.session.scalar(select(GroupLink).where(GroupLink.chat_id == chat_id))
+
+    def add(self, link: GroupLink) -> None:
+        self.session.add(link)
+
+    def add_code(self, code: GroupLinkCode) -> None:
+        self.session.add(code)
+
+    async def code_by_hash(self, code_hash: str) -> GroupLinkCode | None:
+        return await self.session.scalar(
+            select(GroupLinkCode).where(GroupLinkCode.code_hash == code_hash)
+        )
+
+    async def claim_code(self, code_id: int, now: datetime) -> bool:
+        """Mark a code used, only if it still is usable (a second claimer gets False)."""
+        result = await self.session.execute(
+            update(GroupLinkCode)
+            .where(
+                GroupLinkCode.id == code_id,
+                GroupLinkCode.used_at.is_(None),
+                GroupLinkCode.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def agree(
+        self, link_id: int, attempt: int, slot: Slot, now: datetime
+    ) -> tuple[datetime | None, datetime | None] | None:
+        """One partner agrees to a pending link; both agreement times, or None if it was
+        not pending at this attempt or that partner had agreed already."""
+        column = GroupLink.a_agreed_at if slot == "A" else GroupLink.b_agreed_at
+        row = (
+            await self.session.execute(
+                update(GroupLink)
+                .where(
+                    GroupLink.id == link_id,
+                    GroupLink.attempt == attempt,
+                    GroupLink.status == "pending",
+                    column.is_(None),
+                )
+                .values({column: now})
+                .returning(GroupLink.a_agreed_at, GroupLink.b_agreed_at)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        return None if row is None else (row.a_agreed_at, row.b_agreed_at)
+
+    async def activate(self, link_id: int, attempt: int, now: datetime) -> bool:
+        """A pending link becomes ``active``; False if it was not pending at this attempt."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(
+                GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending"
+            )
+            .values(status="active", active_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def end_pending(self, link_id: int, attempt: int) -> bool:
+        """A pending link ends (``unlinked``, the chat forgotten); False if it was not pending."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(
+                GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending"
+            )
+            .values(status="unlinked", chat_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def unlink(self, link_id: int) -> bool:
+        """A link ends whatever its state (the chat forgotten); False if it had ended."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(GroupLink.id == link_id, GroupLink.status != "unlinked")
+            .values(status="unlinked", chat_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def suspend(
+        self, link_id: int, reason: SuspendReason, now: datetime
+    ) -> tuple[int, int] | None:
+        """A live link is suspended; its couple and attempt, or None if it was not live."""
+        row = (
+            await self.session.execute(
+                update(GroupLink)
+                .where(GroupLink.id == link_id, GroupLink.status.in_(LIVE_LINK))
+                .values(status="suspended", suspended_at=now, suspended_reason=reason)
+                .returning(GroupLink.couple_id, GroupLink.attempt)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        return None if row is None else (row.couple_id, row.attempt)
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Literal, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from bot.channels.base import Blocked, Button, Migrated, Outgoing, Sent
 from bot.channels.registry import GROUP_CHANNEL
@@ -41,6 +41,7 @@ from bot.services.outbox import enqueue, notify, recipient_key
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import UserError, msg
 from db.models import (
+    LIVE_LINK,
     Couple,
     Delivery,
     DeliveryKind,
@@ -51,7 +52,7 @@ from db.models import (
     SuspendReason,
     Therapist,
 )
-from db.repositories import DeliveryRepository
+from db.repositories import DeliveryRepository, GroupLinkRepository
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered
 from schedules.planner import notify_in_window
@@ -67,7 +68,6 @@ GROUP_KINDS: frozenset[DeliveryKind] = frozenset(
 """Everything that may ever be posted in a group; the renderer refuses any other kind."""
 GROUP_NOTICES = frozenset({"group.welcome"})
 """The only catalog texts posted as notices in a group."""
-LIVE = ("pending", "active")
 DELETABLE_FOR = timedelta(hours=47)  # Telegram lets a bot delete its own posts for 48 hours
 POST_LIMIT = 4000  # under Telegram's 4096, for the language breaks and names
 _LANGUAGE_BREAK = "\n\n———\n\n"
@@ -110,14 +110,18 @@ class IssuedCode:
 # Looking things up -------------------------------------------------------------------------
 
 
+def _links(uow: UnitOfWork) -> GroupLinkRepository:
+    return GroupLinkRepository(uow.session)
+
+
 async def link_of_couple(uow: UnitOfWork, couple_id: int) -> GroupLink | None:
     """The couple's group link, whatever its state."""
-    return await uow.session.scalar(select(GroupLink).where(GroupLink.couple_id == couple_id))
+    return await _links(uow).of_couple(couple_id)
 
 
 async def link_of_chat(uow: UnitOfWork, chat_id: int) -> GroupLink | None:
     """The link a group chat holds, whatever its state."""
-    return await uow.session.scalar(select(GroupLink).where(GroupLink.chat_id == chat_id))
+    return await _links(uow).of_chat(chat_id)
 
 
 async def group_is_linked(uow: UnitOfWork, couple_id: int) -> bool:
@@ -202,7 +206,7 @@ async def issue_code(uow: UnitOfWork, couple: Couple, issued_by: str, now: datet
     if await group_is_linked(uow, couple.id):
         raise UserError("group.linked_elsewhere")
     code = new_token()
-    uow.session.add(
+    _links(uow).add_code(
         GroupLinkCode(
             code_hash=hash_token(code),
             couple_id=couple.id,
@@ -228,9 +232,7 @@ async def redeem_code(
         raise UserError("group.only_in_groups")
     if not looks_like_token(code):
         raise UserError("group.code_unknown")
-    row = await uow.session.scalar(
-        select(GroupLinkCode).where(GroupLinkCode.code_hash == hash_token(code))
-    )
+    row = await _links(uow).code_by_hash(hash_token(code))
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise UserError("group.code_unknown")
     couple, partners, therapist = await _people(uow, row.couple_id)
@@ -257,36 +259,26 @@ async def redeem_code(
     if not all(p.active and p.telegram_user_id is not None for p in partners):
         raise await refuse("group.needs_space")
     link = await link_of_couple(uow, couple.id)
-    if link is not None and link.chat_id == chat.id and link.status in LIVE:
+    if link is not None and link.chat_id == chat.id and link.status in LIVE_LINK:
         raise await refuse("group.already_linked")
     if link is not None and link.status == "active":
         raise await refuse("group.linked_elsewhere")
     # A link still waiting for both to agree gives way to this one (its buttons go stale).
     held = await link_of_chat(uow, chat.id)
-    if held is not None and held.couple_id != couple.id and held.status in LIVE:
+    if held is not None and held.couple_id != couple.id and held.status in LIVE_LINK:
         raise await refuse("group.has_others")  # that couple's partners are outsiders here
     partner_ids = [p.telegram_user_id for p in partners if p.telegram_user_id is not None]
     verdict, count = await check_members(probe, chat.id, partner_ids, therapist.telegram_user_id)
     if verdict != "ok":
         raise await refuse("group.has_others" if verdict == "others" else "group.partners_missing")
-    claimed = await uow.session.execute(
-        update(GroupLinkCode)
-        .where(
-            GroupLinkCode.id == row.id,
-            GroupLinkCode.used_at.is_(None),
-            GroupLinkCode.expires_at > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _links(uow).claim_code(row.id, now):
         raise UserError("group.code_unknown")
     if held is not None and held.couple_id != couple.id:
         held.chat_id, held.status = None, "unlinked"
         await uow.flush()  # the chat id is unique: free it before this couple takes it
     if link is None:
         link = GroupLink(couple_id=couple.id, attempt=0, linked_by=linked_by, created_at=now)
-        uow.session.add(link)
+        _links(uow).add(link)
     link.chat_id = chat.id
     link.status = "pending"
     link.attempt += 1
@@ -319,7 +311,7 @@ async def answer_consent(
     uow: UnitOfWork, partner: Partner, link_id: int, attempt: int, choice: str, now: datetime
 ) -> Outgoing:
     """A partner's private yes or no; the link is active once both said yes."""
-    link = await uow.session.get(GroupLink, link_id)
+    link = await _links(uow).get(link_id)
     if (
         link is None
         or link.couple_id != partner.couple_id
@@ -328,9 +320,8 @@ async def answer_consent(
         or choice not in ("yes", "no")
     ):
         raise UserError("common.stale_button")
-    column = GroupLink.a_agreed_at if partner.slot == "A" else GroupLink.b_agreed_at
     if choice == "no":
-        if await _end(uow, link_id, attempt):
+        if await _links(uow).end_pending(link_id, attempt):
             await _tell(
                 uow,
                 link.couple_id,
@@ -348,23 +339,10 @@ async def answer_consent(
             )
     else:
         # Conditional, so that two partners agreeing at once on two workers both count.
-        agreed = (
-            await uow.session.execute(
-                update(GroupLink)
-                .where(
-                    GroupLink.id == link_id,
-                    GroupLink.attempt == attempt,
-                    GroupLink.status == "pending",
-                    column.is_(None),
-                )
-                .values({column: now})
-                .returning(GroupLink.a_agreed_at, GroupLink.b_agreed_at)
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
+        agreed = await _links(uow).agree(link_id, attempt, partner.slot, now)
         if agreed is None:
             raise UserError("common.stale_button")
-        if agreed.a_agreed_at is not None and agreed.b_agreed_at is not None:
+        if None not in agreed:
             await _activate(uow, link.couple_id, link_id, attempt, now, recipient_key(partner))
     await uow.commit()
     return Outgoing(msg(partner.language, "group.consent_noted"))
@@ -373,13 +351,7 @@ async def answer_consent(
 async def _activate(
     uow: UnitOfWork, couple_id: int, link_id: int, attempt: int, now: datetime, asker: str
 ) -> None:
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending")
-        .values(status="active", active_since=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _links(uow).activate(link_id, attempt, now):
         return
     await _enqueue_post(
         uow,
@@ -399,17 +371,6 @@ async def _activate(
         asker=asker,
     )
     uow.audit.record(actor="system", action="group.linked", couple_id=couple_id, at=now)
-
-
-async def _end(uow: UnitOfWork, link_id: int, attempt: int) -> bool:
-    """A pending link declined: ``unlinked``, the chat forgotten; False if it was not pending."""
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending")
-        .values(status="unlinked", chat_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _tell(
@@ -459,13 +420,7 @@ async def unlink(uow: UnitOfWork, couple: Couple, actor: str, now: datetime) -> 
     link = await link_of_couple(uow, couple.id)
     if link is None or link.status == "unlinked":
         raise UserError("group.not_linked")
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link.id, GroupLink.status != "unlinked")
-        .values(status="unlinked", chat_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if await _links(uow).unlink(link.id):
         await _tell(
             uow,
             couple.id,
@@ -500,17 +455,10 @@ async def unlink_from_group(
 
 async def suspend(uow: UnitOfWork, link_id: int, reason: SuspendReason, now: datetime) -> bool:
     """Stop posting in a live link's group and tell everyone privately; False if not live."""
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.status.in_(LIVE))
-        .values(status="suspended", suspended_at=now, suspended_reason=reason)
-        .returning(GroupLink.couple_id, GroupLink.attempt)
-        .execution_options(synchronize_session=False)
-    )
-    row = result.one_or_none()
-    if row is None:
+    suspended = await _links(uow).suspend(link_id, reason, now)
+    if suspended is None:
         return False
-    couple_id, attempt = row
+    couple_id, attempt = suspended
     await _tell(
         uow,
         couple_id,
@@ -567,7 +515,7 @@ async def end_for_erasure(
             and chat_id is not None
         ):
             deletable.append((chat_id, post.message_id))
-    if link.status in LIVE:
+    if link.status in LIVE_LINK:
         await suspend(uow, link.id, "seat_changed", now)
     link.status, link.chat_id = "unlinked", None
     uow.audit.record(
@@ -600,7 +548,7 @@ async def members_joined(
 ) -> bool:
     """People joined a group: anyone but the couple, their therapist or the bot suspends it."""
     link = await link_of_chat(uow, chat_id)
-    if link is None or link.status not in LIVE:
+    if link is None or link.status not in LIVE_LINK:
         return False
     _, partners, therapist = await _people(uow, link.couple_id)
     allowed = _allowed_ids(partners, therapist) | {bot_id}
@@ -616,7 +564,7 @@ async def member_left(
 ) -> bool:
     """Someone left a group: a partner or the bot leaving suspends its link."""
     link = await link_of_chat(uow, chat_id)
-    if link is None or link.status not in LIVE:
+    if link is None or link.status not in LIVE_LINK:
         return False
     reason: SuspendReason
     if user_id == bot_id:
@@ -884,7 +832,7 @@ class GroupConsentRenderer(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not person.active:
             return None
-        link = await uow.session.get(GroupLink, int(delivery.params.get("link_id", 0)))
+        link = await _links(uow).get(int(delivery.params.get("link_id", 0)))
         attempt = int(delivery.params.get("attempt", 0))
         if (
             link is None
