@@ -25,6 +25,7 @@ from db.models import (
     Invite,
     Partner,
     Practice,
+    Response,
     Slot,
     SuspendReason,
     Therapist,
@@ -116,6 +117,21 @@ class CoupleRepository(_Repository):
 
     async def active(self) -> Sequence[Couple]:
         return (await self.session.scalars(select(Couple).where(Couple.status == "active"))).all()
+
+    async def with_weekly_session(self) -> Sequence[Couple]:
+        """The active couples that have a weekly session rhythm."""
+        return (
+            await self.session.scalars(
+                select(Couple).where(Couple.status == "active", Couple.weekly_session.is_not(None))
+            )
+        ).all()
+
+    async def with_handle(self, handle: str, practice_id: int | None = None) -> Sequence[Couple]:
+        """The couples with this handle, in every practice or in one."""
+        query = select(Couple).where(Couple.handle == handle)
+        if practice_id is not None:
+            query = query.where(Couple.practice_id == practice_id)
+        return (await self.session.scalars(query)).all()
 
 
 class PartnerRepository(_Repository):
@@ -209,6 +225,45 @@ class SessionRepository(_Repository):
                 TherapySession.couple_id == couple_id, TherapySession.starts_at == starts_at
             )
         )
+
+    async def first_between(
+        self, couple_id: int, since: datetime, until: datetime
+    ) -> TherapySession | None:
+        """The couple's first session starting from ``since`` until ``until`` (not cancelled)."""
+        return await self.session.scalar(
+            select(TherapySession)
+            .where(
+                TherapySession.couple_id == couple_id,
+                TherapySession.starts_at >= since,
+                TherapySession.starts_at < until,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .order_by(TherapySession.starts_at)
+            .limit(1)
+        )
+
+    async def after(self, couple_id: int, now: datetime) -> Sequence[TherapySession]:
+        """The couple's sessions starting after ``now``, cancelled ones too, in time order."""
+        return (
+            await self.session.scalars(
+                select(TherapySession)
+                .where(TherapySession.couple_id == couple_id, TherapySession.starts_at > now)
+                .order_by(TherapySession.starts_at)
+            )
+        ).all()
+
+    async def weekly_after(self, couple_id: int, now: datetime) -> Sequence[TherapySession]:
+        """The couple's coming sessions of its weekly series (not cancelled)."""
+        return (
+            await self.session.scalars(
+                select(TherapySession).where(
+                    TherapySession.couple_id == couple_id,
+                    TherapySession.starts_at > now,
+                    TherapySession.recurring.is_(True),
+                    TherapySession.cancelled_at.is_(None),
+                )
+            )
+        ).all()
 
     async def last_start_before(self, couple_id: int, before: datetime) -> datetime | None:
         """When the couple's latest session before ``before`` started (cancelled ones aside)."""
@@ -343,6 +398,16 @@ class DeliveryRepository(_Repository):
 
 
 class CheckInRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[CheckIn]:
+        """Every check-in of this partner, oldest first."""
+        return (
+            await self.session.scalars(
+                select(CheckIn)
+                .where(CheckIn.partner_id == partner_id)
+                .order_by(CheckIn.started_at, CheckIn.id)
+            )
+        ).all()
+
     async def completed_between(
         self, partner_id: int, since: datetime, until: datetime | None = None
     ) -> bool:
@@ -355,6 +420,23 @@ class CheckInRepository(_Repository):
         if until is not None:
             query = query.where(CheckIn.started_at < until)
         return await self.session.scalar(query.limit(1)) is not None
+
+
+class ResponseRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[Response]:
+        """Everything this partner answered, oldest first."""
+        return (
+            await self.session.scalars(
+                select(Response)
+                .where(Response.partner_id == partner_id)
+                .order_by(Response.created_at, Response.id)
+            )
+        ).all()
+
+    async def ids_of_partner(self, partner_id: int) -> list[int]:
+        return list(
+            await self.session.scalars(select(Response.id).where(Response.partner_id == partner_id))
+        )
 
 
 class AlertRepository(_Repository):
