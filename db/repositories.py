@@ -1,4 +1,11 @@
-"""Repositories: the queries Dyad's services need, one class per aggregate."""
+"""Repositories: the queries Dyad's services need, one class per aggregate.
+
+A unit of work carries the practice, therapist, couple, partner, invite, session,
+conversation, update and audit repositories (``uow.couples``); the outbox, check-in,
+response, alert and group-link ones are made on its session where they are used
+(``DeliveryRepository(uow.session)``). A query a second service needs goes here rather
+than being written again.
+"""
 
 from __future__ import annotations
 
