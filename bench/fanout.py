@@ -91,7 +91,7 @@ async def _statuses(db: Database) -> tuple[dict[str, int], int]:
         rows = await uow.session.execute(
             select(Delivery.status, func.count()).group_by(Delivery.status)
         )
-        statuses = {status: int(count) for status, count in rows.all()}
+        statuses: dict[str, int] = {str(status): int(count) for status, count in rows.all()}
         # The dispatcher notes "rate limited" on a row it retries; PTB's own retries leave none.
         retried = await uow.session.scalar(
             select(func.count()).where(Delivery.last_error.is_not(None))

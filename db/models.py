@@ -2,12 +2,17 @@
 
 Times are stored as aware UTC datetimes (``UtcDateTime``) on both SQLite and PostgreSQL.
 Partner free text is stored only as ciphertext (``*_ciphertext`` columns).
+
+Status, slot and kind columns are typed with the ``Literal`` of the values they may hold
+(``Mapped[CoupleStatus]``), so ``mypy`` refuses a write of any other value. Each still
+names its ``String(n)`` column type: the database keeps plain strings (no enum type, no
+check constraint), as migrated.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeGuard, get_args
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +40,50 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+CoupleStatus = Literal["active", "closed"]
+Slot = Literal["A", "B"]
+"""A partner's seat in a couple."""
+OnboardingStep = Literal[
+    "invited", "consent", "language", "timezone", "window", "discreet", "done", "declined", "left"
+]
+InviteKind = Literal["therapist", "partner"]
+DeliveryStatus = Literal["pending", "claimed", "sent", "failed", "skipped"]
+DeliveryKind = Literal[
+    "notice",  # a catalog text, rendered in the recipient's language at send time
+    "checkin",
+    "hope",
+    "skill",
+    "skill_followup",
+    "couple_space",
+    "reveal",  # the outcome of a couple-space prompt both answered
+    "checkin_reminder",
+    "digest",
+    "event",  # a webhook event
+    "group_consent",  # the private question before a group is used
+    "group_notice",
+    "group_goal",
+    "group_prompt",
+    "group_reveal",
+]
+CheckInStatus = Literal["open", "complete", "partial"]
+ResponseKind = Literal["hope", "skill", "skill_followup", "couple_space", "message"]
+"""The prompt's kind, or ``message``: a text sent when no question was asked."""
+AlertKind = Literal["suicide", "self_harm", "violence", "safety_question"]
+AlertSource = Literal["checkin", "response"]
+GroupLinkStatus = Literal["pending", "active", "suspended", "unlinked"]
+LIVE_LINK: tuple[GroupLinkStatus, ...] = ("pending", "active")
+"""A group link waiting for both partners' consent, or in use."""
+SuspendReason = Literal["seat_changed", "migrated", "outsider", "bot_removed", "partner_left"]
+DraftPage = Literal["checkin", "reply", "followup"]
+
+SLOTS: tuple[Slot, ...] = get_args(Slot)
+
+
+def is_slot(value: str) -> TypeGuard[Slot]:
+    """Whether ``value`` names a seat (``A`` or ``B``)."""
+    return value in SLOTS
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -107,7 +156,7 @@ class Couple(Base):
     handle: Mapped[str] = mapped_column(String(16))
     label: Mapped[str] = mapped_column(String(200))
     shared_goal: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active | closed
+    status: Mapped[CoupleStatus] = mapped_column(String(16), default="active")
     safety_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     schedule_template: Mapped[str | None] = mapped_column(String(64))
     schedule_paused: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -143,7 +192,7 @@ class Partner(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
-    slot: Mapped[str] = mapped_column(String(1))  # "A" | "B"
+    slot: Mapped[Slot] = mapped_column(String(1))
     display_name: Mapped[str | None] = mapped_column(String(200))
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -151,7 +200,7 @@ class Partner(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     window: Mapped[str | None] = mapped_column(String(16))  # morning | afternoon | evening
     discreet: Mapped[bool] = mapped_column(Boolean, default=False)
-    onboarding_step: Mapped[str] = mapped_column(String(16), default="invited")
+    onboarding_step: Mapped[OnboardingStep] = mapped_column(String(16), default="invited")
     paused_until: Mapped[datetime | None]
     paused_since: Mapped[datetime | None]
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -174,10 +223,10 @@ class Invite(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))  # therapist | partner
+    kind: Mapped[InviteKind] = mapped_column(String(16))
     practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id", ondelete="CASCADE"))
     couple_id: Mapped[int | None] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
-    slot: Mapped[str | None] = mapped_column(String(1))
+    slot: Mapped[Slot | None] = mapped_column(String(1))
     therapist_name: Mapped[str | None] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
@@ -275,14 +324,14 @@ class Delivery(Base):
         ForeignKey("therapists.id", ondelete="CASCADE")
     )
     channel: Mapped[str] = mapped_column(String(16), default="telegram")
-    kind: Mapped[str] = mapped_column(String(24))  # notice | prompt | checkin | followup | digest
+    kind: Mapped[DeliveryKind] = mapped_column(String(24))
     key: Mapped[str] = mapped_column(String(80))  # catalog key or prompt key
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dedupe_key: Mapped[str] = mapped_column(String(160))
     local_date: Mapped[str | None] = mapped_column(String(10))
     due_at: Mapped[datetime]
     not_after: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(String(12), default="pending")
     lease_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200))
@@ -306,7 +355,7 @@ class CheckIn(Base):
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
     instrument: Mapped[str] = mapped_column(String(40))
     with_safety: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(12), default="open")  # open | complete | partial
+    status: Mapped[CheckInStatus] = mapped_column(String(12), default="open")
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
     note_ciphertext: Mapped[bytes | None]
@@ -336,7 +385,7 @@ class Response(Base):
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
     prompt_key: Mapped[str] = mapped_column(String(80))
-    kind: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[ResponseKind] = mapped_column(String(24))
     choice: Mapped[str | None] = mapped_column(String(16))  # a follow-up's tried: yes|partly|no
     text_ciphertext: Mapped[bytes | None]
     share: Mapped[bool | None] = mapped_column(Boolean)  # couple-space answers only
@@ -354,11 +403,9 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     couple_id: Mapped[int] = mapped_column(ForeignKey("couples.id", ondelete="CASCADE"))
     partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id", ondelete="SET NULL"))
-    slot: Mapped[str] = mapped_column(String(1))
-    kind: Mapped[str] = mapped_column(
-        String(24)
-    )  # self_harm | suicide | violence | safety_question
-    source: Mapped[str] = mapped_column(String(16))  # checkin | response
+    slot: Mapped[str] = mapped_column(String(1))  # "A" | "B"
+    kind: Mapped[AlertKind] = mapped_column(String(24))
+    source: Mapped[AlertSource] = mapped_column(String(16))
     source_id: Mapped[int | None]
     phrase_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
@@ -383,7 +430,7 @@ class GroupLink(Base):
         ForeignKey("couples.id", ondelete="CASCADE"), unique=True
     )
     chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[GroupLinkStatus] = mapped_column(String(16), default="pending")
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     linked_by: Mapped[str] = mapped_column(String(32))  # partner:12 | therapist:3
     members_seen: Mapped[int] = mapped_column(Integer, default=0)  # at the last full check
@@ -392,7 +439,7 @@ class GroupLink(Base):
     created_at: Mapped[datetime]
     active_since: Mapped[datetime | None]
     suspended_at: Mapped[datetime | None]
-    suspended_reason: Mapped[str | None] = mapped_column(String(24))
+    suspended_reason: Mapped[SuspendReason | None] = mapped_column(String(24))
 
 
 class GroupLinkCode(Base):
@@ -422,7 +469,7 @@ class WebAppDraft(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id", ondelete="CASCADE"))
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
-    page: Mapped[str] = mapped_column(String(16))  # checkin | reply | followup
+    page: Mapped[DraftPage] = mapped_column(String(16))
     ref_id: Mapped[int] = mapped_column(Integer)  # the check-in's or the delivery's id
     checkin_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkins.id", ondelete="CASCADE"), index=True

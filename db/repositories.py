@@ -1,4 +1,11 @@
-"""Repositories: the queries Dyad's services need, one class per aggregate."""
+"""Repositories: the queries Dyad's services need, one class per aggregate.
+
+A unit of work carries the practice, therapist, couple, partner, invite, session,
+conversation, update and audit repositories (``uow.couples``); the outbox, check-in,
+response, alert and group-link ones are made on its session where they are used
+(``DeliveryRepository(uow.session)``). A query a second service needs goes here rather
+than being written again.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    LIVE_LINK,
+    Alert,
     AuditEntry,
+    CheckIn,
     ConversationState,
     Couple,
+    Delivery,
+    DeliveryKind,
+    GroupLink,
+    GroupLinkCode,
     InboxUpdate,
     Invite,
     Partner,
     Practice,
+    Response,
+    Slot,
+    SuspendReason,
     Therapist,
     TherapySession,
 )
@@ -108,6 +125,21 @@ class CoupleRepository(_Repository):
     async def active(self) -> Sequence[Couple]:
         return (await self.session.scalars(select(Couple).where(Couple.status == "active"))).all()
 
+    async def with_weekly_session(self) -> Sequence[Couple]:
+        """The active couples that have a weekly session rhythm."""
+        return (
+            await self.session.scalars(
+                select(Couple).where(Couple.status == "active", Couple.weekly_session.is_not(None))
+            )
+        ).all()
+
+    async def with_handle(self, handle: str, practice_id: int | None = None) -> Sequence[Couple]:
+        """The couples with this handle, in every practice or in one."""
+        query = select(Couple).where(Couple.handle == handle)
+        if practice_id is not None:
+            query = query.where(Couple.practice_id == practice_id)
+        return (await self.session.scalars(query)).all()
+
 
 class PartnerRepository(_Repository):
     async def add(self, partner: Partner) -> Partner:
@@ -169,7 +201,7 @@ class InviteRepository(_Repository):
         )
         return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-    async def revoke_open(self, couple_id: int, slot: str, now: datetime) -> int:
+    async def revoke_open(self, couple_id: int, slot: Slot, now: datetime) -> int:
         result = await self.session.execute(
             update(Invite)
             .where(
@@ -185,6 +217,74 @@ class InviteRepository(_Repository):
 
 
 class SessionRepository(_Repository):
+    async def add(self, row: TherapySession) -> TherapySession:
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def get(self, session_id: int) -> TherapySession | None:
+        return await self.session.get(TherapySession, session_id)
+
+    async def at(self, couple_id: int, starts_at: datetime) -> TherapySession | None:
+        """The couple's session starting at ``starts_at``, cancelled or not."""
+        return await self.session.scalar(
+            select(TherapySession).where(
+                TherapySession.couple_id == couple_id, TherapySession.starts_at == starts_at
+            )
+        )
+
+    async def first_between(
+        self, couple_id: int, since: datetime, until: datetime
+    ) -> TherapySession | None:
+        """The couple's first session starting from ``since`` until ``until`` (not cancelled)."""
+        return await self.session.scalar(
+            select(TherapySession)
+            .where(
+                TherapySession.couple_id == couple_id,
+                TherapySession.starts_at >= since,
+                TherapySession.starts_at < until,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .order_by(TherapySession.starts_at)
+            .limit(1)
+        )
+
+    async def after(self, couple_id: int, now: datetime) -> Sequence[TherapySession]:
+        """The couple's sessions starting after ``now``, cancelled ones too, in time order."""
+        return (
+            await self.session.scalars(
+                select(TherapySession)
+                .where(TherapySession.couple_id == couple_id, TherapySession.starts_at > now)
+                .order_by(TherapySession.starts_at)
+            )
+        ).all()
+
+    async def weekly_after(self, couple_id: int, now: datetime) -> Sequence[TherapySession]:
+        """The couple's coming sessions of its weekly series (not cancelled)."""
+        return (
+            await self.session.scalars(
+                select(TherapySession).where(
+                    TherapySession.couple_id == couple_id,
+                    TherapySession.starts_at > now,
+                    TherapySession.recurring.is_(True),
+                    TherapySession.cancelled_at.is_(None),
+                )
+            )
+        ).all()
+
+    async def last_start_before(self, couple_id: int, before: datetime) -> datetime | None:
+        """When the couple's latest session before ``before`` started (cancelled ones aside)."""
+        return await self.session.scalar(
+            select(TherapySession.starts_at)
+            .where(
+                TherapySession.couple_id == couple_id,
+                TherapySession.starts_at < before,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .order_by(TherapySession.starts_at.desc())
+            .limit(1)
+        )
+
     async def next_for(self, couple_id: int, now: datetime) -> TherapySession | None:
         return await self.session.scalar(
             select(TherapySession)
@@ -252,6 +352,229 @@ class AuditRepository(_Repository):
         ).all()
 
 
+class DeliveryRepository(_Repository):
+    """The outbox (``deliveries``): what Dyad queues; the dispatcher's claims stay its own."""
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        return await self.session.get(Delivery, delivery_id)
+
+    async def queue(
+        self,
+        *,
+        recipient: str,
+        kind: DeliveryKind,
+        key: str,
+        dedupe_key: str,
+        due_at: datetime,
+        couple_id: int | None,
+        partner_id: int | None = None,
+        therapist_id: int | None = None,
+        channel: str = "telegram",
+        params: dict[str, Any] | None = None,
+        local_date: str | None = None,
+        not_after: datetime | None = None,
+    ) -> bool:
+        """Queue one row, pending from ``due_at``; False when (recipient, dedupe key) was
+        queued before (that row is left as it is)."""
+        values: dict[str, Any] = {
+            "recipient": recipient,
+            "couple_id": couple_id,
+            "partner_id": partner_id,
+            "therapist_id": therapist_id,
+            "channel": channel,
+            "kind": kind,
+            "key": key,
+            "params": params or {},
+            "dedupe_key": dedupe_key,
+            "local_date": local_date,
+            "due_at": due_at,
+            "not_after": not_after,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": due_at,
+        }
+        insert = postgresql.insert if _dialect(self.session) == "postgresql" else sqlite.insert
+        result = await self.session.execute(
+            insert(Delivery).values(values).on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def delete_ids(self, delivery_ids: Sequence[int]) -> None:
+        """Remove these rows from the outbox."""
+        await self.session.execute(delete(Delivery).where(Delivery.id.in_(list(delivery_ids))))
+
+
+class CheckInRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[CheckIn]:
+        """Every check-in of this partner, oldest first."""
+        return (
+            await self.session.scalars(
+                select(CheckIn)
+                .where(CheckIn.partner_id == partner_id)
+                .order_by(CheckIn.started_at, CheckIn.id)
+            )
+        ).all()
+
+    async def completed_between(
+        self, partner_id: int, since: datetime, until: datetime | None = None
+    ) -> bool:
+        """Whether the partner completed a check-in started from ``since`` (before ``until``)."""
+        query = select(CheckIn.id).where(
+            CheckIn.partner_id == partner_id,
+            CheckIn.status == "complete",
+            CheckIn.started_at >= since,
+        )
+        if until is not None:
+            query = query.where(CheckIn.started_at < until)
+        return await self.session.scalar(query.limit(1)) is not None
+
+
+class ResponseRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[Response]:
+        """Everything this partner answered, oldest first."""
+        return (
+            await self.session.scalars(
+                select(Response)
+                .where(Response.partner_id == partner_id)
+                .order_by(Response.created_at, Response.id)
+            )
+        ).all()
+
+    async def ids_of_partner(self, partner_id: int) -> list[int]:
+        return list(
+            await self.session.scalars(select(Response.id).where(Response.partner_id == partner_id))
+        )
+
+
+class AlertRepository(_Repository):
+    async def of_partner(self, partner_id: int) -> Sequence[Alert]:
+        """The alerts still linked to this partner, oldest first."""
+        return (
+            await self.session.scalars(
+                select(Alert)
+                .where(Alert.partner_id == partner_id)
+                .order_by(Alert.created_at, Alert.id)
+            )
+        ).all()
+
+
+class GroupLinkRepository(_Repository):
+    """A couple's group link and the one-time codes that make one.
+
+    Every change of a link's state is conditional on the state it changes from (and its
+    attempt), so two workers, or two partners at once, cannot both make it.
+    """
+
+    async def get(self, link_id: int) -> GroupLink | None:
+        return await self.session.get(GroupLink, link_id)
+
+    async def of_couple(self, couple_id: int) -> GroupLink | None:
+        return await self.session.scalar(select(GroupLink).where(GroupLink.couple_id == couple_id))
+
+    async def of_chat(self, chat_id: int) -> GroupLink | None:
+        return await self.session.scalar(select(GroupLink).where(GroupLink.chat_id == chat_id))
+
+    def add(self, link: GroupLink) -> None:
+        self.session.add(link)
+
+    def add_code(self, code: GroupLinkCode) -> None:
+        self.session.add(code)
+
+    async def code_by_hash(self, code_hash: str) -> GroupLinkCode | None:
+        return await self.session.scalar(
+            select(GroupLinkCode).where(GroupLinkCode.code_hash == code_hash)
+        )
+
+    async def claim_code(self, code_id: int, now: datetime) -> bool:
+        """Mark a code used, only if it still is usable (a second claimer gets False)."""
+        result = await self.session.execute(
+            update(GroupLinkCode)
+            .where(
+                GroupLinkCode.id == code_id,
+                GroupLinkCode.used_at.is_(None),
+                GroupLinkCode.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def agree(
+        self, link_id: int, attempt: int, slot: Slot, now: datetime
+    ) -> tuple[datetime | None, datetime | None] | None:
+        """One partner agrees to a pending link; both agreement times, or None if it was
+        not pending at this attempt or that partner had agreed already."""
+        column = GroupLink.a_agreed_at if slot == "A" else GroupLink.b_agreed_at
+        row = (
+            await self.session.execute(
+                update(GroupLink)
+                .where(
+                    GroupLink.id == link_id,
+                    GroupLink.attempt == attempt,
+                    GroupLink.status == "pending",
+                    column.is_(None),
+                )
+                .values({column: now})
+                .returning(GroupLink.a_agreed_at, GroupLink.b_agreed_at)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        return None if row is None else (row.a_agreed_at, row.b_agreed_at)
+
+    async def activate(self, link_id: int, attempt: int, now: datetime) -> bool:
+        """A pending link becomes ``active``; False if it was not pending at this attempt."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(
+                GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending"
+            )
+            .values(status="active", active_since=now)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def end_pending(self, link_id: int, attempt: int) -> bool:
+        """A pending link ends (``unlinked``, the chat forgotten); False if it was not pending."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(
+                GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending"
+            )
+            .values(status="unlinked", chat_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def unlink(self, link_id: int) -> bool:
+        """A link ends whatever its state (the chat forgotten); False if it had ended."""
+        result = await self.session.execute(
+            update(GroupLink)
+            .where(GroupLink.id == link_id, GroupLink.status != "unlinked")
+            .values(status="unlinked", chat_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    async def suspend(
+        self, link_id: int, reason: SuspendReason, now: datetime
+    ) -> tuple[int, int] | None:
+        """A live link is suspended; its couple and attempt, or None if it was not live."""
+        row = (
+            await self.session.execute(
+                update(GroupLink)
+                .where(GroupLink.id == link_id, GroupLink.status.in_(LIVE_LINK))
+                .values(status="suspended", suspended_at=now, suspended_reason=reason)
+                .returning(GroupLink.couple_id, GroupLink.attempt)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
+        return None if row is None else (row.couple_id, row.attempt)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
 INSERT_BATCH = 500
 """Rows per multi-row INSERT: about 8,000 parameters, inside both databases' limits."""
 
@@ -264,8 +587,7 @@ async def insert_new(
     Rows whose unique key already exists are left as they are. Returns the ids of the rows
     actually inserted (every row must have the same columns).
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
     # One statement with the rows as parameters: SQLAlchemy sends it as multi-row INSERTs
     # ("insertmanyvalues") compiled once, rather than compiling a new VALUES list per batch.
     statement = insert(model).on_conflict_do_nothing().returning(model.id)

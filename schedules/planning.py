@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
-from schedules.library import PromptLibrary, hold_substitutes
+from schedules.library import PromptKind, PromptLibrary, hold_substitutes
 from schedules.model import (
     PARTNER_WINDOW,
     WINDOW_NAMES,
@@ -50,7 +50,7 @@ from schedules.model import (
     TimeRange,
 )
 
-PRIORITY: dict[str, int] = {
+PRIORITY: dict[PromptKind, int] = {
     "checkin": 0,
     "skill": 1,
     "skill_followup": 2,
@@ -75,7 +75,7 @@ class PartnerTiming:
 class PlannedDelivery:
     """One message to queue for a partner."""
 
-    kind: str  # checkin | hope | skill | skill_followup | couple_space
+    kind: PromptKind
     rule_id: str  # the template rule; "<rule>.followup" for a follow-up
     local_date: date  # the partner's local date it belongs to
     due_at_utc: datetime

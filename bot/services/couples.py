@@ -15,7 +15,7 @@ from bot.services.practice_config import parse_practice_config
 from bot.services.practices import IssuedInvite, issue_invite
 from bot.services.reminders import missed_checkins
 from bot.services.texts import UserError, msg
-from db.models import Couple, Partner, Therapist
+from db.models import SLOTS, Couple, Partner, Slot, Therapist, is_slot
 from db.uow import UnitOfWork
 from schedules.planner import drop_pending, notify_in_window, plan_couple
 
@@ -54,13 +54,13 @@ async def new_couple(
     )
     practice = await uow.practices.get(therapist.practice_id)
     assert practice is not None
-    for slot in ("A", "B"):
+    for slot in SLOTS:
         await uow.partners.add(Partner(couple_id=couple.id, slot=slot, language=practice.language))
     invites = [
         await issue_invite(
             uow, practice_id=therapist.practice_id, now=now, ttl=ttl, couple_id=couple.id, slot=s
         )
-        for s in ("A", "B")
+        for s in SLOTS
     ]
     uow.audit.record(
         actor=f"therapist:{therapist.id}", action="couple.create", couple_id=couple.id, at=now
@@ -76,7 +76,7 @@ class CoupleStatus:
     couple: Couple
     partners: list[Partner]
     next_session: datetime | None
-    missed: dict[str, int] = field(default_factory=dict)  # slot -> check-ins not completed
+    missed: dict[Slot, int] = field(default_factory=dict)  # check-ins not completed
 
 
 async def couples_of(uow: UnitOfWork, therapist: Therapist, now: datetime) -> list[CoupleStatus]:
@@ -108,7 +108,7 @@ async def reinvite(
 ) -> IssuedInvite:
     """A fresh link for one partner place; the old, unused one stops working."""
     slot = slot.strip().upper()
-    if slot not in ("A", "B"):
+    if not is_slot(slot):
         raise UserError("couple.slot_invalid")
     partner = next(p for p in await uow.partners.of_couple(couple.id) if p.slot == slot)
     if partner.telegram_user_id is not None:

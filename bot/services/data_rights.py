@@ -36,7 +36,6 @@ from bot.services.texts import UserError, msg
 from bot.services.usecase import Call, Reply
 from db.engine import Database
 from db.models import (
-    Alert,
     AuditEntry,
     CheckIn,
     Couple,
@@ -45,6 +44,7 @@ from db.models import (
     Response,
     WebAppDraft,
 )
+from db.repositories import AlertRepository, CheckInRepository, ResponseRepository
 from db.uow import UnitOfWork
 
 EXPORT_FORMAT = "dyad-export/1"
@@ -70,19 +70,9 @@ async def collect_export(
     uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime
 ) -> dict[str, Any]:
     """The partner's own data as plain values, ready for JSON."""
-    checkins = await uow.session.scalars(
-        select(CheckIn)
-        .where(CheckIn.partner_id == partner.id)
-        .order_by(CheckIn.started_at, CheckIn.id)
-    )
-    responses = await uow.session.scalars(
-        select(Response)
-        .where(Response.partner_id == partner.id)
-        .order_by(Response.created_at, Response.id)
-    )
-    alerts = await uow.session.scalars(
-        select(Alert).where(Alert.partner_id == partner.id).order_by(Alert.created_at, Alert.id)
-    )
+    checkins = await CheckInRepository(uow.session).of_partner(partner.id)
+    responses = await ResponseRepository(uow.session).of_partner(partner.id)
+    alerts = await AlertRepository(uow.session).of_partner(partner.id)
     return {
         "format": EXPORT_FORMAT,
         "about": t(partner.language, "data.export_about"),  # plain text, not Telegram HTML
@@ -170,9 +160,7 @@ async def erase(
     language = partner.language
     couple = await uow.couples.get(partner.couple_id)
     assert couple is not None
-    response_ids = list(
-        await uow.session.scalars(select(Response.id).where(Response.partner_id == partner.id))
-    )
+    response_ids = await ResponseRepository(uow.session).ids_of_partner(partner.id)
     group_posts = await groups.end_for_erasure(uow, couple, response_ids, now)
     await _delete(uow, WebAppDraft, WebAppDraft.partner_id == partner.id)  # half-filled pages
     checkins = await _delete(uow, CheckIn, CheckIn.partner_id == partner.id)
@@ -230,7 +218,7 @@ async def _scrub_finished(uow: UnitOfWork, partner: Partner) -> None:
 
 
 async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
-    alerts = list(await uow.session.scalars(select(Alert).where(Alert.partner_id == partner.id)))
+    alerts = await AlertRepository(uow.session).of_partner(partner.id)
     for alert in alerts:
         alert.source_id = None
         alert.partner_id = None  # the safety record keeps slot, kind and time, not the person
@@ -382,11 +370,10 @@ async def erase_seat(
 
 async def _couple_by_handle(uow: UnitOfWork, handle: str, practice_slug: str | None) -> Couple:
     handle = handle.strip().lower()
-    query = select(Couple).where(Couple.handle == handle)
+    practice_id = None
     if practice_slug is not None:
-        practice = await practice_by_slug(uow, practice_slug)
-        query = query.where(Couple.practice_id == practice.id)
-    couples = list(await uow.session.scalars(query))
+        practice_id = (await practice_by_slug(uow, practice_slug)).id
+    couples = await uow.couples.with_handle(handle, practice_id)
     if not couples:
         where = f" in practice {practice_slug!r}" if practice_slug is not None else ""
         raise AdminError(f"no couple with handle {handle!r}{where}")

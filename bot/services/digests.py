@@ -43,6 +43,7 @@ from bot.core.digest import (
     render_telegram_parts,
     render_text,
 )
+from bot.core.digest.model import Practice as Tried
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
 from bot.services import events
@@ -69,7 +70,8 @@ from db.uow import UnitOfWork
 DEFAULT_PERIOD = timedelta(days=14)
 PRIVATE = "·"  # stands in for words the partner kept private: counted, never shown
 PROMPT_KINDS = ("hope", "skill", "skill_followup", "couple_space")
-_TRIED = {"yes": "yes", "partly": "partly", "not_yet": "no", "no": "no"}
+_TRIED: dict[str, Tried] = {"yes": "yes", "partly": "partly", "not_yet": "no", "no": "no"}
+"""A follow-up's or check-in's answer to "did you try it?", as the digest counts it."""
 DIGEST_LEASE = timedelta(minutes=5)
 
 
@@ -133,7 +135,7 @@ async def _partner_data(
             CheckinData(
                 at=row.started_at,
                 scores=scores,
-                skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,  # type: ignore[arg-type]
+                skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,
                 note=note,
                 ok_to_raise=raisable if note is not None else None,
                 partial=row.status == "partial",
@@ -175,7 +177,7 @@ async def _partner_data(
         text = cipher.decrypt(response.text_ciphertext) if raisable else PRIVATE
         replies.append(ReplyData(response.created_at, text, raisable))
     return PartnerData(
-        slot=partner.slot,  # type: ignore[arg-type]
+        slot=partner.slot,
         display_name=partner.display_name or f"Partner {partner.slot}",
         language=partner.language,
         checkins=tuple(checkins),
@@ -236,7 +238,7 @@ async def _skill_practice(
         followup_key = (
             config.library.get(skill.key).followup if skill.key in config.library else None
         )
-        tried: str | None = None
+        tried: Tried | None = None
         for response in followups:
             if (
                 response.id not in used_followups
@@ -252,14 +254,14 @@ async def _skill_practice(
                     used_checkins.add(checkin.id)
                     tried = _TRIED.get(str(checkin.answers["skill"]))
                     break
-        out.append(SkillPracticeData(skill_name(config, skill.key, language), tried))  # type: ignore[arg-type]
+        out.append(SkillPracticeData(skill_name(config, skill.key, language), tried))
     # Answers in the period about a skill sent before it.
     for response in followups:
         if response.id in used_followups:
             continue
         key = _followup_skill(config, response.prompt_key)
         name = skill_name(config, key or response.prompt_key, language)
-        out.append(SkillPracticeData(name, _TRIED.get(response.choice or "")))  # type: ignore[arg-type]
+        out.append(SkillPracticeData(name, _TRIED.get(response.choice or "")))
     leftover = [c for c in answers if c.id not in used_checkins]
     if leftover and not skills:
         earlier = await uow.session.scalar(
@@ -276,7 +278,7 @@ async def _skill_practice(
         if earlier is not None:
             checkin = leftover[-1]  # the latest answer says where the practice stands
             tried = _TRIED.get(str(checkin.answers["skill"]))
-            out.append(SkillPracticeData(skill_name(config, earlier, language), tried))  # type: ignore[arg-type]
+            out.append(SkillPracticeData(skill_name(config, earlier, language), tried))
     return out
 
 
@@ -426,26 +428,13 @@ def _about_current_holder(alert: Alert, partners: list[Partner]) -> bool:
     return holder.consented_at is not None and holder.consented_at <= alert.created_at
 
 
-async def _previous_session(uow: UnitOfWork, couple: Couple, before: datetime) -> datetime | None:
-    return await uow.session.scalar(
-        select(TherapySession.starts_at)
-        .where(
-            TherapySession.couple_id == couple.id,
-            TherapySession.starts_at < before,
-            TherapySession.cancelled_at.is_(None),
-        )
-        .order_by(TherapySession.starts_at.desc())
-        .limit(1)
-    )
-
-
 async def compose_for(
     uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime, *, actor: str
 ) -> Digest:
     """The digest of the period up to now (since the last session, else 14 days); audited."""
     therapist = await uow.therapists.get(couple.therapist_id)
     assert therapist is not None
-    previous = await _previous_session(uow, couple, now)
+    previous = await uow.sessions.last_start_before(couple.id, now)
     data = await build_input(
         uow, couple, therapist, cipher, period_end=now, previous_session_at=previous
     )
@@ -631,7 +620,7 @@ async def send_due_digests(
     sent = 0
     for session_id in claimed:
         async with db.uow() as uow:
-            session = await uow.session.get(TherapySession, session_id)
+            session = await uow.sessions.get(session_id)
             assert session is not None
             couple = await uow.couples.get(session.couple_id)
             if couple is None or couple.status != "active":

@@ -21,9 +21,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.dialects import postgresql, sqlite
+from typing import Any, Final
 
 from bot.channels.base import Outgoing, Sent
 from bot.channels.registry import WEBHOOK
@@ -31,13 +29,14 @@ from bot.core.digest import Digest, render_json
 from bot.services.crypto import Cipher
 from bot.services.practice_config import WEBHOOK_EVENTS, parse_practice_config
 from db.models import Alert, Couple, Delivery, Partner
+from db.repositories import DeliveryRepository
 from db.uow import UnitOfWork
 from schedules.check import PracticeFileError
 from schedules.dispatcher import Rendered
 
 log = logging.getLogger(__name__)
 
-EVENT_KIND = "event"
+EVENT_KIND: Final = "event"
 
 
 def _iso(when: datetime) -> str:
@@ -85,30 +84,19 @@ async def queue_event(
         params["data_ciphertext"] = base64.b64encode(token).decode("ascii")
     else:
         params["data"] = data
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    deliveries = DeliveryRepository(uow.session)
     queued = 0
     for endpoint in endpoints:
-        values: dict[str, Any] = {
-            "recipient": f"webhook:{practice.id}:{endpoint.key}",
-            "couple_id": couple.id,
-            "partner_id": None,
-            "therapist_id": None,
-            "channel": WEBHOOK,
-            "kind": EVENT_KIND,
-            "key": event_type,
-            "params": {**params, "endpoint": endpoint.key},
-            "dedupe_key": f"{event_type}:{dedupe_key}",
-            "local_date": None,
-            "due_at": now,
-            "not_after": None,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-        }
-        statement = insert(Delivery).values(values).on_conflict_do_nothing()
-        result = await uow.session.execute(statement)
-        queued += int(result.rowcount)  # type: ignore[attr-defined]
+        queued += await deliveries.queue(
+            recipient=f"webhook:{practice.id}:{endpoint.key}",
+            couple_id=couple.id,
+            channel=WEBHOOK,
+            kind=EVENT_KIND,
+            key=event_type,
+            params={**params, "endpoint": endpoint.key},
+            dedupe_key=f"{event_type}:{dedupe_key}",
+            due_at=now,
+        )
     return queued
 
 

@@ -25,10 +25,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 
 from bot.channels.base import Blocked, Button, Migrated, Outgoing, Sent
 from bot.channels.registry import GROUP_CHANNEL
@@ -41,7 +40,19 @@ from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue, notify, recipient_key
 from bot.services.practice_config import parse_practice_config
 from bot.services.texts import UserError, msg
-from db.models import Couple, Delivery, GroupLink, GroupLinkCode, Partner, Response, Therapist
+from db.models import (
+    LIVE_LINK,
+    Couple,
+    Delivery,
+    DeliveryKind,
+    GroupLink,
+    GroupLinkCode,
+    Partner,
+    Response,
+    SuspendReason,
+    Therapist,
+)
+from db.repositories import DeliveryRepository, GroupLinkRepository
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered
 from schedules.planner import notify_in_window
@@ -49,13 +60,14 @@ from schedules.planner import notify_in_window
 log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(minutes=15)
-CONSENT_KIND = "group_consent"
+CONSENT_KIND: Final = "group_consent"
 """The private question each partner answers before a group is used (a Telegram delivery)."""
-GROUP_KINDS = frozenset({"group_notice", "group_goal", "group_prompt", "group_reveal"})
+GROUP_KINDS: frozenset[DeliveryKind] = frozenset(
+    {"group_notice", "group_goal", "group_prompt", "group_reveal"}
+)
 """Everything that may ever be posted in a group; the renderer refuses any other kind."""
 GROUP_NOTICES = frozenset({"group.welcome"})
 """The only catalog texts posted as notices in a group."""
-LIVE = ("pending", "active")
 DELETABLE_FOR = timedelta(hours=47)  # Telegram lets a bot delete its own posts for 48 hours
 POST_LIMIT = 4000  # under Telegram's 4096, for the language breaks and names
 _LANGUAGE_BREAK = "\n\n———\n\n"
@@ -98,14 +110,18 @@ class IssuedCode:
 # Looking things up -------------------------------------------------------------------------
 
 
+def _links(uow: UnitOfWork) -> GroupLinkRepository:
+    return GroupLinkRepository(uow.session)
+
+
 async def link_of_couple(uow: UnitOfWork, couple_id: int) -> GroupLink | None:
     """The couple's group link, whatever its state."""
-    return await uow.session.scalar(select(GroupLink).where(GroupLink.couple_id == couple_id))
+    return await _links(uow).of_couple(couple_id)
 
 
 async def link_of_chat(uow: UnitOfWork, chat_id: int) -> GroupLink | None:
     """The link a group chat holds, whatever its state."""
-    return await uow.session.scalar(select(GroupLink).where(GroupLink.chat_id == chat_id))
+    return await _links(uow).of_chat(chat_id)
 
 
 async def group_is_linked(uow: UnitOfWork, couple_id: int) -> bool:
@@ -153,9 +169,13 @@ def group_text(languages: Sequence[str], render: Callable[[str], str]) -> str:
 # Who is in the group -------------------------------------------------------------------------
 
 
+Verdict = Literal["ok", "partners_missing", "others"]
+"""What a membership check found: only the couple (and their therapist), or not."""
+
+
 async def check_members(
     probe: MembershipProbe, chat_id: int, partner_ids: Sequence[int], therapist_id: int | None
-) -> tuple[str, int]:
+) -> tuple[Verdict, int]:
     """``ok``, ``partners_missing`` or ``others``, and the member count it saw."""
     count = await probe.member_count(chat_id)
     for user_id in partner_ids:
@@ -186,7 +206,7 @@ async def issue_code(uow: UnitOfWork, couple: Couple, issued_by: str, now: datet
     if await group_is_linked(uow, couple.id):
         raise UserError("group.linked_elsewhere")
     code = new_token()
-    uow.session.add(
+    _links(uow).add_code(
         GroupLinkCode(
             code_hash=hash_token(code),
             couple_id=couple.id,
@@ -212,9 +232,7 @@ async def redeem_code(
         raise UserError("group.only_in_groups")
     if not looks_like_token(code):
         raise UserError("group.code_unknown")
-    row = await uow.session.scalar(
-        select(GroupLinkCode).where(GroupLinkCode.code_hash == hash_token(code))
-    )
+    row = await _links(uow).code_by_hash(hash_token(code))
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise UserError("group.code_unknown")
     couple, partners, therapist = await _people(uow, row.couple_id)
@@ -241,36 +259,26 @@ async def redeem_code(
     if not all(p.active and p.telegram_user_id is not None for p in partners):
         raise await refuse("group.needs_space")
     link = await link_of_couple(uow, couple.id)
-    if link is not None and link.chat_id == chat.id and link.status in LIVE:
+    if link is not None and link.chat_id == chat.id and link.status in LIVE_LINK:
         raise await refuse("group.already_linked")
     if link is not None and link.status == "active":
         raise await refuse("group.linked_elsewhere")
     # A link still waiting for both to agree gives way to this one (its buttons go stale).
     held = await link_of_chat(uow, chat.id)
-    if held is not None and held.couple_id != couple.id and held.status in LIVE:
+    if held is not None and held.couple_id != couple.id and held.status in LIVE_LINK:
         raise await refuse("group.has_others")  # that couple's partners are outsiders here
     partner_ids = [p.telegram_user_id for p in partners if p.telegram_user_id is not None]
     verdict, count = await check_members(probe, chat.id, partner_ids, therapist.telegram_user_id)
     if verdict != "ok":
         raise await refuse("group.has_others" if verdict == "others" else "group.partners_missing")
-    claimed = await uow.session.execute(
-        update(GroupLinkCode)
-        .where(
-            GroupLinkCode.id == row.id,
-            GroupLinkCode.used_at.is_(None),
-            GroupLinkCode.expires_at > now,
-        )
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _links(uow).claim_code(row.id, now):
         raise UserError("group.code_unknown")
     if held is not None and held.couple_id != couple.id:
         held.chat_id, held.status = None, "unlinked"
         await uow.flush()  # the chat id is unique: free it before this couple takes it
     if link is None:
         link = GroupLink(couple_id=couple.id, attempt=0, linked_by=linked_by, created_at=now)
-        uow.session.add(link)
+        _links(uow).add(link)
     link.chat_id = chat.id
     link.status = "pending"
     link.attempt += 1
@@ -303,7 +311,7 @@ async def answer_consent(
     uow: UnitOfWork, partner: Partner, link_id: int, attempt: int, choice: str, now: datetime
 ) -> Outgoing:
     """A partner's private yes or no; the link is active once both said yes."""
-    link = await uow.session.get(GroupLink, link_id)
+    link = await _links(uow).get(link_id)
     if (
         link is None
         or link.couple_id != partner.couple_id
@@ -312,9 +320,8 @@ async def answer_consent(
         or choice not in ("yes", "no")
     ):
         raise UserError("common.stale_button")
-    column = GroupLink.a_agreed_at if partner.slot == "A" else GroupLink.b_agreed_at
     if choice == "no":
-        if await _end(uow, link_id, attempt):
+        if await _links(uow).end_pending(link_id, attempt):
             await _tell(
                 uow,
                 link.couple_id,
@@ -332,23 +339,10 @@ async def answer_consent(
             )
     else:
         # Conditional, so that two partners agreeing at once on two workers both count.
-        agreed = (
-            await uow.session.execute(
-                update(GroupLink)
-                .where(
-                    GroupLink.id == link_id,
-                    GroupLink.attempt == attempt,
-                    GroupLink.status == "pending",
-                    column.is_(None),
-                )
-                .values({column: now})
-                .returning(GroupLink.a_agreed_at, GroupLink.b_agreed_at)
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
+        agreed = await _links(uow).agree(link_id, attempt, partner.slot, now)
         if agreed is None:
             raise UserError("common.stale_button")
-        if agreed.a_agreed_at is not None and agreed.b_agreed_at is not None:
+        if None not in agreed:
             await _activate(uow, link.couple_id, link_id, attempt, now, recipient_key(partner))
     await uow.commit()
     return Outgoing(msg(partner.language, "group.consent_noted"))
@@ -357,13 +351,7 @@ async def answer_consent(
 async def _activate(
     uow: UnitOfWork, couple_id: int, link_id: int, attempt: int, now: datetime, asker: str
 ) -> None:
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending")
-        .values(status="active", active_since=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await _links(uow).activate(link_id, attempt, now):
         return
     await _enqueue_post(
         uow,
@@ -383,17 +371,6 @@ async def _activate(
         asker=asker,
     )
     uow.audit.record(actor="system", action="group.linked", couple_id=couple_id, at=now)
-
-
-async def _end(uow: UnitOfWork, link_id: int, attempt: int) -> bool:
-    """A pending link declined: ``unlinked``, the chat forgotten; False if it was not pending."""
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.attempt == attempt, GroupLink.status == "pending")
-        .values(status="unlinked", chat_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _tell(
@@ -443,13 +420,7 @@ async def unlink(uow: UnitOfWork, couple: Couple, actor: str, now: datetime) -> 
     link = await link_of_couple(uow, couple.id)
     if link is None or link.status == "unlinked":
         raise UserError("group.not_linked")
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link.id, GroupLink.status != "unlinked")
-        .values(status="unlinked", chat_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if await _links(uow).unlink(link.id):
         await _tell(
             uow,
             couple.id,
@@ -482,19 +453,12 @@ async def unlink_from_group(
 # What happens in the group -----------------------------------------------------------------
 
 
-async def suspend(uow: UnitOfWork, link_id: int, reason: str, now: datetime) -> bool:
+async def suspend(uow: UnitOfWork, link_id: int, reason: SuspendReason, now: datetime) -> bool:
     """Stop posting in a live link's group and tell everyone privately; False if not live."""
-    result = await uow.session.execute(
-        update(GroupLink)
-        .where(GroupLink.id == link_id, GroupLink.status.in_(LIVE))
-        .values(status="suspended", suspended_at=now, suspended_reason=reason)
-        .returning(GroupLink.couple_id, GroupLink.attempt)
-        .execution_options(synchronize_session=False)
-    )
-    row = result.one_or_none()
-    if row is None:
+    suspended = await _links(uow).suspend(link_id, reason, now)
+    if suspended is None:
         return False
-    couple_id, attempt = row
+    couple_id, attempt = suspended
     await _tell(
         uow,
         couple_id,
@@ -551,7 +515,7 @@ async def end_for_erasure(
             and chat_id is not None
         ):
             deletable.append((chat_id, post.message_id))
-    if link.status in LIVE:
+    if link.status in LIVE_LINK:
         await suspend(uow, link.id, "seat_changed", now)
     link.status, link.chat_id = "unlinked", None
     uow.audit.record(
@@ -584,7 +548,7 @@ async def members_joined(
 ) -> bool:
     """People joined a group: anyone but the couple, their therapist or the bot suspends it."""
     link = await link_of_chat(uow, chat_id)
-    if link is None or link.status not in LIVE:
+    if link is None or link.status not in LIVE_LINK:
         return False
     _, partners, therapist = await _people(uow, link.couple_id)
     allowed = _allowed_ids(partners, therapist) | {bot_id}
@@ -600,8 +564,9 @@ async def member_left(
 ) -> bool:
     """Someone left a group: a partner or the bot leaving suspends its link."""
     link = await link_of_chat(uow, chat_id)
-    if link is None or link.status not in LIVE:
+    if link is None or link.status not in LIVE_LINK:
         return False
+    reason: SuspendReason
     if user_id == bot_id:
         reason = "bot_removed"
     else:
@@ -621,7 +586,7 @@ async def _enqueue_post(
     uow: UnitOfWork,
     couple_id: int,
     *,
-    kind: str,
+    kind: DeliveryKind,
     key: str,
     dedupe_key: str,
     now: datetime,
@@ -630,27 +595,16 @@ async def _enqueue_post(
     """Queue one post in the couple's group (the only way anything is queued for a group)."""
     if kind not in GROUP_KINDS:
         raise ValueError(f"{kind!r} may never be posted in a group")
-    values: dict[str, Any] = {
-        "recipient": f"group:{couple_id}",
-        "couple_id": couple_id,
-        "partner_id": None,
-        "therapist_id": None,
-        "channel": GROUP_CHANNEL,
-        "kind": kind,
-        "key": key,
-        "params": params or {},
-        "dedupe_key": dedupe_key,
-        "local_date": None,
-        "due_at": now,
-        "not_after": None,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": now,
-    }
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = await uow.session.execute(insert(Delivery).values(values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await DeliveryRepository(uow.session).queue(
+        recipient=f"group:{couple_id}",
+        couple_id=couple_id,
+        channel=GROUP_CHANNEL,
+        kind=kind,
+        key=key,
+        params=params,
+        dedupe_key=dedupe_key,
+        due_at=now,
+    )
 
 
 async def post_goal(uow: UnitOfWork, couple: Couple, now: datetime) -> None:
@@ -772,6 +726,7 @@ class GroupRenderer:
         now = self.clock.now()
         # Every post asks again: every current partner is in the group and nobody else is.
         # (A member count equal to the last one proves nothing: one left and one joined.)
+        reason: SuspendReason | None = None
         try:
             ids = [p.telegram_user_id for p in partners if p.telegram_user_id is not None]
             verdict, count = await check_members(
@@ -781,17 +736,17 @@ class GroupRenderer:
             await migrated(uow, link.chat_id, now)
             return False
         except Blocked:
-            verdict, count = "bot_removed", 0
-        if verdict == "ok":
-            link.members_seen = count
+            reason = "bot_removed"
         else:
-            reason = {"others": "outsider", "partners_missing": "partner_left"}.get(
-                verdict, verdict
-            )
+            if verdict == "ok":
+                link.members_seen = count
+            else:
+                reason = "outsider" if verdict == "others" else "partner_left"
+        if reason is not None:
             await suspend(uow, link.id, reason, now)
         # The render's unit of work is not committed by the dispatcher: keep what we learnt.
         await uow.commit()
-        return verdict == "ok"
+        return reason is None
 
     async def _text(
         self, uow: UnitOfWork, delivery: Delivery, couple: Couple, partners: list[Partner]
@@ -877,7 +832,7 @@ class GroupConsentRenderer(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not person.active:
             return None
-        link = await uow.session.get(GroupLink, int(delivery.params.get("link_id", 0)))
+        link = await _links(uow).get(int(delivery.params.get("link_id", 0)))
         attempt = int(delivery.params.get("attempt", 0))
         if (
             link is None

@@ -22,7 +22,7 @@ from bot.locales.formats import format_datetime
 from bot.services.crypto import Cipher
 from bot.services.safety_flow import FREE_TEXT
 from bot.services.texts import msg, msgn
-from db.models import CheckIn, Couple, Partner, Response, Therapist
+from db.models import CheckIn, Couple, Partner, Response, Slot, Therapist
 from db.uow import UnitOfWork
 
 ROOM_PER_PARTNER = 1600  # two partners, headings and dates stay inside one Telegram message
@@ -89,7 +89,7 @@ async def notes_view(
     lang = therapist.language
     zone = ZoneInfo(therapist.timezone)
     partners = {p.slot: p for p in await uow.partners.of_couple(couple.id)}
-    order = ("A", "B") if couple.digests_sent % 2 == 0 else ("B", "A")
+    order: tuple[Slot, Slot] = ("A", "B") if couple.digests_sent % 2 == 0 else ("B", "A")
     lines = [msg(lang, "notes.header", handle=couple.handle, days=PERIOD.days)]
     for slot in order:
         partner = partners.get(slot)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-
-from db.models import Delivery, Partner, Therapist
+from db.models import Delivery, DeliveryKind, Partner, Therapist
+from db.repositories import DeliveryRepository
 from db.uow import UnitOfWork
 
 
@@ -20,7 +19,7 @@ async def enqueue(
     uow: UnitOfWork,
     person: Partner | Therapist,
     *,
-    kind: str,
+    kind: DeliveryKind,
     key: str,
     dedupe_key: str,
     due_at: datetime,
@@ -31,28 +30,20 @@ async def enqueue(
     channel: str = "telegram",
 ) -> bool:
     """Queue one message; False when the same (recipient, dedupe key) was queued before."""
-    values: dict[str, Any] = {
-        "recipient": recipient_key(person),
-        "couple_id": couple_id,
-        "partner_id": person.id if isinstance(person, Partner) else None,
-        "therapist_id": person.id if isinstance(person, Therapist) else None,
-        "channel": channel,
-        "kind": kind,
-        "key": key,
-        "params": params or {},
-        "dedupe_key": dedupe_key,
-        "local_date": local_date,
-        "due_at": due_at,
-        "not_after": not_after,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": due_at,
-    }
-    dialect = uow.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Delivery).values(values).on_conflict_do_nothing()
-    result = await uow.session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return await DeliveryRepository(uow.session).queue(
+        recipient=recipient_key(person),
+        couple_id=couple_id,
+        partner_id=person.id if isinstance(person, Partner) else None,
+        therapist_id=person.id if isinstance(person, Therapist) else None,
+        channel=channel,
+        kind=kind,
+        key=key,
+        params=params,
+        dedupe_key=dedupe_key,
+        local_date=local_date,
+        due_at=due_at,
+        not_after=not_after,
+    )
 
 
 async def notify(
@@ -86,9 +77,9 @@ async def copy_to_channel(uow: UnitOfWork, delivery: Delivery, channel: str, now
     """
     person: Partner | Therapist | None = None
     if delivery.therapist_id is not None:
-        person = await uow.session.get(Therapist, delivery.therapist_id)
+        person = await uow.therapists.get(delivery.therapist_id)
     elif delivery.partner_id is not None and channel != "email":
-        person = await uow.session.get(Partner, delivery.partner_id)
+        person = await uow.partners.get(delivery.partner_id)
     if person is None or (channel == "email" and not getattr(person, "email", None)):
         return False
     return await enqueue(

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from bot.core.timezones import canonical_timezone
 from bot.core.tokens import deep_link, hash_token, new_token
 from bot.locales import LOCALES, SUPPORTED_LANGUAGES
-from db.models import Invite, Practice, Therapist
+from db.models import Invite, Practice, Slot, Therapist
 from db.uow import UnitOfWork
 
 
@@ -75,7 +75,7 @@ async def issue_invite(
     now: datetime,
     ttl: timedelta,
     couple_id: int | None = None,
-    slot: str | None = None,
+    slot: Slot | None = None,
     therapist_name: str | None = None,
     is_admin: bool = False,
 ) -> IssuedInvite:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import select, update
 
@@ -24,11 +25,12 @@ from bot.services.delivery_render import KindRenderer
 from bot.services.outbox import enqueue
 from bot.services.practice_config import PracticeConfig, parse_practice_config
 from bot.services.texts import msg
-from db.models import CheckIn, Couple, Delivery, Partner, Practice, Therapist
+from db.models import CheckIn, Couple, Delivery, Partner, Practice, Slot, Therapist
+from db.repositories import CheckInRepository, DeliveryRepository
 from db.uow import UnitOfWork
 from schedules.planner import place_in_window
 
-REMINDER_KIND = "checkin_reminder"
+REMINDER_KIND: Final = "checkin_reminder"
 LONGEST_EXPIRY = timedelta(hours=168)  # the most a practice may set
 
 
@@ -53,19 +55,6 @@ async def _configs(uow: UnitOfWork) -> dict[int, PracticeConfig]:
         except ValueError:
             continue  # the planner reports it to the practice's admins
     return out
-
-
-async def _finished_since(uow: UnitOfWork, partner_id: int, since: datetime) -> bool:
-    found = await uow.session.scalar(
-        select(CheckIn.id)
-        .where(
-            CheckIn.partner_id == partner_id,
-            CheckIn.status == "complete",
-            CheckIn.started_at >= since,
-        )
-        .limit(1)
-    )
-    return found is not None
 
 
 async def remind_and_expire(uow: UnitOfWork, now: datetime) -> ReminderStats:
@@ -93,7 +82,9 @@ async def remind_and_expire(uow: UnitOfWork, now: datetime) -> ReminderStats:
         expires_at = delivery.sent_at + _hours(settings.expire_after_hours)
         if not remind_at <= now < expires_at:
             continue
-        if await _finished_since(uow, delivery.partner_id, delivery.sent_at):
+        if await CheckInRepository(uow.session).completed_between(
+            delivery.partner_id, delivery.sent_at
+        ):
             continue
         partner = await uow.partners.get(delivery.partner_id)
         if partner is None or not partner.active:
@@ -148,12 +139,12 @@ async def _expire(uow: UnitOfWork, configs: dict[int, PracticeConfig], now: date
 
 async def missed_checkins(
     uow: UnitOfWork, couple: Couple, practice: Practice, since: datetime, now: datetime
-) -> dict[str, int]:
+) -> dict[Slot, int]:
     """Per slot, scheduled check-ins sent since ``since`` and not completed before expiry."""
     config = parse_practice_config(practice.config_toml)
     expiry = _hours(config.schedules.checkin.expire_after_hours)
     partners = {p.id: p.slot for p in await uow.partners.of_couple(couple.id)}
-    counts: dict[str, int] = defaultdict(int)
+    counts: dict[Slot, int] = defaultdict(int)
     for slot in partners.values():
         counts[slot] = 0
     sent = await uow.session.scalars(
@@ -165,20 +156,13 @@ async def missed_checkins(
             Delivery.sent_at <= now - expiry,
         )
     )
+    checkins = CheckInRepository(uow.session)
     for delivery in sent:
         if delivery.partner_id not in partners or delivery.sent_at is None:
             continue
-        done = await uow.session.scalar(
-            select(CheckIn.id)
-            .where(
-                CheckIn.partner_id == delivery.partner_id,
-                CheckIn.status == "complete",
-                CheckIn.started_at >= delivery.sent_at,
-                CheckIn.started_at < delivery.sent_at + expiry,
-            )
-            .limit(1)
-        )
-        if done is None:
+        if not await checkins.completed_between(
+            delivery.partner_id, delivery.sent_at, delivery.sent_at + expiry
+        ):
             counts[partners[delivery.partner_id]] += 1
     return dict(counts)
 
@@ -192,10 +176,12 @@ class CheckinReminder(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
             return None
-        original = await uow.session.get(Delivery, int(delivery.params["checkin_delivery"]))
+        original = await DeliveryRepository(uow.session).get(
+            int(delivery.params["checkin_delivery"])
+        )
         if original is None or original.sent_at is None:
             return None
-        if await _finished_since(uow, person.id, original.sent_at):
+        if await CheckInRepository(uow.session).completed_between(person.id, original.sent_at):
             return None
         lang = person.language
         if person.discreet:

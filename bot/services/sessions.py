@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.core.numbers import is_ascii_digits
 from bot.locales.formats import weekday_name
 from bot.services.practice_config import parse_practice_config
@@ -35,24 +33,18 @@ async def add_session(
     uow: UnitOfWork, couple: Couple, starts_at: datetime, *, recurring: bool = False
 ) -> TherapySession | None:
     """A session (idempotent per start time); its digest is due ``lead_hours`` before."""
-    existing = await uow.session.scalar(
-        select(TherapySession).where(
-            TherapySession.couple_id == couple.id, TherapySession.starts_at == starts_at
+    if await uow.sessions.at(couple.id, starts_at) is not None:
+        return None
+    return await uow.sessions.add(
+        TherapySession(
+            couple_id=couple.id,
+            starts_at=starts_at,
+            # In UTC: "24 hours before" stays 24 hours across a daylight-saving change
+            # (aware arithmetic in the session's own zone would move the wall clock instead).
+            digest_due_at=starts_at.astimezone(UTC) - await _lead(uow, couple),
+            recurring=recurring,
         )
     )
-    if existing is not None:
-        return None
-    row = TherapySession(
-        couple_id=couple.id,
-        starts_at=starts_at,
-        # In UTC: "24 hours before" stays 24 hours across a daylight-saving change
-        # (aware arithmetic in the session's own zone would move the wall clock instead).
-        digest_due_at=starts_at.astimezone(UTC) - await _lead(uow, couple),
-        recurring=recurring,
-    )
-    uow.session.add(row)
-    await uow.flush()
-    return row
 
 
 def _local_date(text: str) -> date:
@@ -133,17 +125,7 @@ async def _on_date(
     """The couple's coming session on a local date (a weekly one is created if not yet)."""
     zone = ZoneInfo(therapist.timezone)
     begin = datetime.combine(day, time(0), tzinfo=zone)
-    found = await uow.session.scalar(
-        select(TherapySession)
-        .where(
-            TherapySession.couple_id == couple.id,
-            TherapySession.starts_at >= max(begin, now),
-            TherapySession.starts_at < begin + timedelta(days=1),
-            TherapySession.cancelled_at.is_(None),
-        )
-        .order_by(TherapySession.starts_at)
-        .limit(1)
-    )
+    found = await uow.sessions.first_between(couple.id, max(begin, now), begin + timedelta(days=1))
     if found is not None or not couple.weekly_session:
         return found
     weekday, hhmm = couple.weekly_session.split()
@@ -195,11 +177,7 @@ async def _move(
     # The old slot stays, cancelled: a weekly series does not create it again.
     found.cancelled_at = now
     await uow.flush()
-    moved = await uow.session.scalar(
-        select(TherapySession).where(
-            TherapySession.couple_id == couple.id, TherapySession.starts_at == target
-        )
-    )
+    moved = await uow.sessions.at(couple.id, target)
     if moved is None:
         moved = await add_session(uow, couple, target)
         assert moved is not None
@@ -223,14 +201,7 @@ async def _end_series(uow: UnitOfWork, therapist: Therapist, couple: Couple, now
     if couple.weekly_session is None:
         raise UserError("sessions.no_series", handle=couple.handle)
     couple.weekly_session = None
-    for later in await uow.session.scalars(
-        select(TherapySession).where(
-            TherapySession.couple_id == couple.id,
-            TherapySession.starts_at > now,
-            TherapySession.recurring.is_(True),
-            TherapySession.cancelled_at.is_(None),
-        )
-    ):
+    for later in await uow.sessions.weekly_after(couple.id, now):
         later.cancelled_at = now
     await uow.commit()
     return msg(therapist.language, "sessions.series_ended", handle=couple.handle)
@@ -288,13 +259,7 @@ async def upcoming(uow: UnitOfWork, therapist: Therapist, now: datetime) -> str:
     await uow.flush()
     shown: list[tuple[TherapySession, Couple]] = []
     for couple in couples:
-        rows = list(
-            await uow.session.scalars(
-                select(TherapySession)
-                .where(TherapySession.couple_id == couple.id, TherapySession.starts_at > now)
-                .order_by(TherapySession.starts_at)
-            )
-        )
+        rows = await uow.sessions.after(couple.id, now)
         coming = [
             r
             for r in rows
@@ -342,10 +307,7 @@ async def upcoming(uow: UnitOfWork, therapist: Therapist, now: datetime) -> str:
 async def ensure_all_weekly(uow: UnitOfWork, now: datetime) -> int:
     """Create the coming weekly sessions for every couple that has a weekly rhythm."""
     created = 0
-    rows = await uow.session.scalars(
-        select(Couple).where(Couple.status == "active", Couple.weekly_session.is_not(None))
-    )
-    for couple in list(rows):
+    for couple in await uow.couples.with_weekly_session():
         therapist = await uow.therapists.get(couple.therapist_id)
         if therapist is not None:
             created += await ensure_weekly(uow, couple, therapist, now)
