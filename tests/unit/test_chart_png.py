@@ -12,9 +12,9 @@ from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from bot.core.chart_png import SCALE, dash_pieces, render_png
+from bot.core.chart_png import FONT, SCALE, dash_pieces, render_png
 from bot.core.charts import (
     GAP_HEIGHT,
     OVER,
@@ -27,7 +27,8 @@ from bot.core.charts import (
     ChartSpec,
     Frame,
 )
-from bot.locales import t
+from bot.locales import SUPPORTED_LANGUAGES, catalog, t
+from bot.locales.formats import format_day_month
 
 START = datetime(2026, 9, 28, 7, 0, tzinfo=UTC)
 END = START + timedelta(days=28)
@@ -192,12 +193,6 @@ def test_dashes_cut_a_polyline_into_equal_pieces_even_round_a_corner() -> None:
 
 
 def test_the_shipped_font_has_every_letter_the_charts_write_in_every_language() -> None:
-    from PIL import ImageFont
-
-    from bot.core.chart_png import FONT
-    from bot.locales import SUPPORTED_LANGUAGES, catalog
-    from bot.locales.formats import format_day_month
-
     font = ImageFont.truetype(FONT, 24)
 
     def drawn(text: str) -> bytes:
