@@ -262,6 +262,11 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
         assert not re.search(r"\d+ days: A \d+, B \d+ deliveries", page), "not the CLI's text"
         kinds = ("checkin", "hope", "skill", "skill_followup", "couple_space")
         assert any(t("en", f"console.preview.kind.{kind}") in page for kind in kinds)
+        # A couple nobody has joined yet has nothing to preview, and the page says so.
+        waiting, _, _ = await web_harness.new_couple(therapist, "N & O")
+        status, page = await ada.get(f"{base}/console/admin?couple={waiting}")
+        nobody = t("en", "console.preview.nobody_joined", handle=waiting)
+        assert status == 200 and html.escape(nobody) in page and "<table" not in page
 
         async def check(name: str, text: str) -> tuple[int, str]:
             form = aiohttp.FormData()
