@@ -626,7 +626,8 @@ class DigestRenderer(KindRenderer):
         return Outgoing(self.cipher.decrypt(token))
 
     def _email(self, delivery: Delivery, therapist: Therapist, couple: Couple) -> Outgoing:
-        """The digest as an email: a neutral subject (the handle, never a name), two parts."""
+        """The digest as an email: a neutral subject (the handle, never a name), a plain and
+        an HTML part, and the pictures of the charts that the HTML part shows."""
         token = base64.b64decode(str(delivery.params["email"]))
         bodies = json.loads(self.cipher.decrypt(token))
         language = therapist.language
