@@ -22,13 +22,25 @@ class Button:
 
 
 @dataclass(frozen=True, slots=True)
+class InlineImage:
+    """A picture an email's HTML shows in place: ``<img src="cid:{cid}">``."""
+
+    cid: str
+    data: bytes = field(repr=False)
+    filename: str
+    subtype: str = "png"
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message ready to send: HTML text, optional button rows, optional notification silence.
 
     Channels other than Telegram read a few more fields: an email has a ``subject`` and an
-    ``html`` alternative to its plain ``text``; a webhook's ``text`` is its JSON body, signed
-    with ``signing_secret``. ``idempotency_key`` is the same on every retry of one delivery
-    (an email's Message-ID, a webhook's event id), so a receiver can drop duplicates.
+    ``html`` alternative to its plain ``text``, and ``images`` that the HTML shows by
+    ``cid:`` (charts: mail clients show no inline SVG); a webhook's ``text`` is its JSON
+    body, signed with ``signing_secret``. ``idempotency_key`` is the same on every retry of
+    one delivery (an email's Message-ID, a webhook's event id), so a receiver can drop
+    duplicates.
     """
 
     text: str
@@ -39,12 +51,15 @@ class Outgoing:
     filename: str | None = None
     subject: str | None = None
     html: str | None = None
+    images: tuple[InlineImage, ...] = ()
     idempotency_key: str | None = None
     signing_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.text and self.document is None:
             raise ValueError("an outgoing message needs text or a document")
+        if self.images and self.html is None:
+            raise ValueError("inline images need an HTML part that shows them")
 
 
 @dataclass(frozen=True, slots=True)

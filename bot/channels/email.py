@@ -73,7 +73,8 @@ def _refusal(code: int, message: str) -> TransientFailure | PermanentFailure:
 
 
 class EmailMessenger:
-    """Sends one email per message: plain text, with the HTML alternative when there is one."""
+    """Sends one email per message: plain text, with the HTML alternative when there is one
+    (and the pictures that HTML shows, as related parts)."""
 
     def __init__(self, config: SmtpConfig, clock: Clock, *, send: SendMail | None = None) -> None:
         self.config = config
@@ -94,6 +95,20 @@ class EmailMessenger:
         mail.set_content(message.text)
         if message.html is not None:
             mail.add_alternative(message.html, subtype="html")
+        if message.images:
+            # multipart/alternative [text/plain, multipart/related [text/html, image/png...]]:
+            # the pictures belong to the HTML part, which shows them by their Content-ID.
+            *_, html_part = mail.iter_parts()
+            assert isinstance(html_part, EmailMessage)
+            for image in message.images:
+                html_part.add_related(
+                    image.data,
+                    maintype="image",
+                    subtype=image.subtype,
+                    cid=f"<{image.cid}>",
+                    filename=image.filename,
+                    disposition="inline",
+                )
         return mail
 
     async def send(self, address: Address, message: Outgoing) -> Sent:

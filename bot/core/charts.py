@@ -20,11 +20,12 @@ are rounded to one decimal, so golden files are stable.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from bot.locales import t
 from bot.locales.formats import format_day_month, format_number
@@ -97,11 +98,13 @@ def _n(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _k(language: str, key: str, /, **params: object) -> str:
+def chart_text(language: str, key: str, /, **params: object) -> str:
+    """A chart's words (legend, panel, table) from the ``console.chart`` catalog keys."""
     return t(language, f"console.chart.{key}", **params)
 
 
-def _day_label(day: date, language: str) -> str:
+def day_label(day: date, language: str) -> str:
+    """A date on the time axis and in the table ("5 Oct")."""
     return format_day_month(day, language)
 
 
@@ -109,8 +112,8 @@ def _clamp(value: float) -> float:
     return min(SCALE_MAX, max(0.0, float(value)))
 
 
-class _Frame:
-    """Maps times and scores to coordinates in one panel."""
+class Frame:
+    """Maps times and scores to coordinates (CSS pixels) in one panel of a chart."""
 
     def __init__(self, start: datetime, end: datetime, top: float, height: float) -> None:
         self.start = start
@@ -120,10 +123,12 @@ class _Frame:
         self.width = WIDTH - LEFT - RIGHT
 
     def x(self, when: datetime) -> float:
+        """Where a moment falls (clamped to the period)."""
         share = (when - self.start).total_seconds() / self.span
         return LEFT + min(1.0, max(0.0, share)) * self.width
 
     def y(self, value: float) -> float:
+        """Where a score falls on the fixed 0-10 scale."""
         return self.top + self.height * (1 - _clamp(value) / SCALE_MAX)
 
 
@@ -153,7 +158,7 @@ def _interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
     return points[-1][1]
 
 
-def _gap_profile(
+def gap_profile(
     first: Sequence[tuple[float, float]], second: Sequence[tuple[float, float]]
 ) -> list[tuple[float, float, float]]:
     """(x, higher, lower) where both series are drawn, crossings included; symmetric."""
@@ -179,11 +184,12 @@ def _gap_profile(
     return out
 
 
-def _sorted_points(series: ChartSeries) -> list[tuple[datetime, float]]:
+def sorted_points(series: ChartSeries) -> list[tuple[datetime, float]]:
+    """A series' ratings oldest first, each held to the 0-10 scale."""
     return sorted(((at, _clamp(v)) for at, v in series.points), key=lambda p: p[0])
 
 
-def _grid(frame: _Frame, steps: Sequence[float], language: str) -> list[str]:
+def _grid(frame: Frame, steps: Sequence[float], language: str) -> list[str]:
     out = []
     for value in steps:
         y = frame.y(value)
@@ -198,7 +204,8 @@ def _grid(frame: _Frame, steps: Sequence[float], language: str) -> list[str]:
     return out
 
 
-def _ticks(start: datetime, end: datetime, count: int = 5) -> list[datetime]:
+def time_ticks(start: datetime, end: datetime, count: int = 5) -> list[datetime]:
+    """Evenly spaced moments for the time axis' labels, both ends included."""
     span = end - start
     return [start + span * (i / (count - 1)) for i in range(count)]
 
@@ -214,7 +221,7 @@ def _legend(series: tuple[ChartSeries, ChartSeries], language: str, band: bool) 
             f'stroke-width="2.2"{dash}/>'
         )
         out.append(_marker(style, x + 13, 14, item.slot))
-        label = _k(language, "legend_partner", name=item.name, slot=item.slot)
+        label = chart_text(language, "legend_partner", name=item.name, slot=item.slot)
         out.append(f'<text x="{x + 32}" y="18" font-size="12" fill="#222222">{_e(label)}</text>')
         x += 40 + 7 * min(len(label), 28)
     out.append(
@@ -223,16 +230,106 @@ def _legend(series: tuple[ChartSeries, ChartSeries], language: str, band: bool) 
     )
     out.append(
         f'<text x="{x + 6}" y="18" font-size="12" fill="#222222">'
-        f"{_e(_k(language, 'legend_session'))}</text>"
+        f"{_e(chart_text(language, 'legend_session'))}</text>"
     )
     if band:
-        x += 16 + 7 * len(_k(language, "legend_session"))
+        x += 16 + 7 * len(chart_text(language, "legend_session"))
         out.append(f'<rect x="{x}" y="8" width="18" height="12" fill="{BAND}" fill-opacity="0.3"/>')
         out.append(
             f'<text x="{x + 24}" y="18" font-size="12" fill="#222222">'
-            f"{_e(_k(language, 'legend_gap'))}</text>"
+            f"{_e(chart_text(language, 'legend_gap'))}</text>"
         )
     return out
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """What one chart shows: one role's ratings of both partners over a period, values only.
+
+    ``series`` holds the first-shown partner first; ``gap_threshold`` (the alliance
+    chart) shades the gap between the partners and adds a panel with the gap over time
+    and the split-alliance threshold as a line. The SVG (:func:`chart_svg`) and the PNG
+    (``bot.core.chart_png``) are drawn from the same spec, on the same geometry.
+    """
+
+    chart_id: str
+    title: str
+    series: tuple[ChartSeries, ChartSeries]
+    start: datetime
+    end: datetime
+    sessions: tuple[datetime, ...]
+    language: str
+    tz: tzinfo
+    gap_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.series[0].slot == self.series[1].slot:
+            raise ValueError("a chart needs one series per seat")
+
+    @property
+    def alliance(self) -> bool:
+        """Whether this is the alliance chart (gap band and gap panel)."""
+        return self.gap_threshold is not None
+
+    @property
+    def height(self) -> int:
+        """The chart's height in CSS pixels (its width is :data:`WIDTH`)."""
+        panel = (PANEL_SPACE + GAP_HEIGHT) if self.alliance else 0
+        return TOP + PLOT_HEIGHT + AXIS_SPACE + panel
+
+    @property
+    def has_ratings(self) -> bool:
+        """Whether either partner has a rating on this chart."""
+        return any(item.points for item in self.series)
+
+    def summary(self) -> str:
+        """The chart in one sentence (each partner's count and latest rating): its alt text."""
+        return _summary(self.series, self.language, self.gap_threshold)
+
+    def to_dict(self) -> dict[str, object]:
+        """The spec as JSON-ready values (the time zone by its IANA name)."""
+        return {
+            "chart_id": self.chart_id,
+            "title": self.title,
+            "series": [
+                {
+                    "slot": item.slot,
+                    "name": item.name,
+                    "points": [[at.isoformat(), value] for at, value in item.points],
+                }
+                for item in self.series
+            ],
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "sessions": [when.isoformat() for when in self.sessions],
+            "language": self.language,
+            "tz": str(self.tz),
+            "gap_threshold": self.gap_threshold,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChartSpec:
+        """The spec :meth:`to_dict` wrote."""
+        first, second = (
+            ChartSeries(
+                item["slot"],
+                str(item["name"]),
+                tuple((datetime.fromisoformat(at), float(value)) for at, value in item["points"]),
+            )
+            for item in data["series"]
+        )
+        threshold = data.get("gap_threshold")
+        return cls(
+            chart_id=str(data["chart_id"]),
+            title=str(data["title"]),
+            series=(first, second),
+            start=datetime.fromisoformat(data["start"]),
+            end=datetime.fromisoformat(data["end"]),
+            sessions=tuple(datetime.fromisoformat(when) for when in data["sessions"]),
+            language=str(data["language"]),
+            tz=ZoneInfo(str(data["tz"])),
+            gap_threshold=None if threshold is None else float(threshold),
+        )
 
 
 def rating_chart(
@@ -247,17 +344,23 @@ def rating_chart(
     tz: tzinfo,
     gap_threshold: float | None = None,
 ) -> Chart:
-    """One role's ratings of both partners (first-shown partner first) from start to end.
+    """One role's ratings of both partners (first-shown partner first) from start to end,
+    as SVG with its table (:class:`ChartSpec` says what each argument means)."""
+    spec = ChartSpec(
+        chart_id, title, series, start, end, tuple(sessions), language, tz, gap_threshold
+    )
+    return chart_svg(spec)
 
-    ``gap_threshold`` (the alliance chart): shade the gap between the partners and add
-    a panel with the gap over time and the split-alliance threshold as a line.
-    """
-    if series[0].slot == series[1].slot:
-        raise ValueError("a chart needs one series per seat")
-    alliance = gap_threshold is not None
-    height = TOP + PLOT_HEIGHT + AXIS_SPACE + ((PANEL_SPACE + GAP_HEIGHT) if alliance else 0)
-    frame = _Frame(start, end, TOP, PLOT_HEIGHT)
-    points = {s.slot: _sorted_points(s) for s in series}
+
+def chart_svg(spec: ChartSpec) -> Chart:
+    """The chart as inline SVG, with the same values as a table."""
+    chart_id, title, series = spec.chart_id, spec.title, spec.series
+    start, end, sessions = spec.start, spec.end, spec.sessions
+    language, tz, gap_threshold = spec.language, spec.tz, spec.gap_threshold
+    alliance = spec.alliance
+    height = spec.height
+    frame = Frame(start, end, TOP, PLOT_HEIGHT)
+    points = {s.slot: sorted_points(s) for s in series}
     xy = {slot: [(frame.x(at), v) for at, v in pts] for slot, pts in points.items()}
     parts: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
@@ -271,7 +374,7 @@ def rating_chart(
     parts += _legend(series, language, alliance)
     parts += _grid(frame, (0, 2, 4, 6, 8, 10), language)
     first, second = (xy[s.slot] for s in series)
-    profile = _gap_profile(first, second)
+    profile = gap_profile(first, second)
     if alliance and len(profile) >= 2:
         upper = " ".join(f"{_n(x)},{_n(frame.y(hi))}" for x, hi, _ in profile)
         lower = " ".join(f"{_n(x)},{_n(frame.y(lo))}" for x, _, lo in reversed(profile))
@@ -303,21 +406,50 @@ def rating_chart(
         f'<line x1="{LEFT}" y1="{_n(axis_y)}" x2="{WIDTH - RIGHT}" y2="{_n(axis_y)}" '
         f'stroke="{AXIS}" stroke-width="1"/>'
     )
-    for index, tick in enumerate(_ticks(start, end)):
+    for index, tick in enumerate(time_ticks(start, end)):
         x = frame.x(tick)
         anchor = "start" if index == 0 else ("end" if index == 4 else "middle")
-        label = _day_label(tick.astimezone(tz).date(), language)
+        label = day_label(tick.astimezone(tz).date(), language)
         parts.append(
             f'<text x="{_n(x)}" y="{_n(axis_y + 16)}" text-anchor="{anchor}" font-size="11" '
             f'fill="{AXIS}">{_e(label)}</text>'
         )
     parts.append("</svg>")
-    table = _table(chart_id, title, series, points, sessions, start, end, language, tz, alliance)
-    return Chart(chart_id, title, "\n".join(parts), table)
+    return Chart(chart_id, title, "\n".join(parts), chart_table(spec))
+
+
+def chart_table(spec: ChartSpec) -> str:
+    """The chart's values as an HTML table, for screen readers and for reading numbers."""
+    points = {s.slot: sorted_points(s) for s in spec.series}
+    return _table(
+        spec.chart_id,
+        spec.title,
+        spec.series,
+        points,
+        spec.sessions,
+        spec.start,
+        spec.end,
+        spec.language,
+        spec.tz,
+        spec.alliance,
+    )
+
+
+def image_figure(spec: ChartSpec, src: str) -> str:
+    """The chart as a figure around a raster picture of it (an e-mail's ``cid:`` image),
+    with the chart in words as its alt text, then the same values as a table."""
+    alt = f"{spec.title}: {spec.summary()}"
+    return (
+        f'<figure class="chart" id="{_e(spec.chart_id)}">'
+        f"<figcaption>{_e(spec.title)}</figcaption>\n"
+        f'<img src="{_e(src)}" alt="{_e(alt)}" width="{WIDTH}" height="{spec.height}" '
+        'style="display:block;max-width:100%;height:auto;border:0">\n'
+        f"{chart_table(spec)}</figure>"
+    )
 
 
 def _gap_panel(
-    frame: _Frame,
+    frame: Frame,
     profile: list[tuple[float, float, float]],
     threshold: float,
     language: str,
@@ -326,10 +458,10 @@ def _gap_panel(
 ) -> list[str]:
     """The gap between the partners over time, with the split-alliance threshold line."""
     top = frame.top + frame.height + PANEL_SPACE
-    panel = _Frame(start, end, top, GAP_HEIGHT)
+    panel = Frame(start, end, top, GAP_HEIGHT)
     out = [
         f'<text x="{LEFT}" y="{_n(top - 8)}" font-size="12" fill="#222222">'
-        f"{_e(_k(language, 'gap_panel'))}</text>"
+        f"{_e(chart_text(language, 'gap_panel'))}</text>"
     ]
     out += _grid(panel, (0, 5, 10), language)
     if len(profile) >= 2:
@@ -349,7 +481,7 @@ def _gap_panel(
         f'<line x1="{LEFT}" y1="{_n(y)}" x2="{WIDTH - RIGHT}" y2="{_n(y)}" stroke="{OVER}" '
         'stroke-width="1.6" stroke-dasharray="8 3 2 3" class="threshold"/>'
     )
-    label = _k(language, "threshold", value=format_number(threshold, language))
+    label = chart_text(language, "threshold", value=format_number(threshold, language))
     out.append(
         f'<line x1="{WIDTH - RIGHT - 30}" y1="{_n(top - 12)}" x2="{WIDTH - RIGHT}" '
         f'y2="{_n(top - 12)}" stroke="{OVER}" stroke-width="1.6" stroke-dasharray="8 3 2 3"/>'
@@ -369,12 +501,14 @@ def _summary(
         values = [v for _, v in sorted(item.points, key=lambda p: p[0])]
         if values:
             latest = format_number(_clamp(values[-1]), language)
-            parts.append(_k(language, "summary", name=item.name, count=len(values), latest=latest))
+            parts.append(
+                chart_text(language, "summary", name=item.name, count=len(values), latest=latest)
+            )
         else:
-            parts.append(_k(language, "summary_none", name=item.name))
-    text = _k(language, "summary_separator").join(parts)
+            parts.append(chart_text(language, "summary_none", name=item.name))
+    text = chart_text(language, "summary_separator").join(parts)
     if threshold is not None:
-        text += " " + _k(language, "threshold", value=format_number(threshold, language))
+        text += " " + chart_text(language, "threshold", value=format_number(threshold, language))
     return text
 
 
@@ -398,15 +532,15 @@ def _table(
     session_days = {s.astimezone(tz).date() for s in sessions if start <= s <= end}
     for day in session_days:
         by_day.setdefault(day, {})
-    head = [_k(language, "table_date")]
-    head += [_k(language, "legend_partner", name=s.name, slot=s.slot) for s in series]
+    head = [chart_text(language, "table_date")]
+    head += [chart_text(language, "legend_partner", name=s.name, slot=s.slot) for s in series]
     if alliance:
-        head.append(_k(language, "table_gap"))
-    head.append(_k(language, "legend_session"))
+        head.append(chart_text(language, "table_gap"))
+    head.append(chart_text(language, "legend_session"))
     rows = []
     for day in sorted(by_day):
         cells = by_day[day]
-        row = [f'<th scope="row">{_e(_day_label(day, language))}</th>']
+        row = [f'<th scope="row">{_e(day_label(day, language))}</th>']
         means = []
         for item in series:
             values = cells.get(item.slot, [])
@@ -417,15 +551,17 @@ def _table(
             a, b = means
             gap = "—" if a is None or b is None else format_number(abs(a - b), language)
             row.append(f"<td>{_e(gap)}</td>")
-        mark = _k(language, "table_session_mark") if day in session_days else ""
+        mark = chart_text(language, "table_session_mark") if day in session_days else ""
         row.append(f"<td>{_e(mark)}</td>")
         rows.append(f"<tr>{''.join(row)}</tr>")
     if not rows:
         colspan = len(head)
-        rows.append(f'<tr><td colspan="{colspan}">{_e(_k(language, "table_empty"))}</td></tr>')
+        rows.append(
+            f'<tr><td colspan="{colspan}">{_e(chart_text(language, "table_empty"))}</td></tr>'
+        )
     header = "".join(f'<th scope="col">{_e(h)}</th>' for h in head)
     return (
         f'<table class="chart-data" id="{_e(chart_id)}-table">'
-        f"<caption>{_e(_k(language, 'table_caption', title=title))}</caption>"
+        f"<caption>{_e(chart_text(language, 'table_caption', title=title))}</caption>"
         f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )

@@ -12,10 +12,13 @@ in the audit log, like the chat's reads.
 
 Balance: the couple page is the digest itself (``bot.core.digest``), composed as the next
 pre-session digest will be (the same partner first), without counting as a sent digest.
+The caseload's figures (split alliance, off track, missed check-ins) come from the same
+composer, fed from rows read for the whole caseload at once and without any words.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,39 +26,48 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 
 from bot.channels.base import Button, Outgoing
-from bot.core.charts import Chart, ChartSeries, rating_chart
-from bot.core.digest import SCORE_ROLES, Digest, ScoreRole, Slot, compose_digest
-from bot.core.instruments import score_summary
+from bot.core.charts import Chart, chart_svg
+from bot.core.digest import (
+    Digest,
+    DigestInput,
+    PartnerData,
+    ScoreRole,
+    Slot,
+    compose_digest,
+)
 from bot.core.tokens import hash_token, looks_like_token, new_token
 from bot.locales import t
 from bot.services import access, couples, digests, sessions
+from bot.services.charts import couple_charts
 from bot.services.crypto import Cipher
 from bot.services.notes import PERIOD as NOTES_PERIOD
-from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes
-from bot.services.notes import _within as within_room
-from bot.services.practice_config import parse_practice_config
+from bot.services.notes import ROOM_PER_PARTNER, PrivateNote, private_notes, within_room
+from bot.services.practice_config import PracticeConfig, parse_practice_config
 from bot.services.practices import AdminError
-from bot.services.schedule_preview import preview_lines
+from bot.services.reminders import checkin_expiry, count_missed
+from bot.services.schedule_preview import NobodyJoined, SchedulePreview, schedule_preview
 from bot.services.texts import UserError, msg
 from bot.services.usecase import Call, Reply
 from db.models import (
     Alert,
+    AuditEntry,
     CheckIn,
     ConsoleLoginLink,
     ConsoleSession,
     Couple,
+    Delivery,
     Partner,
+    Practice,
     Response,
     Therapist,
     TherapySession,
 )
+from db.repositories import insert_new
 from db.uow import UnitOfWork
 from schedules.check import check_practice_text, format_problems
 
 SESSION_LIFETIME = timedelta(hours=12)  # signed out after this even when in use
 SEEN_EVERY = timedelta(minutes=1)  # how often a session's last use is written
-CHART_PERIOD = timedelta(days=84)  # the charts show at most the last twelve weeks
-MIN_CHART_SPAN = timedelta(days=28)
 PREVIEW_DAYS = 14
 OFF_TRACK_ROLES: tuple[ScoreRole, ...] = ("wellbeing", "alliance")
 
@@ -262,24 +274,6 @@ class CoupleGlance:
         )
 
 
-async def _last_answer(uow: UnitOfWork, partner: Partner) -> datetime | None:
-    checkin = await uow.session.scalar(
-        select(func.max(CheckIn.started_at)).where(
-            CheckIn.partner_id == partner.id, CheckIn.status != "open"
-        )
-    )
-    response = await uow.session.scalar(
-        select(func.max(Response.created_at)).where(Response.partner_id == partner.id)
-    )
-    found = [d for d in (checkin, response) if d is not None]
-    return max(found) if found else None
-
-
-def off_track_drop(config_text: str | None) -> float:
-    """The practice's off-track threshold: ``[digest] off_track_drop`` (points, 0-10)."""
-    return parse_practice_config(config_text).digest.off_track_drop
-
-
 async def _digest(uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime) -> Digest:
     """The digest of the period up to now, as the next one will be; not audited here."""
     therapist = await uow.therapists.get(couple.therapist_id)
@@ -300,19 +294,178 @@ async def _digest(uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime
     return compose_digest(data)
 
 
-async def _glance(
-    uow: UnitOfWork, couple: Couple, own: bool, digest: Digest, now: datetime
+@dataclass(frozen=True)
+class _Facts:
+    """What a couple's line shows beside its digest's figures."""
+
+    config: PracticeConfig
+    therapist: Therapist
+    partners: dict[str, Partner]  # by seat
+    last_answer: dict[int, datetime]  # by partner id
+    open_alerts: tuple[Alert, ...]
+    next_session: datetime | None
+
+
+async def _facts(uow: UnitOfWork, chosen: Sequence[Couple], now: datetime) -> dict[int, _Facts]:
+    """Each chosen couple's facts, read for all of them at once: the same few queries for a
+    caseload of three couples or of three hundred."""
+    if not chosen:
+        return {}
+    ids = [c.id for c in chosen]
+    practices = {
+        p.id: p
+        for p in await uow.session.scalars(
+            select(Practice).where(Practice.id.in_({c.practice_id for c in chosen}))
+        )
+    }
+    configs = {pid: parse_practice_config(p.config_toml) for pid, p in practices.items()}
+    therapists = {
+        th.id: th
+        for th in await uow.session.scalars(
+            select(Therapist).where(Therapist.id.in_({c.therapist_id for c in chosen}))
+        )
+    }
+    partners = await uow.partners.of_couples(ids)
+    partner_ids = [p.id for seated in partners.values() for p in seated]
+    last: dict[int, datetime] = {}
+    answered = (
+        select(CheckIn.partner_id, func.max(CheckIn.started_at))
+        .where(CheckIn.partner_id.in_(partner_ids), CheckIn.status != "open")
+        .group_by(CheckIn.partner_id),
+        select(Response.partner_id, func.max(Response.created_at))
+        .where(Response.partner_id.in_(partner_ids))
+        .group_by(Response.partner_id),
+    )
+    for query in answered:
+        for partner_id, at in await uow.session.execute(query):
+            if at is not None and (partner_id not in last or at > last[partner_id]):
+                last[partner_id] = at
+    alerts: dict[int, list[Alert]] = {couple_id: [] for couple_id in ids}
+    for alert in await uow.session.scalars(
+        select(Alert).where(Alert.couple_id.in_(ids), Alert.cleared_at.is_(None))
+    ):
+        alerts[alert.couple_id].append(alert)
+    upcoming: dict[int, datetime] = {
+        couple_id: at
+        for couple_id, at in await uow.session.execute(
+            select(TherapySession.couple_id, func.min(TherapySession.starts_at))
+            .where(
+                TherapySession.couple_id.in_(ids),
+                TherapySession.starts_at > now,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .group_by(TherapySession.couple_id)
+        )
+    }
+    return {
+        c.id: _Facts(
+            config=configs[c.practice_id],
+            therapist=therapists[c.therapist_id],
+            partners={p.slot: p for p in partners[c.id]},
+            last_answer=last,
+            open_alerts=tuple(alerts[c.id]),
+            next_session=upcoming.get(c.id),
+        )
+        for c in chosen
+    }
+
+
+async def _figures(
+    uow: UnitOfWork, chosen: Sequence[Couple], facts: dict[int, _Facts], now: datetime
+) -> dict[int, Digest]:
+    """Each couple's digest as the next one will be, for its figures only (scores, change,
+    split alliance, missed check-ins): composed from the check-ins of all the couples,
+    read at once, and without reading a word (every note counts as kept private)."""
+    if not chosen:
+        return {}
+    ids = [c.id for c in chosen]
+    previous: dict[int, datetime] = {
+        couple_id: at
+        for couple_id, at in await uow.session.execute(
+            select(TherapySession.couple_id, func.max(TherapySession.starts_at))
+            .where(
+                TherapySession.couple_id.in_(ids),
+                TherapySession.starts_at < now,
+                TherapySession.cancelled_at.is_(None),
+            )
+            .group_by(TherapySession.couple_id)
+        )
+    }
+    starts = {c.id: previous.get(c.id) or now - digests.DEFAULT_PERIOD for c in chosen}
+    partner_ids = [p.id for f in facts.values() for p in f.partners.values()]
+    # The period and the one before it (for "change since the last session").
+    earliest = min(start - (now - start) for start in starts.values())
+    rows: dict[int, list[CheckIn]] = {partner_id: [] for partner_id in partner_ids}
+    for row in await uow.session.scalars(
+        select(CheckIn)
+        .where(
+            CheckIn.partner_id.in_(partner_ids),
+            CheckIn.status != "open",
+            CheckIn.started_at >= earliest,
+            CheckIn.started_at < now,
+        )
+        .order_by(CheckIn.started_at)
+    ):
+        rows[row.partner_id].append(row)
+    expiries = {c.id: checkin_expiry(facts[c.id].config) for c in chosen}
+    sent: dict[int, list[tuple[int, datetime]]] = {partner_id: [] for partner_id in partner_ids}
+    for partner_id, sent_at in await uow.session.execute(
+        select(Delivery.partner_id, Delivery.sent_at).where(
+            Delivery.couple_id.in_(ids),
+            Delivery.partner_id.in_(partner_ids),
+            Delivery.kind == "checkin",
+            Delivery.status == "sent",
+            Delivery.sent_at >= min(starts.values()),
+            Delivery.sent_at <= now - min(expiries.values()),
+        )
+    ):
+        if partner_id is not None and sent_at is not None:
+            sent[partner_id].append((partner_id, sent_at))
+    out: dict[int, Digest] = {}
+    for couple in chosen:
+        fact, start, expiry = facts[couple.id], starts[couple.id], expiries[couple.id]
+        data = []
+        for partner in fact.partners.values():
+            mine = [r for r in rows[partner.id] if r.started_at >= start - (now - start)]
+            checkins, before = digests.checkin_inputs(mine, fact.config, start, None)
+            completed = {partner.id: [r.started_at for r in mine if r.status == "complete"]}
+            due = [(p, at) for p, at in sent[partner.id] if start <= at <= now - expiry]
+            data.append(
+                PartnerData(
+                    slot=partner.slot,
+                    display_name=digests.partner_label(partner),
+                    language=partner.language,
+                    checkins=tuple(checkins),
+                    previous_scores=before,
+                    checkins_missed=count_missed(due, completed, expiry).get(partner.id, 0),
+                )
+            )
+        out[couple.id] = compose_digest(
+            DigestInput(
+                couple_handle=couple.handle,
+                couple_label=couple.label,
+                therapist_language=fact.therapist.language,
+                period_start=start,
+                period_end=now,
+                previous_session_at=previous.get(couple.id),
+                first_slot="A" if couple.digests_sent % 2 == 0 else "B",
+                partners=(data[0], data[1]),
+                settings=digests.digest_settings(fact.config),
+                therapist_tz=ZoneInfo(fact.therapist.timezone),
+            )
+        )
+    return out
+
+
+def _glance(
+    couple: Couple, own: bool, digest: Digest, facts: _Facts, now: datetime
 ) -> CoupleGlance:
-    practice = await uow.practices.get(couple.practice_id)
-    therapist = await uow.therapists.get(couple.therapist_id)
-    assert practice is not None and therapist is not None
-    drop = off_track_drop(practice.config_toml)
-    partners = {p.slot: p for p in await uow.partners.of_couple(couple.id)}
+    drop = facts.config.digest.off_track_drop
     glances = []
     for section in digest.partners:
-        partner = partners[section.slot]
+        partner = facts.partners[section.slot]
         falls = [section.role(role).change for role in OFF_TRACK_ROLES]
-        last = await _last_answer(uow, partner)
+        last = facts.last_answer.get(partner.id)
         glances.append(
             PartnerGlance(
                 slot=section.slot,
@@ -323,18 +476,13 @@ async def _glance(
                 off_track=any(c is not None and c <= -drop for c in falls),
             )
         )
-    alerts = list(
-        await uow.session.scalars(
-            select(Alert).where(Alert.couple_id == couple.id, Alert.cleared_at.is_(None))
-        )
-    )
-    upcoming = await uow.sessions.next_for(couple.id, now)
+    alerts = facts.open_alerts
     alliance = digest.together.alliance
     return CoupleGlance(
         couple_id=couple.id,
         handle=couple.handle,
         label=couple.label,
-        therapist_name=therapist.display_name,
+        therapist_name=facts.therapist.display_name,
         own=own,
         partners=(glances[0], glances[1]),
         open_alerts=len(alerts),
@@ -343,7 +491,7 @@ async def _glance(
         split=alliance.split,
         gap=alliance.gap,
         off_track=any(g.off_track for g in glances),
-        next_session=upcoming.starts_at if upcoming else None,
+        next_session=facts.next_session,
     )
 
 
@@ -352,24 +500,24 @@ async def caseload(
 ) -> list[CoupleGlance]:
     """The therapist's couples (an admin's: the practice's), most in need of attention first.
 
-    Each couple shown is recorded in the audit log.
+    Read with a fixed number of queries whatever the caseload's size, and without reading
+    any words (``cipher`` is unused: the caseload shows counts and flags only). Each
+    couple shown is recorded in the audit log.
     """
     query = select(Couple).where(Couple.status == "active")
     if therapist.is_admin:
         query = query.where(Couple.practice_id == therapist.practice_id)
     else:
         query = query.where(Couple.therapist_id == therapist.id)
-    couples = list(await uow.session.scalars(query.order_by(Couple.id)))
+    shown = list(await uow.session.scalars(query.order_by(Couple.id)))
+    facts = await _facts(uow, shown, now)
+    figures = await _figures(uow, shown, facts, now)
     rows = [
-        await _glance(
-            uow, c, c.therapist_id == therapist.id, await _digest(uow, c, cipher, now), now
-        )
-        for c in couples
+        _glance(c, c.therapist_id == therapist.id, figures[c.id], facts[c.id], now) for c in shown
     ]
-    for couple in couples:
-        uow.audit.record(
-            actor=actor(therapist), action="console.caseload", couple_id=couple.id, at=now
-        )
+    # One multi-row INSERT for the audit log, however many couples are shown.
+    entry = {"actor": actor(therapist), "action": "console.caseload", "at": now, "detail": None}
+    await insert_new(uow.session, AuditEntry, [entry | {"couple_id": c.id} for c in shown])
     await uow.commit()
     return sorted(rows, key=lambda row: (not row.own, row.attention, row.couple_id))
 
@@ -413,83 +561,6 @@ class CoupleView:
     sessions: tuple[SessionLine, ...]
 
 
-async def _series(
-    uow: UnitOfWork, partner: Partner, config_text: str | None, since: datetime, now: datetime
-) -> dict[str, list[tuple[datetime, float]]]:
-    config = parse_practice_config(config_text)
-    rows = await uow.session.scalars(
-        select(CheckIn)
-        .where(
-            CheckIn.partner_id == partner.id,
-            CheckIn.status != "open",
-            CheckIn.started_at >= since,
-            CheckIn.started_at < now,
-        )
-        .order_by(CheckIn.started_at)
-    )
-    out: dict[str, list[tuple[datetime, float]]] = {role: [] for role in SCORE_ROLES}
-    for row in rows:
-        instrument = config.instruments.get(row.instrument) or config.checkin_instrument()
-        for role, value in score_summary(instrument, row.answers).items():
-            if role in out:
-                out[role].append((row.started_at, value))
-    return out
-
-
-async def _charts(
-    uow: UnitOfWork,
-    couple: Couple,
-    order: tuple[Slot, Slot],
-    names: dict[Slot, str],
-    language: str,
-    zone: ZoneInfo,
-    threshold: float,
-    now: datetime,
-) -> tuple[Chart, ...]:
-    practice = await uow.practices.get(couple.practice_id)
-    assert practice is not None
-    since = now - CHART_PERIOD
-    partners = {p.slot: p for p in await uow.partners.of_couple(couple.id)}
-    series = {
-        slot: await _series(uow, partners[slot], practice.config_toml, since, now) for slot in order
-    }
-    # From the first rating shown (at least four weeks), so that few weeks fill the width.
-    earliest = min(
-        (at for by_role in series.values() for pts in by_role.values() for at, _ in pts),
-        default=now,
-    )
-    since = max(since, min(earliest - timedelta(days=3), now - MIN_CHART_SPAN))
-    sessions = list(
-        await uow.session.scalars(
-            select(TherapySession.starts_at).where(
-                TherapySession.couple_id == couple.id,
-                TherapySession.cancelled_at.is_(None),
-                TherapySession.starts_at >= since,
-                TherapySession.starts_at <= now,
-            )
-        )
-    )
-    charts = []
-    for role in SCORE_ROLES:
-        first, second = (
-            ChartSeries(slot, names[slot], tuple(series[slot][role])) for slot in order
-        )
-        charts.append(
-            rating_chart(
-                chart_id=f"chart-{role}",
-                title=t(language, f"digest.role.{role}"),
-                series=(first, second),
-                start=since,
-                end=now,
-                sessions=sessions,
-                language=language,
-                tz=zone,
-                gap_threshold=threshold if role == "alliance" else None,
-            )
-        )
-    return tuple(charts)
-
-
 async def couple_view(
     uow: UnitOfWork, therapist: Therapist, couple_id: int, cipher: Cipher, now: datetime
 ) -> CoupleView:
@@ -500,23 +571,22 @@ async def couple_view(
     own_therapist = await uow.therapists.get(couple.therapist_id)
     assert own_therapist is not None
     composed = await _digest(uow, couple, cipher, now)
-    glance = await _glance(uow, couple, access.own, composed, now)
+    facts = (await _facts(uow, [couple], now))[couple.id]
+    glance = _glance(couple, access.own, composed, facts, now)
     digest = composed if access.own else None
     order: tuple[Slot, Slot] = tuple(p.slot for p in glance.partners)  # type: ignore[assignment]
     names: dict[Slot, str] = {p.slot: p.name for p in glance.partners}
-    practice = await uow.practices.get(couple.practice_id)
-    assert practice is not None
-    threshold = parse_practice_config(practice.config_toml).digest.split_alliance_threshold
-    charts = await _charts(
+    specs = await couple_charts(
         uow,
         couple,
         order,
         names,
         therapist.language,
         ZoneInfo(own_therapist.timezone),
-        threshold,
+        facts.config.digest.split_alliance_threshold,
         now,
     )
+    charts = tuple(chart_svg(spec) for spec in specs)
     alerts = tuple(
         AlertLine(
             a.id,
@@ -610,15 +680,16 @@ class AdminView:
     practice_name: str
     config_toml: str | None  # None: the shipped defaults
     handles: tuple[str, ...]
-    preview: tuple[str, ...] = ()
-    problem: str | None = None
+    selected: str | None = None  # the couple previewed
+    preview: SchedulePreview | None = None
+    problem: str | None = None  # why there is no preview: a catalog key (with the handle)
 
 
 async def admin_view(
     uow: UnitOfWork, therapist: Therapist, now: datetime, handle: str | None
 ) -> AdminView:
     """The practice's configuration as stored and, for one couple, the fortnight preview
-    (``dyad schedules preview``'s own table: prompt keys and times, no words of anyone)."""
+    (``dyad schedules preview``'s own rows: prompt keys and times, no words of anyone)."""
     if not therapist.is_admin:
         raise UserError("console.not_found")
     practice = await uow.practices.get(therapist.practice_id)
@@ -629,14 +700,17 @@ async def admin_view(
         .order_by(Couple.id)
     )
     handles = tuple(couples)
-    preview: tuple[str, ...] = ()
+    preview: SchedulePreview | None = None
     problem = None
-    if handle is not None and handle in handles:
+    selected = handle if handle in handles else None
+    if selected is not None:
         try:
-            preview = tuple(await preview_lines(uow, handle, practice.slug, now, PREVIEW_DAYS))
-        except AdminError as error:
-            problem = str(error)
-    return AdminView(practice.name, practice.config_toml, handles, preview, problem)
+            preview = await schedule_preview(uow, selected, practice.slug, now, PREVIEW_DAYS)
+        except NobodyJoined:
+            problem = "console.preview.nobody_joined"
+        except AdminError:
+            problem = "console.preview.unavailable"
+    return AdminView(practice.name, practice.config_toml, handles, selected, preview, problem)
 
 
 def check_upload(name: str, text: str) -> tuple[bool, tuple[str, ...]]:

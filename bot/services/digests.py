@@ -7,7 +7,8 @@ digest reaches the couple's therapist only, through the outbox, encrypted at res
 exactly once per session even with several workers.
 
 A pre-session digest may also go by email (when an SMTP relay is configured and the
-therapist gave an address: the plain text with the printable page as its HTML part) and
+therapist gave an address: the plain text with the printable page as its HTML part, and
+the console's charts as PNG pictures that page shows, each with its table) and
 as a ``digest.ready`` event to the practice's webhooks; both are queued in the same
 transaction as the Telegram messages, and both stay encrypted in the outbox.
 """
@@ -18,15 +19,18 @@ import base64
 import hashlib
 import html
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 
-from bot.channels.base import Outgoing
+from bot.channels.base import InlineImage, Outgoing
 from bot.channels.registry import EMAIL
 from bot.channels.telegram_split import telegram_messages
+from bot.core.chart_png import render_png
+from bot.core.charts import ChartSpec, image_figure
 from bot.core.digest import (
     AlertData,
     CheckinData,
@@ -47,6 +51,7 @@ from bot.core.digest.model import Practice as Tried
 from bot.core.instruments import score_summary
 from bot.locales import catalog, t
 from bot.services import events
+from bot.services.charts import couple_charts
 from bot.services.checkins import SAFETY_INSTRUMENT
 from bot.services.crypto import Cipher
 from bot.services.delivery_render import KindRenderer
@@ -90,6 +95,64 @@ def _overlap_days(start: datetime | None, end: datetime | None, lo: datetime, hi
     return max(0, round(span.total_seconds() / 86400))
 
 
+def partner_label(partner: Partner) -> str:
+    """How the digest names a partner: their display name, else their seat."""
+    return partner.display_name or f"Partner {partner.slot}"
+
+
+def checkin_inputs(
+    rows: Iterable[CheckIn], config: PracticeConfig, start: datetime, cipher: Cipher | None
+) -> tuple[list[CheckinData], dict[str, float]]:
+    """A partner's check-ins (oldest first, from the previous period's start) as the
+    composer takes them: the period's, and the previous period's mean per role.
+
+    Without a ``cipher`` no word is read: every note counts as kept private (the
+    placeholder), for callers that need the figures only (the caseload).
+    """
+    checkins: list[CheckinData] = []
+    previous: dict[str, list[float]] = {}
+    safety = config.instruments.get(SAFETY_INSTRUMENT)
+    safety_items = [i.id for i in safety.items if i.role == "safety"] if safety else []
+    for row in rows:
+        instrument = config.instruments.get(row.instrument) or config.checkin_instrument()
+        scores = score_summary(instrument, row.answers)
+        if row.started_at < start:
+            for role, value in scores.items():
+                previous.setdefault(role, []).append(value)
+            continue
+        note: str | None = None
+        raisable = False
+        if row.note_ciphertext is not None:
+            # Words that raised a safety alert stay with the alert (``/alerts``), never in a
+            # digest that may be shown in session with the other partner there.
+            raisable = bool(row.ok_to_raise) and not row.risk and cipher is not None
+            note = cipher.decrypt(row.note_ciphertext) if raisable and cipher else PRIVATE
+        skill = row.answers.get("skill")
+        declined = any(row.answers.get(item) == "prefer_not" for item in safety_items)
+        checkins.append(
+            CheckinData(
+                at=row.started_at,
+                scores=scores,
+                skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,
+                note=note,
+                ok_to_raise=raisable if note is not None else None,
+                partial=row.status == "partial",
+                safety_declined=declined,
+            )
+        )
+    return checkins, {role: sum(v) / len(v) for role, v in previous.items()}
+
+
+def digest_settings(config: PracticeConfig) -> DigestSettings:
+    """The composer's settings from the practice's ``[digest]`` section."""
+    digest = config.digest
+    return DigestSettings(
+        quote_budget_chars=digest.quote_budget_chars,
+        split_alliance_threshold=digest.split_alliance_threshold,
+        split_alliance_widening=digest.split_alliance_widening,
+    )
+
+
 async def _partner_data(
     uow: UnitOfWork,
     partner: Partner,
@@ -111,37 +174,7 @@ async def _partner_data(
             .order_by(CheckIn.started_at)
         )
     )
-    checkins: list[CheckinData] = []
-    previous: dict[str, list[float]] = {}
-    for row in rows:
-        instrument = config.instruments.get(row.instrument) or config.checkin_instrument()
-        scores = score_summary(instrument, row.answers)
-        if row.started_at < start:
-            for role, value in scores.items():
-                previous.setdefault(role, []).append(value)
-            continue
-        note: str | None = None
-        raisable = False
-        if row.note_ciphertext is not None:
-            # Words that raised a safety alert stay with the alert (``/alerts``), never in a
-            # digest that may be shown in session with the other partner there.
-            raisable = bool(row.ok_to_raise) and not row.risk
-            note = cipher.decrypt(row.note_ciphertext) if raisable else PRIVATE
-        skill = row.answers.get("skill")
-        safety = config.instruments.get(SAFETY_INSTRUMENT)
-        safety_items = [i.id for i in safety.items if i.role == "safety"] if safety else []
-        declined = any(row.answers.get(item) == "prefer_not" for item in safety_items)
-        checkins.append(
-            CheckinData(
-                at=row.started_at,
-                scores=scores,
-                skill_practised=_TRIED.get(skill) if isinstance(skill, str) else None,
-                note=note,
-                ok_to_raise=raisable if note is not None else None,
-                partial=row.status == "partial",
-                safety_declined=declined,
-            )
-        )
+    checkins, previous = checkin_inputs(rows, config, start, cipher)
     delivered = list(
         await uow.session.scalars(
             select(Delivery).where(
@@ -178,10 +211,10 @@ async def _partner_data(
         replies.append(ReplyData(response.created_at, text, raisable))
     return PartnerData(
         slot=partner.slot,
-        display_name=partner.display_name or f"Partner {partner.slot}",
+        display_name=partner_label(partner),
         language=partner.language,
         checkins=tuple(checkins),
-        previous_scores={r: sum(v) / len(v) for r, v in previous.items()},
+        previous_scores=previous,
         prompts_delivered=len(delivered),
         prompts_answered=len({r.delivery_id for r in responses if r.delivery_id}),
         skill_prompts=tuple(skills),
@@ -387,7 +420,6 @@ async def build_input(
         )
         if _about_current_holder(alert, partners)
     ]
-    digest = config.digest
     return DigestInput(
         couple_handle=couple.handle,
         couple_label=couple.label,
@@ -404,11 +436,7 @@ async def build_input(
             AlertData(a.slot, a.kind, a.created_at, a.seen_at is not None, a.cleared_at is None)  # type: ignore[arg-type]
             for a in alerts
         ),
-        settings=DigestSettings(
-            quote_budget_chars=digest.quote_budget_chars,
-            split_alliance_threshold=digest.split_alliance_threshold,
-            split_alliance_widening=digest.split_alliance_widening,
-        ),
+        settings=digest_settings(config),
         therapist_tz=ZoneInfo(therapist.timezone),
     )
 
@@ -445,6 +473,29 @@ async def compose_for(
 
 def _sealed(cipher: Cipher, text: str) -> str:
     return base64.b64encode(cipher.encrypt(text)).decode("ascii")
+
+
+async def _email_charts(
+    uow: UnitOfWork, couple: Couple, therapist: Therapist, digest: Digest, now: datetime
+) -> list[dict[str, object]]:
+    """The console's charts for the e-mail, as values (ratings only): each chart with at
+    least one rating, none when the practice turned them off (``[digest] email_charts``)."""
+    practice = await uow.practices.get(couple.practice_id)
+    assert practice is not None
+    settings = parse_practice_config(practice.config_toml).digest
+    if not settings.email_charts:
+        return []
+    specs = await couple_charts(
+        uow,
+        couple,
+        (digest.partners[0].slot, digest.partners[1].slot),
+        {section.slot: section.display_name for section in digest.partners},
+        therapist.language,
+        ZoneInfo(therapist.timezone),
+        settings.split_alliance_threshold,
+        now,
+    )
+    return [spec.to_dict() for spec in specs if spec.has_ratings]
 
 
 async def queue_digest(
@@ -484,9 +535,10 @@ async def queue_digest(
         )
     if email and therapist.email:
         language = therapist.language
-        bodies = {
+        bodies: dict[str, object] = {
             "text": render_text(digest, language),
             "html": render_html_page(digest, language),
+            "charts": await _email_charts(uow, couple, therapist, digest, now),
         }
         await enqueue(
             uow,
@@ -567,23 +619,44 @@ class DigestRenderer(KindRenderer):
         return Outgoing(self.cipher.decrypt(token))
 
     def _email(self, delivery: Delivery, therapist: Therapist, couple: Couple) -> Outgoing:
-        """The digest as an email: a neutral subject (the handle, never a name), two parts."""
+        """The digest as an email: a neutral subject (the handle, never a name), a plain and
+        an HTML part, and the pictures of the charts that the HTML part shows."""
         token = base64.b64decode(str(delivery.params["email"]))
         bodies = json.loads(self.cipher.decrypt(token))
         language = therapist.language
         footer = t(language, "email.digest_footer", handle=couple.handle)
-        page = str(bodies["html"])
-        closing = page.rfind("</body>")
-        if closing >= 0:
-            page = f"{page[:closing]}<p><small>{html.escape(footer)}</small></p>\n{page[closing:]}"
         # The same on every retry, and unique to this row: a Message-ID mail systems can dedupe.
         digest_id = hashlib.sha256(f"{delivery.recipient}/{delivery.dedupe_key}".encode())
+        unique = digest_id.hexdigest()[:16]
+        specs = [ChartSpec.from_dict(item) for item in bodies.get("charts", [])]
+        images = tuple(
+            InlineImage(f"{spec.chart_id}.{unique}@dyad", render_png(spec), f"{spec.chart_id}.png")
+            for spec in specs
+        )
+        page = str(bodies["html"])
+        if specs:
+            figures = "".join(
+                image_figure(spec, f"cid:{image.cid}")
+                for spec, image in zip(specs, images, strict=True)
+            )
+            title = html.escape(t(language, "console.charts_title"))
+            page = _before(
+                page, "</main>", f'<section class="charts"><h2>{title}</h2>{figures}</section>\n'
+            )
+        page = _before(page, "</body>", f"<p><small>{html.escape(footer)}</small></p>\n")
         return Outgoing(
             f"{bodies['text']}\n\n-- \n{footer}\n",
             subject=t(language, "email.digest_subject", handle=couple.handle),
             html=page,
-            idempotency_key=f"dyad-digest-{delivery.id}-{digest_id.hexdigest()[:16]}",
+            images=images,
+            idempotency_key=f"dyad-digest-{delivery.id}-{unique}",
         )
+
+
+def _before(page: str, closing: str, insert: str) -> str:
+    """``insert`` just before the page's last ``closing`` tag (at the end when it has none)."""
+    at = page.rfind(closing)
+    return f"{page[:at]}{insert}{page[at:]}" if at >= 0 else page + insert
 
 
 async def send_due_digests(

@@ -69,8 +69,13 @@ async def private_notes(
     return sorted(notes, key=lambda note: note.at, reverse=True)
 
 
-def _within(notes: list[PrivateNote], room: int) -> tuple[list[PrivateNote], int]:
-    """Newest first, whole while they fit, the last one cut; and how many were left out."""
+def within_room(notes: list[PrivateNote], room: int) -> tuple[list[PrivateNote], int]:
+    """The notes shown in ``room`` characters, and how many were left out.
+
+    ``notes`` come newest first (as :func:`private_notes` gives them); each is shown whole
+    while it fits and the last one is cut at a word, so both partners, given the same
+    room, get the same share of the page (``/notes`` and the console's notes page alike).
+    """
     shown: list[PrivateNote] = []
     left = room
     for note in notes:
@@ -96,7 +101,7 @@ async def notes_view(
         name = (partner.display_name if partner else None) or msg(lang, "notes.slot", slot=slot)
         lines += ["", msg(lang, "notes.partner", name=name)]
         notes = await private_notes(uow, partner, cipher, now - PERIOD) if partner else []
-        shown, left_out = _within(notes, ROOM_PER_PARTNER)
+        shown, left_out = within_room(notes, ROOM_PER_PARTNER)
         if not shown:
             lines.append(msg(lang, "notes.none"))
         for note in shown:

@@ -51,6 +51,8 @@ class DigestSettings:
     off_track_drop: float = 2.0
     """The console flags a partner off track when their mean wellbeing or alliance fell
     by at least this many points (0-10) since the previous period."""
+    email_charts: bool = True
+    """The e-mailed digest carries the couple page's charts as pictures (ratings only)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def _digest_settings(raw: Any) -> DigestSettings:
     if unknown:
         raise ValueError(f"[digest] has unknown keys: {', '.join(sorted(unknown))}")
     settings = DigestSettings(**raw)
+    if not isinstance(settings.email_charts, bool):
+        raise ValueError("[digest] email_charts must be true or false")
     if not 0 < settings.lead_hours <= 24 * 7:
         raise ValueError("[digest] lead_hours must be between 0 and 168")
     return settings

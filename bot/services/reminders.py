@@ -12,6 +12,7 @@ check-in is stored as partial; a scheduled one never started counts as missed.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -137,34 +138,55 @@ async def _expire(uow: UnitOfWork, configs: dict[int, PracticeConfig], now: date
     return expired
 
 
+def checkin_expiry(config: PracticeConfig) -> timedelta:
+    """How long a sent check-in stays open: ``[checkin] expire_after_hours``."""
+    return _hours(config.schedules.checkin.expire_after_hours)
+
+
+def count_missed(
+    sent: Iterable[tuple[int, datetime]],
+    completed: Mapping[int, Sequence[datetime]],
+    expiry: timedelta,
+) -> dict[int, int]:
+    """Per partner id, the sent check-ins (partner id, sent at) that no completed check-in
+    of theirs (``completed``: start times by partner id) answered within ``expiry``."""
+    counts: dict[int, int] = defaultdict(int)
+    for partner_id, sent_at in sent:
+        starts = completed.get(partner_id, ())
+        if not any(sent_at <= started < sent_at + expiry for started in starts):
+            counts[partner_id] += 1
+    return dict(counts)
+
+
 async def missed_checkins(
     uow: UnitOfWork, couple: Couple, practice: Practice, since: datetime, now: datetime
 ) -> dict[Slot, int]:
     """Per slot, scheduled check-ins sent since ``since`` and not completed before expiry."""
-    config = parse_practice_config(practice.config_toml)
-    expiry = _hours(config.schedules.checkin.expire_after_hours)
+    expiry = checkin_expiry(parse_practice_config(practice.config_toml))
     partners = {p.id: p.slot for p in await uow.partners.of_couple(couple.id)}
-    counts: dict[Slot, int] = defaultdict(int)
-    for slot in partners.values():
-        counts[slot] = 0
-    sent = await uow.session.scalars(
-        select(Delivery).where(
+    sent = await uow.session.execute(
+        select(Delivery.partner_id, Delivery.sent_at).where(
             Delivery.couple_id == couple.id,
+            Delivery.partner_id.in_(list(partners)),
             Delivery.kind == "checkin",
             Delivery.status == "sent",
             Delivery.sent_at >= since,
             Delivery.sent_at <= now - expiry,
         )
     )
-    checkins = CheckInRepository(uow.session)
-    for delivery in sent:
-        if delivery.partner_id not in partners or delivery.sent_at is None:
-            continue
-        if not await checkins.completed_between(
-            delivery.partner_id, delivery.sent_at, delivery.sent_at + expiry
-        ):
-            counts[partners[delivery.partner_id]] += 1
-    return dict(counts)
+    completed: dict[int, list[datetime]] = defaultdict(list)
+    for partner_id, started_at in await uow.session.execute(
+        select(CheckIn.partner_id, CheckIn.started_at).where(
+            CheckIn.partner_id.in_(list(partners)),
+            CheckIn.status == "complete",
+            CheckIn.started_at >= since,
+            CheckIn.started_at < now,
+        )
+    ):
+        completed[partner_id].append(started_at)
+    pairs = [(p, at) for p, at in sent if p is not None and at is not None]
+    missed = count_missed(pairs, completed, expiry)
+    return {slot: missed.get(partner_id, 0) for partner_id, slot in partners.items()}
 
 
 class CheckinReminder(KindRenderer):

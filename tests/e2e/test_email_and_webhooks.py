@@ -9,20 +9,25 @@ random ports. The running Dyad gets the channels as the composition root builds 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from io import BytesIO
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from click.testing import CliRunner
+from PIL import Image
 from sqlalchemy import select
 
 from bot.channels.base import (
@@ -36,14 +41,17 @@ from bot.channels.registry import EMAIL, WEBHOOK, ChannelRegistry, build_channel
 from bot.channels.webhook import verify_signature
 from bot.cli.channels import set_therapist_email, therapist_email
 from bot.config import ConfigError, load_settings
+from bot.core.chart_png import SCALE
+from bot.core.charts import PLOT_HEIGHT, STYLES, TOP, WIDTH, Frame
 from bot.core.clock import ManualClock
 from bot.fakebotapi import FakeUser
 from bot.services import couples, digests
+from bot.services.charts import couple_charts
 from bot.services.delivery_render import DyadRenderer
 from bot.services.events import EventRenderer
 from bot.services.outbox import enqueue
 from db.engine import Database
-from db.models import AuditEntry, Couple, Delivery, Partner, Practice, Therapist
+from db.models import AuditEntry, CheckIn, Couple, Delivery, Partner, Practice, Therapist
 from schedules.dispatcher import Dispatcher
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin
@@ -240,7 +248,21 @@ async def _rows(harness: Harness, channel: str) -> list[Delivery]:
 
 
 def _parts(mail: EmailMessage) -> dict[str, str]:
-    return {part.get_content_type(): part.get_content() for part in mail.iter_parts()}
+    """The text parts (plain and HTML), wherever they sit in the MIME tree."""
+    return {
+        part.get_content_type(): part.get_content()
+        for part in mail.walk()
+        if part.get_content_maintype() == "text"
+    }
+
+
+def _pictures(mail: EmailMessage) -> dict[str, EmailMessage]:
+    """The image parts, by Content-ID (without its angle brackets)."""
+    return {
+        str(part["Content-ID"]).strip("<>"): part
+        for part in mail.walk()
+        if part.get_content_maintype() == "image"
+    }
 
 
 # The tests ------------------------------------------------------------------------------------
@@ -267,6 +289,13 @@ async def test_the_pre_session_digest_arrives_by_email_and_by_a_signed_webhook(
     assert mail["Subject"] == f"Dyad: pre-session digest for {handle}"
     assert mail["To"] == THERAPIST_EMAIL and SENDER in mail["From"]
     assert mail["Message-ID"] and mail.get_content_type() == "multipart/alternative"
+    # The plain text, then the HTML with the charts it shows (both partners have ratings).
+    plain, related = mail.iter_parts()
+    assert plain.get_content_type() == "text/plain"
+    assert related.get_content_type() == "multipart/related"
+    page, *pictures = related.iter_parts()
+    assert page.get_content_type() == "text/html" and pictures
+    assert all(p.get_content_type() == "image/png" for p in pictures)
     parts = _parts(mail)
     assert set(parts) == {"text/plain", "text/html"}
     assert "lovely walk" in parts["text/plain"] and "Alex" in parts["text/plain"]
@@ -396,6 +425,138 @@ async def test_no_private_word_reaches_email_or_webhooks_not_even_an_alerts_word
     # Each was signed when it was sent (the alert before the clock moved to the digest).
     assert all(r.verifies(int(r.headers["Dyad-Timestamp"])) for r in receiver.received)
     assert not any("Safety alert" in m.text or "Balance" in m.text for m in blanca.messages)
+
+
+# All a chart holds: a role's title, both partners' names and ratings, dates, its language.
+CHART_FIELDS = frozenset(
+    ("chart_id", "title", "series", "start", "end", "sessions", "language", "tz", "gap_threshold")
+)
+# Days before the digest's week (the check-in's age) and the rating, far apart per partner.
+A_RATINGS = ((12, 8), (5, 9))
+B_RATINGS = ((11, 3), (4, 2))
+
+
+async def _seed_ratings(harness: Harness, alex: FakeUser, blanca: FakeUser) -> None:
+    """Two check-ins each, straight into the database (every role the same rating); Alex's
+    last one carries words kept for the therapist only."""
+    cipher = harness.bot.deps.cipher
+    now = harness.clock.now()
+    async with harness.db.uow() as uow:
+        for user, ratings in ((alex, A_RATINGS), (blanca, B_RATINGS)):
+            partner = await uow.partners.by_user(user.id)
+            assert partner is not None
+            for index, (days, value) in enumerate(ratings):
+                at = now - timedelta(days=days)
+                words = user is alex and index == len(ratings) - 1
+                uow.session.add(
+                    CheckIn(
+                        partner_id=partner.id,
+                        couple_id=partner.couple_id,
+                        instrument="dyad_checkin",
+                        status="complete",
+                        answers={
+                            "wellbeing": value,
+                            "hope": value,
+                            "safe_to_be_honest": value,
+                            "understood": value,
+                        },
+                        note_ciphertext=cipher.encrypt(f"{CANARY_A} for you only")
+                        if words
+                        else None,
+                        ok_to_raise=False if words else None,
+                        started_at=at,
+                        completed_at=at,
+                    )
+                )
+        await uow.commit()
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    value = colour.lstrip("#")
+    return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
+async def test_the_emailed_digest_shows_the_consoles_charts_as_pictures_with_words_and_tables(
+    harness: Harness, channels: ChannelRegistry, mailbox: Mailbox
+) -> None:
+    therapist, alex, blanca, handle = await _couple(harness)
+    await _give_email(harness)
+    await _seed_ratings(harness, alex, blanca)
+    await _pre_session_digest(harness, therapist, handle)
+    await harness.settle()
+
+    (mail,) = mailbox.messages
+    page = _parts(mail)["text/html"]
+    pictures = _pictures(mail)
+    # Once sent, the outbox keeps none of it.
+    (row,) = await _rows(harness, EMAIL)
+    assert row.status == "sent" and "email" not in row.params
+    # The charts the couple page draws at the same moment: ratings, names and dates only.
+    async with harness.db.uow() as uow:
+        couple = await uow.session.scalar(select(Couple))
+        owner = await uow.session.scalar(select(Therapist))
+        assert couple is not None and owner is not None
+        specs = await couple_charts(
+            uow,
+            couple,
+            ("A", "B"),
+            {"A": "Alex", "B": "Blanca"},
+            owner.language,
+            ZoneInfo(owner.timezone),
+            3.0,
+            harness.clock.now(),
+        )
+    assert [spec.chart_id for spec in specs] == ["chart-wellbeing", "chart-hope", "chart-alliance"]
+    for item in (spec.to_dict() for spec in specs):
+        assert set(item) == CHART_FIELDS
+        assert all(set(series) == {"slot", "name", "points"} for series in item["series"])
+    # One picture per chart of the couple page, each shown by the HTML through its cid.
+    assert len(pictures) == len(specs)
+    for spec, (cid, part) in zip(specs, pictures.items(), strict=True):
+        by_slot = {series.slot: [value for _, value in series.points] for series in spec.series}
+        assert by_slot == {"A": [8.0, 9.0], "B": [3.0, 2.0]}
+        assert cid.startswith(f"{spec.chart_id}.") and f'src="cid:{cid}"' in page
+        assert part.get_content_disposition() == "inline"
+        assert part.get_filename() == f"{spec.chart_id}.png"
+        # Alt text: the chart in words; then the same values as a table, for screen readers.
+        alt = re.search(rf'<img src="cid:{re.escape(cid)}" alt="([^"]+)"', page)
+        assert alt is not None
+        assert html.unescape(alt.group(1)).startswith(f"{spec.title}: ")
+        assert "Alex" in alt.group(1) and "Blanca" in alt.group(1)
+        assert f'<table class="chart-data" id="{spec.chart_id}-table">' in page
+        # The picture: both partners on the same axes, each rating in its seat's colour.
+        image = Image.open(BytesIO(part.get_content())).convert("RGB")
+        assert image.size == (WIDTH * SCALE, spec.height * SCALE)
+        frame = Frame(spec.start, spec.end, TOP, PLOT_HEIGHT)
+        for series in spec.series:
+            for at, value in series.points:
+                spot = (round(frame.x(at) * SCALE), round(frame.y(value) * SCALE))
+                assert image.getpixel(spot) == _rgb(STYLES[series.slot].colour), series.slot
+    assert CANARY_A not in mailbox.accepted[0][1].decode()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("without", ["ratings", "charts"])
+async def test_the_digest_email_keeps_working_without_ratings_or_with_charts_off(
+    harness: Harness, channels: ChannelRegistry, mailbox: Mailbox, without: str
+) -> None:
+    therapist, alex, blanca, handle = await _couple(harness)
+    await _give_email(harness)
+    if without == "charts":
+        await _seed_ratings(harness, alex, blanca)
+        async with harness.db.uow() as uow:
+            practice = await uow.session.scalar(select(Practice))
+            assert practice is not None
+            practice.config_toml = "[digest]\nemail_charts = false\n"
+            await uow.commit()
+    await _pre_session_digest(harness, therapist, handle)
+    await harness.settle()
+    (mail,) = mailbox.messages
+    assert [part.get_content_type() for part in mail.iter_parts()] == ["text/plain", "text/html"]
+    parts = _parts(mail)
+    assert _pictures(mail) == {} and "cid:" not in parts["text/html"]
+    assert "Alex" in parts["text/plain"] and "Blanca" in parts["text/html"]
+    assert (await _rows(harness, EMAIL))[0].status == "sent"
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)

@@ -47,3 +47,12 @@ def test_each_menu_ends_with_help_and_shares_only_what_both_roles_use() -> None:
     assert menu_of("therapist")[-1] == menu_of("partner")[-1] == "help"
     shared = set(menu_of("therapist")) & set(menu_of("partner"))
     assert shared == {"linkgroup", "help"}
+
+
+@pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+@pytest.mark.parametrize("role", ROLES)
+def test_each_roles_help_names_every_command_of_the_role_in_every_language(
+    role: Role, language: str
+) -> None:
+    named = re.findall(r"^/(\w+)", catalog(language)[f"common.help_{role}"], re.M)
+    assert sorted(named) == sorted(c.name for c in COMMANDS if role in c.usage)

@@ -256,7 +256,17 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
         assert (await ana.get(f"{base}/console/admin"))[0] == 404
         status, page = await ada.get(f"{base}/console/admin?couple={handle}")
         assert status == 200 and html.escape(t("en", "console.admin_defaults")) in page
-        assert "14 days: A " in page  # the preview's own table, from the planner's code
+        # The preview's own rows, from the planner's code, in the admin's language.
+        assert html.escape(t("en", "console.preview.total", days=14, counts="")) in page
+        assert '<table class="preview">' in page
+        assert not re.search(r"\d+ days: A \d+, B \d+ deliveries", page), "not the CLI's text"
+        kinds = ("checkin", "hope", "skill", "skill_followup", "couple_space")
+        assert any(t("en", f"console.preview.kind.{kind}") in page for kind in kinds)
+        # A couple nobody has joined yet has nothing to preview, and the page says so.
+        waiting, _, _ = await web_harness.new_couple(therapist, "N & O")
+        status, page = await ada.get(f"{base}/console/admin?couple={waiting}")
+        nobody = t("en", "console.preview.nobody_joined", handle=waiting)
+        assert status == 200 and html.escape(nobody) in page and "<table" not in page
 
         async def check(name: str, text: str) -> tuple[int, str]:
             form = aiohttp.FormData()
@@ -273,6 +283,18 @@ async def test_the_admin_page_checks_a_file_and_previews_a_couple_for_admins_onl
             and html.escape(t("en", "console.admin_check_ok")) in page
             and "ok:" in page
         )
+    # A Spanish-speaking admin reads the same preview in Spanish: dates, kinds, the total.
+    eva = await therapist_of_practice(web_harness, "Eva", admin=True, language="es")
+    async with aiohttp.ClientSession() as http:
+        browser = Browser(http)
+        await browser.sign_in(await console_link(eva), base)
+        status, page = await browser.get(f"{base}/console/admin?couple={handle}")
+    assert status == 200 and '<html lang="es">' in page  # es: Spain's Spanish (es-ES)
+    assert html.escape(t("es-ES", "console.preview.total", days=14, counts="")) in page
+    assert any(t("es-ES", f"console.preview.kind.{kind}") in page for kind in kinds)
+    assert html.escape(t("es-ES", "console.preview.date")) in page
+    for english in ("days:", "eliveries", ">date<", ">Date<", "Mon ", "Tue ", "Wed "):
+        assert english not in page, english
     async with web_harness.db.uow() as uow:
         practice = await uow.practices.by_slug(web_harness.practice_slug)
     assert practice is not None and practice.config_toml is None  # a check stores nothing

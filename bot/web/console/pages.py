@@ -10,13 +10,20 @@ stylesheet: the couple page prints on A4 or Letter.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from bot.core.digest import render_html_sections as digest_sections
 from bot.locales import catalog, t
-from bot.locales.formats import format_date, format_datetime, format_number
+from bot.locales.formats import (
+    format_date,
+    format_datetime,
+    format_list,
+    format_number,
+    format_time,
+)
 from bot.services.console import AdminView, CoupleGlance, CoupleView, NotesColumn, PartnerGlance
+from bot.services.schedule_preview import SchedulePreview
 from bot.web.pages import esc
 
 
@@ -349,6 +356,57 @@ def notes_page(
     return document(language, title, "\n".join(parts), static=static, prefix=prefix)
 
 
+def _window(language: str, window: str | None) -> str:
+    key = f"onboarding.window_{window}"
+    return t(language, key) if key in catalog(language) else _k(language, "preview.window_none")
+
+
+def _preview(preview: SchedulePreview, language: str) -> str:
+    """The fortnight preview as a table in the therapist's language: one row per local
+    date, one column per partner (each in their own time zone), the planner's own rows."""
+    head = [_k(language, "preview.date")] + [
+        _k(
+            language,
+            "preview.partner",
+            slot=c.slot,
+            timezone=c.timezone,
+            window=_window(language, c.window),
+        )
+        for c in preview.columns
+    ]
+    rows = []
+    for day, cells in preview.rows:
+        when = format_date(datetime.combine(day, time(12)), language)
+        row = [f'<th scope="row">{esc(when)}</th>']
+        for mine in cells:
+            items = "".join(
+                f"<li><time>{esc(format_time(cell.at, language))}</time> "
+                f'<span class="kind">{esc(_k(language, f"preview.kind.{cell.kind}"))}</span> '
+                f"<code>{esc(cell.prompt_key)}</code>"
+                + (f" <q>{esc(cell.words)}</q>" if cell.words else "")
+                + "</li>"
+                for cell in mine
+            )
+            row.append(f"<td><ul>{items}</ul></td>" if items else "<td></td>")
+        rows.append(f"<tr>{''.join(row)}</tr>")
+    header = "".join(f'<th scope="col">{esc(h)}</th>' for h in head)
+    counts = format_list(
+        (_k(language, "preview.count", slot=c.slot, count=c.deliveries) for c in preview.columns),
+        language,
+    )
+    parts = []
+    if preview.waiting is not None:
+        waiting = _k(language, f"preview.waiting_{preview.waiting}", handle=preview.handle)
+        parts.append(f'<p class="notice">{esc(waiting)}</p>')
+    parts.append(
+        f'<table class="preview"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    total = _k(language, "preview.total", days=preview.days, counts=counts)
+    parts.append(f'<p class="preview-total">{esc(total)}</p>')
+    return "".join(parts)
+
+
 def admin_page(
     language: str,
     view: AdminView,
@@ -377,7 +435,10 @@ def admin_page(
             f'<div class="check-result" role="{role}"><p>{esc(heading)}</p><ul>{items}</ul></div>'
         )
     parts.append(f"<h2>{esc(_k(language, 'admin_preview_title'))}</h2>")
-    options = "".join(f'<option value="{esc(h)}">{esc(h)}</option>' for h in view.handles)
+    options = "".join(
+        f'<option value="{esc(h)}"{" selected" if h == view.selected else ""}>{esc(h)}</option>'
+        for h in view.handles
+    )
     parts.append(
         f'<form method="get" action="{esc(prefix)}/console/admin">'
         f'<label for="preview-couple">{esc(_k(language, "admin_couple"))}</label> '
@@ -385,9 +446,10 @@ def admin_page(
         f'<button type="submit">{esc(_k(language, "admin_preview"))}</button></form>'
     )
     if view.problem:
-        parts.append(f'<p class="notice">{esc(view.problem)}</p>')
-    if view.preview:
-        parts.append(f'<pre class="preview">{esc(chr(10).join(view.preview))}</pre>')
+        problem = t(language, view.problem, handle=view.selected or "")
+        parts.append(f'<p class="notice">{esc(problem)}</p>')
+    if view.preview is not None:
+        parts.append(_preview(view.preview, language))
     parts.append(f"<h2>{esc(_k(language, 'admin_config_title'))}</h2>")
     if view.config_toml is None:
         parts.append(f"<p>{esc(_k(language, 'admin_defaults'))}</p>")
