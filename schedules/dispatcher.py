@@ -608,26 +608,33 @@ class Dispatcher:
         stats.claimed = len(claimed)
         if not claimed:
             return stats
-        queue: asyncio.Queue[Delivery] = asyncio.Queue()
-        for delivery in claimed:
-            queue.put_nowait(delivery)
+        # One lane per recipient and channel, in the order the rows fell due: a person gets
+        # their messages in that order (a row is rendered before it waits for its chat's
+        # turn, so two of one chat's rows sent side by side could swap). Lanes run side by side.
+        lanes: dict[tuple[str, str], list[Delivery]] = {}
+        for delivery in sorted(claimed, key=lambda d: (d.due_at, d.id)):
+            lanes.setdefault((delivery.recipient, delivery.channel), []).append(delivery)
+        queue: asyncio.Queue[list[Delivery]] = asyncio.Queue()
+        for lane in lanes.values():
+            queue.put_nowait(lane)
 
         async def worker() -> None:
             while True:
                 try:
-                    delivery = queue.get_nowait()
+                    lane = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                try:
-                    await self._deliver(delivery, claim, stats)
-                except Exception:
-                    # Whatever went wrong (the database went away), the row keeps its lease
-                    # and is claimed again once it runs out: nothing is lost.
-                    log.exception("delivery %s left to its lease", delivery.id)
+                for delivery in lane:
+                    try:
+                        await self._deliver(delivery, claim, stats)
+                    except Exception:
+                        # Whatever went wrong (the database went away), the row keeps its
+                        # lease and is claimed again once it runs out: nothing is lost.
+                        log.exception("delivery %s left to its lease", delivery.id)
 
         heartbeat = asyncio.create_task(self._heartbeat(claim)) if self.heartbeat else None
         try:
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(claimed)))))
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(lanes)))))
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
