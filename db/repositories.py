@@ -1,10 +1,8 @@
 """Repositories: the queries Dyad's services need, one class per aggregate.
 
-A unit of work carries the practice, therapist, couple, partner, invite, session,
-conversation, update and audit repositories (``uow.couples``); the outbox, check-in,
-response, alert and group-link ones are made on its session where they are used
-(``DeliveryRepository(uow.session)``). A query a second service needs goes here rather
-than being written again.
+A unit of work carries one of each, on its session (``uow.couples``, ``uow.deliveries``,
+``uow.group_links``). A query a second service needs goes here rather than being written
+again.
 """
 
 from __future__ import annotations

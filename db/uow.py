@@ -16,12 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.inbox import HANDLING, end_wait_in, mark_in
 from db.models import Couple, Partner
 from db.repositories import (
+    AlertRepository,
     AuditRepository,
+    CheckInRepository,
     ConversationRepository,
     CoupleRepository,
+    DeliveryRepository,
+    GroupLinkRepository,
     InviteRepository,
     PartnerRepository,
     PracticeRepository,
+    ResponseRepository,
     SessionRepository,
     TherapistRepository,
     UpdateRepository,
@@ -146,6 +151,11 @@ class UnitOfWork:
         self.conversations = ConversationRepository(self.session)
         self.updates = UpdateRepository(self.session)
         self.audit = AuditRepository(self.session)
+        self.deliveries = DeliveryRepository(self.session)
+        self.checkins = CheckInRepository(self.session)
+        self.responses = ResponseRepository(self.session)
+        self.alerts = AlertRepository(self.session)
+        self.group_links = GroupLinkRepository(self.session)
         handling = HANDLING.get()
         if handling is not None and not handling.done:
             try:

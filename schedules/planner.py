@@ -44,7 +44,7 @@ from bot.services.outbox import enqueue, notify, recipient_key
 from bot.services.practice_config import PracticeConfig, parse_practice_config
 from db.engine import Database
 from db.models import Couple, Delivery, Partner, Practice
-from db.repositories import DeliveryRepository, insert_new
+from db.repositories import insert_new
 from db.uow import UnitOfWork
 from schedules.check import default_schedules
 from schedules.planning import (
@@ -333,7 +333,7 @@ async def _drop_stale(
         )
         stale = await _stale(uow, planned_rows, list(rows))
         if stale:
-            await DeliveryRepository(uow.session).delete_ids(stale)
+            await uow.deliveries.delete_ids(stale)
 
 
 async def _stale(
@@ -403,7 +403,7 @@ async def drop_pending(
                 doomed[other.id] = other
         doomed[row.id] = row
     if doomed:
-        await DeliveryRepository(uow.session).delete_ids(list(doomed))
+        await uow.deliveries.delete_ids(list(doomed))
     return len(doomed)
 
 
@@ -752,7 +752,7 @@ class Planner:
                 result.planned += 1
             for begin in range(0, len(stale), 2 * BATCH_COUPLES):
                 doomed = stale[begin : begin + 2 * BATCH_COUPLES]
-                await DeliveryRepository(uow.session).delete_ids(doomed)
+                await uow.deliveries.delete_ids(doomed)
             result.created = len(await insert_new(uow.session, Delivery, rows))
             await uow.commit()
         return result

@@ -44,7 +44,6 @@ from db.models import (
     Response,
     WebAppDraft,
 )
-from db.repositories import AlertRepository, CheckInRepository, ResponseRepository
 from db.uow import UnitOfWork
 
 EXPORT_FORMAT = "dyad-export/1"
@@ -70,9 +69,9 @@ async def collect_export(
     uow: UnitOfWork, partner: Partner, cipher: Cipher, now: datetime
 ) -> dict[str, Any]:
     """The partner's own data as plain values, ready for JSON."""
-    checkins = await CheckInRepository(uow.session).of_partner(partner.id)
-    responses = await ResponseRepository(uow.session).of_partner(partner.id)
-    alerts = await AlertRepository(uow.session).of_partner(partner.id)
+    checkins = await uow.checkins.of_partner(partner.id)
+    responses = await uow.responses.of_partner(partner.id)
+    alerts = await uow.alerts.of_partner(partner.id)
     return {
         "format": EXPORT_FORMAT,
         "about": t(partner.language, "data.export_about"),  # plain text, not Telegram HTML
@@ -160,7 +159,7 @@ async def erase(
     language = partner.language
     couple = await uow.couples.get(partner.couple_id)
     assert couple is not None
-    response_ids = await ResponseRepository(uow.session).ids_of_partner(partner.id)
+    response_ids = await uow.responses.ids_of_partner(partner.id)
     group_posts = await groups.end_for_erasure(uow, couple, response_ids, now)
     await _delete(uow, WebAppDraft, WebAppDraft.partner_id == partner.id)  # half-filled pages
     checkins = await _delete(uow, CheckIn, CheckIn.partner_id == partner.id)
@@ -218,7 +217,7 @@ async def _scrub_finished(uow: UnitOfWork, partner: Partner) -> None:
 
 
 async def _unlink_alerts(uow: UnitOfWork, partner: Partner) -> int:
-    alerts = await AlertRepository(uow.session).of_partner(partner.id)
+    alerts = await uow.alerts.of_partner(partner.id)
     for alert in alerts:
         alert.source_id = None
         alert.partner_id = None  # the safety record keeps slot, kind and time, not the person

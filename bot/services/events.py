@@ -29,7 +29,6 @@ from bot.core.digest import Digest, render_json
 from bot.services.crypto import Cipher
 from bot.services.practice_config import WEBHOOK_EVENTS, parse_practice_config
 from db.models import Alert, Couple, Delivery, Partner
-from db.repositories import DeliveryRepository
 from db.uow import UnitOfWork
 from schedules.check import PracticeFileError
 from schedules.dispatcher import Rendered
@@ -84,7 +83,7 @@ async def queue_event(
         params["data_ciphertext"] = base64.b64encode(token).decode("ascii")
     else:
         params["data"] = data
-    deliveries = DeliveryRepository(uow.session)
+    deliveries = uow.deliveries
     queued = 0
     for endpoint in endpoints:
         queued += await deliveries.queue(

@@ -52,7 +52,6 @@ from db.models import (
     SuspendReason,
     Therapist,
 )
-from db.repositories import DeliveryRepository, GroupLinkRepository
 from db.uow import UnitOfWork
 from schedules.dispatcher import Rendered
 from schedules.planner import notify_in_window
@@ -110,18 +109,14 @@ class IssuedCode:
 # Looking things up -------------------------------------------------------------------------
 
 
-def _links(uow: UnitOfWork) -> GroupLinkRepository:
-    return GroupLinkRepository(uow.session)
-
-
 async def link_of_couple(uow: UnitOfWork, couple_id: int) -> GroupLink | None:
     """The couple's group link, whatever its state."""
-    return await _links(uow).of_couple(couple_id)
+    return await uow.group_links.of_couple(couple_id)
 
 
 async def link_of_chat(uow: UnitOfWork, chat_id: int) -> GroupLink | None:
     """The link a group chat holds, whatever its state."""
-    return await _links(uow).of_chat(chat_id)
+    return await uow.group_links.of_chat(chat_id)
 
 
 async def group_is_linked(uow: UnitOfWork, couple_id: int) -> bool:
@@ -206,7 +201,7 @@ async def issue_code(uow: UnitOfWork, couple: Couple, issued_by: str, now: datet
     if await group_is_linked(uow, couple.id):
         raise UserError("group.linked_elsewhere")
     code = new_token()
-    _links(uow).add_code(
+    uow.group_links.add_code(
         GroupLinkCode(
             code_hash=hash_token(code),
             couple_id=couple.id,
@@ -232,7 +227,7 @@ async def redeem_code(
         raise UserError("group.only_in_groups")
     if not looks_like_token(code):
         raise UserError("group.code_unknown")
-    row = await _links(uow).code_by_hash(hash_token(code))
+    row = await uow.group_links.code_by_hash(hash_token(code))
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise UserError("group.code_unknown")
     couple, partners, therapist = await _people(uow, row.couple_id)
@@ -271,14 +266,14 @@ async def redeem_code(
     verdict, count = await check_members(probe, chat.id, partner_ids, therapist.telegram_user_id)
     if verdict != "ok":
         raise await refuse("group.has_others" if verdict == "others" else "group.partners_missing")
-    if not await _links(uow).claim_code(row.id, now):
+    if not await uow.group_links.claim_code(row.id, now):
         raise UserError("group.code_unknown")
     if held is not None and held.couple_id != couple.id:
         held.chat_id, held.status = None, "unlinked"
         await uow.flush()  # the chat id is unique: free it before this couple takes it
     if link is None:
         link = GroupLink(couple_id=couple.id, attempt=0, linked_by=linked_by, created_at=now)
-        _links(uow).add(link)
+        uow.group_links.add(link)
     link.chat_id = chat.id
     link.status = "pending"
     link.attempt += 1
@@ -311,7 +306,7 @@ async def answer_consent(
     uow: UnitOfWork, partner: Partner, link_id: int, attempt: int, choice: str, now: datetime
 ) -> Outgoing:
     """A partner's private yes or no; the link is active once both said yes."""
-    link = await _links(uow).get(link_id)
+    link = await uow.group_links.get(link_id)
     if (
         link is None
         or link.couple_id != partner.couple_id
@@ -321,7 +316,7 @@ async def answer_consent(
     ):
         raise UserError("common.stale_button")
     if choice == "no":
-        if await _links(uow).end_pending(link_id, attempt):
+        if await uow.group_links.end_pending(link_id, attempt):
             await _tell(
                 uow,
                 link.couple_id,
@@ -339,7 +334,7 @@ async def answer_consent(
             )
     else:
         # Conditional, so that two partners agreeing at once on two workers both count.
-        agreed = await _links(uow).agree(link_id, attempt, partner.slot, now)
+        agreed = await uow.group_links.agree(link_id, attempt, partner.slot, now)
         if agreed is None:
             raise UserError("common.stale_button")
         if None not in agreed:
@@ -351,7 +346,7 @@ async def answer_consent(
 async def _activate(
     uow: UnitOfWork, couple_id: int, link_id: int, attempt: int, now: datetime, asker: str
 ) -> None:
-    if not await _links(uow).activate(link_id, attempt, now):
+    if not await uow.group_links.activate(link_id, attempt, now):
         return
     await _enqueue_post(
         uow,
@@ -420,7 +415,7 @@ async def unlink(uow: UnitOfWork, couple: Couple, actor: str, now: datetime) -> 
     link = await link_of_couple(uow, couple.id)
     if link is None or link.status == "unlinked":
         raise UserError("group.not_linked")
-    if await _links(uow).unlink(link.id):
+    if await uow.group_links.unlink(link.id):
         await _tell(
             uow,
             couple.id,
@@ -455,7 +450,7 @@ async def unlink_from_group(
 
 async def suspend(uow: UnitOfWork, link_id: int, reason: SuspendReason, now: datetime) -> bool:
     """Stop posting in a live link's group and tell everyone privately; False if not live."""
-    suspended = await _links(uow).suspend(link_id, reason, now)
+    suspended = await uow.group_links.suspend(link_id, reason, now)
     if suspended is None:
         return False
     couple_id, attempt = suspended
@@ -595,7 +590,7 @@ async def _enqueue_post(
     """Queue one post in the couple's group (the only way anything is queued for a group)."""
     if kind not in GROUP_KINDS:
         raise ValueError(f"{kind!r} may never be posted in a group")
-    return await DeliveryRepository(uow.session).queue(
+    return await uow.deliveries.queue(
         recipient=f"group:{couple_id}",
         couple_id=couple_id,
         channel=GROUP_CHANNEL,
@@ -832,7 +827,7 @@ class GroupConsentRenderer(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not person.active:
             return None
-        link = await _links(uow).get(int(delivery.params.get("link_id", 0)))
+        link = await uow.group_links.get(int(delivery.params.get("link_id", 0)))
         attempt = int(delivery.params.get("attempt", 0))
         if (
             link is None

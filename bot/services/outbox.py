@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from db.models import Delivery, DeliveryKind, Partner, Therapist
-from db.repositories import DeliveryRepository
 from db.uow import UnitOfWork
 
 
@@ -30,7 +29,7 @@ async def enqueue(
     channel: str = "telegram",
 ) -> bool:
     """Queue one message; False when the same (recipient, dedupe key) was queued before."""
-    return await DeliveryRepository(uow.session).queue(
+    return await uow.deliveries.queue(
         recipient=recipient_key(person),
         couple_id=couple_id,
         partner_id=person.id if isinstance(person, Partner) else None,

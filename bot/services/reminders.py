@@ -27,7 +27,6 @@ from bot.services.outbox import enqueue
 from bot.services.practice_config import PracticeConfig, parse_practice_config
 from bot.services.texts import msg
 from db.models import CheckIn, Couple, Delivery, Partner, Practice, Slot, Therapist
-from db.repositories import CheckInRepository, DeliveryRepository
 from db.uow import UnitOfWork
 from schedules.planner import place_in_window
 
@@ -83,9 +82,7 @@ async def remind_and_expire(uow: UnitOfWork, now: datetime) -> ReminderStats:
         expires_at = delivery.sent_at + _hours(settings.expire_after_hours)
         if not remind_at <= now < expires_at:
             continue
-        if await CheckInRepository(uow.session).completed_between(
-            delivery.partner_id, delivery.sent_at
-        ):
+        if await uow.checkins.completed_between(delivery.partner_id, delivery.sent_at):
             continue
         partner = await uow.partners.get(delivery.partner_id)
         if partner is None or not partner.active:
@@ -198,12 +195,10 @@ class CheckinReminder(KindRenderer):
     ) -> Outgoing | None:
         if not isinstance(person, Partner) or not await deliverable(uow, person, delivery):
             return None
-        original = await DeliveryRepository(uow.session).get(
-            int(delivery.params["checkin_delivery"])
-        )
+        original = await uow.deliveries.get(int(delivery.params["checkin_delivery"]))
         if original is None or original.sent_at is None:
             return None
-        if await CheckInRepository(uow.session).completed_between(person.id, original.sent_at):
+        if await uow.checkins.completed_between(person.id, original.sent_at):
             return None
         lang = person.language
         if person.discreet:
