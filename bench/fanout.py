@@ -47,12 +47,12 @@ from bench._common import (
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import SystemClock
-from bot.fakebotapi import FakeBotAPI, RateLimits
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import Delivery, Partner
+from fakebotapi import FakeBotAPI, RateLimits
 from schedules.dispatcher import Pacer
 
 TELEGRAM_RATE = 30.0

@@ -54,12 +54,12 @@ from bench._common import (
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import SystemClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.intake import InboxProcessor
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from db.engine import Database
 from db.models import CheckIn
+from fakebotapi import FakeBotAPI, FakeUser
 
 _WORDS = (
     "we talked after dinner and it went better than last week",

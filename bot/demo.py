@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 from bot.app import DispatchOptions, DyadBot
 from bot.config import Settings, load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
@@ -32,6 +31,7 @@ from bot.services.onboarding import LANGUAGE_NAMES
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 
 _LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
 START = datetime(2026, 10, 19, 6, 0, tzinfo=UTC)  # a Monday, a week before Europe's DST change
@@ -355,9 +355,9 @@ async def run_web_demo(*, port: int, out: TextIO, stop: asyncio.Event | None = N
     Serves until ``stop`` is set (or the process is interrupted), then prints what each
     partner's chat holds: the invitation and the "saved" note, nothing of the answers.
     """
-    from bot.fakebotapi.webapps import launch_url, user_init_data
     from bot.services.outbox import enqueue
     from bot.web.server import WebServer
+    from fakebotapi.webapps import launch_url, user_init_data
 
     with tempfile.TemporaryDirectory(prefix="dyad-demo-web-") as scratch:
         db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'demo.db'}")

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 
 LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
 

@@ -29,12 +29,12 @@ from bot.app import DispatchOptions, DyadBot
 from bot.channels.registry import GROUP_CHANNEL
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
-from bot.fakebotapi.params import ApiError, Params
 from bot.logs import configure_logging
 from bot.services.crypto import Cipher
 from db.engine import Database
 from db.models import Base
+from fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
+from fakebotapi.params import ApiError, Params
 from tests.conftest import drop_schema, open_database
 from tests.e2e.conftest import Harness
 from tests.e2e.test_email_and_webhooks import Receiver

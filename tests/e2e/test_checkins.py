@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.app import DispatchOptions, DyadBot
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from bot.services import checkins
 from db.models import Alert, AuditEntry, CheckIn, Couple
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 SCALE_ANSWERS = {"wellbeing": "7", "hope": "6", "safe_to_be_honest": "8", "understood": "5"}

@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.cli.data import audit
-from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
 from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Alert, AuditEntry, CheckIn, Couple, Delivery, Partner, Response, Therapist
+from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin, _couple
 

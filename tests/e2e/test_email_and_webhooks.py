@@ -37,13 +37,13 @@ from bot.channels.webhook import verify_signature
 from bot.cli.channels import set_therapist_email, therapist_email
 from bot.config import ConfigError, load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeUser
 from bot.services import couples, digests
 from bot.services.delivery_render import DyadRenderer
 from bot.services.events import EventRenderer
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import AuditEntry, Couple, Delivery, Partner, Practice, Therapist
+from fakebotapi import FakeUser
 from schedules.dispatcher import Dispatcher
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin

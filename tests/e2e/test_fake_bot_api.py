@@ -29,15 +29,15 @@ from telegram.ext import (
 )
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import (
+from fakebotapi import (
     FakeBotAPI,
     FakeUser,
     FakeUserError,
     RateLimits,
     parse_html,
 )
-from bot.fakebotapi.formatting import EntityParseError, trim
-from bot.fakebotapi.ratelimits import RateLimiter
+from fakebotapi.formatting import EntityParseError, trim
+from fakebotapi.ratelimits import RateLimiter
 
 ANA = 1001
 BEN = 1002

@@ -17,13 +17,13 @@ from sqlalchemy import text
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.services.couples import new_couple
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Partner, Therapist
+from fakebotapi import FakeBotAPI, FakeUser
 
 CLINICAL_TABLES = (
     "practices",

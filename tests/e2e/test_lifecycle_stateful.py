@@ -66,13 +66,13 @@ from sqlalchemy import select
 
 from bot.cli.channels import set_therapist_email
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeGroup, FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.data_rights import rotate_ciphertexts
 from bot.services.outbox import enqueue
 from bot.services.practice_config import WEBHOOK_EVENTS
 from db.models import GroupLink, Practice, Therapist
+from fakebotapi import FakeGroup, FakeMessage, FakeUser
 from tests.conftest import postgres_url
 from tests.e2e.conftest import links_in
 from tests.e2e.lifecycle_helpers import (

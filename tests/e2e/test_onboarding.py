@@ -15,9 +15,9 @@ from sqlalchemy import select
 from bot.app import DispatchOptions, DyadBot
 from bot.cli import cli
 from bot.core.tokens import hash_token
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from db.models import Invite, Partner
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness, links_in
 
 

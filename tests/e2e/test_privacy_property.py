@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from bot.logs import configure_logging
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.outbox import enqueue
 from db.engine import Database
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 ACTIONS = (

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import event
 
-from bot.fakebotapi import FakeUser
 from db.inbox import HANDLING
+from fakebotapi import FakeUser
 from tests.e2e.conftest import Harness
 
 

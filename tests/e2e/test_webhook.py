@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from bot.app import DispatchOptions, DyadBot, IntakeMode
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from db.engine import Database
 from db.models import InboxUpdate
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 SECRET = "hook-secret_0123456789"

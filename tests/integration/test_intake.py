@@ -19,13 +19,13 @@ from sqlalchemy import func, select, text
 from bot.app import DispatchOptions, DyadBot, IntakeMode
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.intake import MAX_UPDATE_BYTES, SECRET_HEADER
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from db.engine import Database
 from db.models import Couple, InboxUpdate
+from fakebotapi import FakeBotAPI
 from tests.e2e.conftest import Harness, links_in
 from tests.e2e.test_webhook import SECRET, free_port
 

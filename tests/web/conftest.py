@@ -16,11 +16,11 @@ import pytest
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.web.server import WebServer
 from db.engine import Database
+from fakebotapi import FakeBotAPI
 from tests.e2e.conftest import Harness
 
 

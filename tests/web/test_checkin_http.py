@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, CheckIn, Couple, WebAppDraft
+from fakebotapi.webapps import user_init_data
 from tests.e2e.test_checkins import _checkin as chat_checkin
 from tests.web.conftest import WebHarness
 from tests.web.flows import (

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from bot.config import ConfigError, load_settings
 from bot.core.digest_render import render_html_sections
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from bot.services import console
 from db.models import (
@@ -30,6 +29,7 @@ from db.models import (
     Couple,
     TherapySession,
 )
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.console_flows import (
     PRIVATE_WORDS,

@@ -20,11 +20,11 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
-from bot.fakebotapi.webapps import launch_url, user_init_data
 from bot.locales import t
 from db.engine import Database
 from db.models import Alert, Couple
+from fakebotapi import FakeBotAPI, FakeUser
+from fakebotapi.webapps import launch_url, user_init_data
 from tests.conftest import open_database
 from tests.e2e.test_checkins import _checkin as chat_checkin
 from tests.web.conftest import WebHarness, start_web_harness

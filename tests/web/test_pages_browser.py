@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.fakebotapi.webapps import launch_url, user_init_data
 from bot.locales import t
 from db.models import Alert, Couple, Partner
+from fakebotapi.webapps import launch_url, user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import (
     chat_text,

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.fakebotapi import FakeMessage, FakeUser
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, Couple, Delivery, Response, WebAppDraft
+from fakebotapi import FakeMessage, FakeUser
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import (
     chat_text,

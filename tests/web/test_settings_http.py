@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.fakebotapi import FakeUser
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, Partner
+from fakebotapi import FakeUser
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import chat_text, couple, has_page_button, launch, page_button, post
 

@@ -27,15 +27,15 @@ import aiohttp
 from aiohttp import web
 
 from bot.core.clock import Clock
-from bot.fakebotapi.faults import Fault, FaultKind, Faults
-from bot.fakebotapi.formatting import (
+from fakebotapi.faults import Fault, FaultKind, Faults
+from fakebotapi.formatting import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
     EntityParseError,
     parse_html,
     trim,
 )
-from bot.fakebotapi.models import (
+from fakebotapi.models import (
     ApiCall,
     FakeCallbackQuery,
     FakeDocument,
@@ -43,20 +43,20 @@ from bot.fakebotapi.models import (
     UploadedFile,
     WebhookDelivery,
 )
-from bot.fakebotapi.params import (
+from fakebotapi.params import (
     ApiError,
     Params,
     bad_request,
     keyboard_of,
     parse_reply_markup,
 )
-from bot.fakebotapi.ratelimits import (
+from fakebotapi.ratelimits import (
     RATE_LIMITED_METHODS,
     RateLimiter,
     RateLimits,
     RateLimitViolations,
 )
-from bot.fakebotapi.users import FakeGroup, FakeUser
+from fakebotapi.users import FakeGroup, FakeUser
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """A strict fake Telegram Bot API over real HTTP, for end-to-end tests and the offline demo."""
 
-from bot.fakebotapi.faults import DEFAULT_FAULTY_METHODS, FaultKind, Faults, FiredFault
-from bot.fakebotapi.formatting import EntityParseError, parse_html, utf16_length
-from bot.fakebotapi.models import (
+from fakebotapi.faults import DEFAULT_FAULTY_METHODS, FaultKind, Faults, FiredFault
+from fakebotapi.formatting import EntityParseError, parse_html, utf16_length
+from fakebotapi.models import (
     ApiCall,
     Button,
     FakeCallbackQuery,
@@ -13,9 +13,9 @@ from bot.fakebotapi.models import (
     UploadedFile,
     WebhookDelivery,
 )
-from bot.fakebotapi.ratelimits import RATE_LIMITED_METHODS, RateLimits, RateLimitViolations
-from bot.fakebotapi.server import CONFIGURED_SECRET, DEFAULT_TOKEN, FakeBotAPI
-from bot.fakebotapi.users import FakeGroup, FakeUser, FakeUserError
+from fakebotapi.ratelimits import RATE_LIMITED_METHODS, RateLimits, RateLimitViolations
+from fakebotapi.server import CONFIGURED_SECRET, DEFAULT_TOKEN, FakeBotAPI
+from fakebotapi.users import FakeGroup, FakeUser, FakeUserError
 
 __all__ = [
     "CONFIGURED_SECRET",

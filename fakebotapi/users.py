@@ -6,12 +6,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from bot.fakebotapi.formatting import TEXT_LIMIT, utf16_length
-from bot.fakebotapi.models import FakeCallbackQuery, FakeMessage
-from bot.fakebotapi.webapps import launch_url, user_init_data
+from fakebotapi.formatting import TEXT_LIMIT, utf16_length
+from fakebotapi.models import FakeCallbackQuery, FakeMessage
+from fakebotapi.webapps import launch_url, user_init_data
 
 if TYPE_CHECKING:
-    from bot.fakebotapi.server import FakeBotAPI
+    from fakebotapi.server import FakeBotAPI
 
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 
