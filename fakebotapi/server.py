@@ -18,15 +18,15 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import ip_address
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from bot.core.clock import Clock
 from fakebotapi.faults import Fault, FaultKind, Faults
 from fakebotapi.formatting import (
     CAPTION_LIMIT,
@@ -101,6 +101,14 @@ _TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _T = TypeVar("_T")
 Handler = Callable[[Params], Awaitable[Any]]
 Chat = FakeUser | FakeGroup
+
+
+class Clock(Protocol):
+    """Where the fake reads the time for the dates it stamps (any of Dyad's clocks fits)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
 
 
 class _Configured:
