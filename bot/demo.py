@@ -418,7 +418,7 @@ async def run_web_demo(*, port: int, out: TextIO, stop: asyncio.Event | None = N
                     invitation = await user.wait_for_message(_has_page_button, after=0)
                     page = invitation.web_app_url_for(label)
                     assert page is not None
-                    init = user_init_data(user.to_api(), fake.token, fake._date())
+                    init = user_init_data(user.to_api(), fake.token, fake.date())
                     out.write(f"\n{user.first_name}: {launch_url(page, init)}\n")
                 out.write("\nPress Ctrl-C to stop.\n")
                 out.flush()

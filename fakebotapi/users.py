@@ -170,6 +170,22 @@ class FakeUser:
             raise FakeUserError(f"{self!r} cannot reply to message #{message.message_id}")
         return self._send(text, [], reply_to=message)
 
+    async def send_raw(
+        self, text: str, *, entities: list[dict[str, Any]] | None = None
+    ) -> FakeMessage:
+        """Send ``text`` past the checks Telegram's apps make: blank, or over 4096 characters.
+
+        ``entities`` go as given; without them a leading /command gets its bot_command
+        entity, as :meth:`send_text` adds it.
+        """
+        if entities is None:
+            match = _COMMAND.match(text)
+            entities = (
+                [{"type": "bot_command", "offset": 0, "length": match.end()}] if match else []
+            )
+        self._act()
+        return self._api._user_sent_text(self, text, entities, None)
+
     def _send(
         self, text: str, entities: list[dict[str, Any]], reply_to: FakeMessage | None
     ) -> FakeMessage:
@@ -191,6 +207,17 @@ class FakeUser:
                 f"message #{message.message_id} has no button with callback_data "
                 f"{callback_data!r}; buttons: {message.buttons}"
             )
+        self._act()
+        return self._api._user_pressed(self, message, callback_data)
+
+    async def press_forged(self, message: FakeMessage, callback_data: str) -> FakeCallbackQuery:
+        """Press `message` with any `callback_data`, as a modified client could.
+
+        The data need not be on any of the message's buttons (nor the message have any):
+        what a bot must refuse kindly when someone replays or invents a button.
+        """
+        if message.chat_id != self.id or not message.from_bot:
+            raise FakeUserError(f"message #{message.message_id} is not a bot message to {self!r}")
         self._act()
         return self._api._user_pressed(self, message, callback_data)
 
@@ -242,7 +269,7 @@ class FakeUser:
                 f"buttons: {message.button_texts}"
             )
         self._act()
-        init_data = user_init_data(self.to_api(), self._api.token, self._api._date())
+        init_data = user_init_data(self.to_api(), self._api.token, self._api.date())
         return launch_url(url, init_data, theme=theme)
 
     # In groups ----------------------------------------------------------------------------
@@ -281,6 +308,8 @@ class FakeUser:
             raise ValueError("Telegram clients do not send empty messages")
         if len(text) > TEXT_LIMIT:
             raise ValueError("Telegram clients split messages over 4096 characters")
+        if group.migrated_to is not None:
+            raise FakeUserError(f"{group!r} became supergroup {group.migrated_to}: it is read-only")
         if self.id not in group.member_ids:
             raise FakeUserError(f"{self!r} is not a member of group {group.title!r}")
         if reply_to is not None and (reply_to.chat_id != group.id or reply_to.deleted):

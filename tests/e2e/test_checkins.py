@@ -239,7 +239,7 @@ async def test_a_button_from_the_other_partners_check_in_changes_nothing(
     own = await blanca.wait_for_message(lambda m: bool(m.buttons))
     foreign = question.buttons[3][1]
     assert foreign is not None
-    harness.fake._user_pressed(blanca, own, foreign)
+    await blanca.press_forged(own, foreign)
     await harness.fake.wait_for(lambda: blanca.callback_queries[-1].answered or None, 5.0)
     assert blanca.callback_queries[-1].answer_text == t("es", "common.stale_button")
     async with harness.db.uow() as uow:

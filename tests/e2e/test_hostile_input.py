@@ -207,23 +207,23 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
                     user = users[actor]
                     counts = (len(user.messages), len(user.callback_queries))
                     if kind == "text":
-                        fake._user_sent_text(user, payload, [], None)
+                        await user.send_raw(payload, entities=[])
                     elif kind == "command":
                         name, args = payload
                         line = f"/{name} {args}".strip()
                         entity = {"type": "bot_command", "offset": 0, "length": len(name) + 1}
-                        fake._user_sent_text(user, line, [entity], None)
+                        await user.send_raw(line, entities=[entity])
                     else:
                         anchor = user.messages[-1] if user.messages else None
                         if anchor is None:
-                            fake._user_sent_text(user, "hello", [], None)
+                            await user.send_text("hello")
                             await _reply_seen(fake, user, *counts)
                             anchor = user.messages[-1]
                             counts = (len(user.messages), len(user.callback_queries))
                         # A settings button is a partner's own to press again; only the
                         # other partner's is foreign.
                         other = {"partner_a": 2, "partner_b": 1}.get(actor, 1)
-                        fake._user_pressed(user, anchor, payload.replace("{other}", str(other)))
+                        await user.press_forged(anchor, payload.replace("{other}", str(other)))
                     assert await _reply_seen(fake, user, *counts), (kind, actor, repr(payload)[:80])
                 await bot.dispatcher.run_until_idle()
                 assert errors == [], [type(e).__name__ for e in errors]

@@ -87,7 +87,6 @@ from tests.e2e.lifecycle_helpers import (
     document_text,
     email_texts,
     message_texts,
-    migrate_to_supergroup,
     opens,
     sealed_tokens,
     start_receiver,
@@ -697,9 +696,7 @@ class Lifecycle(RuleBasedStateMachine):
         by = self.h.fake.users[group.member_ids[0]]
 
         async def go() -> FakeGroup:
-            upgraded = await migrate_to_supergroup(
-                self.h.fake, group, -1_000_000_000_000 + group.id, by
-            )
+            upgraded = await group.upgrade_to_supergroup(-1_000_000_000_000 + group.id, by=by)
             await self.sync()
             return upgraded
 

@@ -84,11 +84,11 @@ async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
         # From the Mini App: Telegram's signed initData names the therapist; nobody else.
         fake = web_harness.fake
         for user, status in ((therapist, 303), (alex, 403)):
-            signed = user_init_data(user.to_api(), fake.token, fake._date())
+            signed = user_init_data(user.to_api(), fake.token, fake.date())
             opened = await Browser(http).post(f"{base}/console/app", {"init_data": signed})
             assert opened.status == status
             assert ("dyad_console" in opened.cookies) == (status == 303)
-        forged = user_init_data(therapist.to_api(), "1:not-the-token", fake._date())
+        forged = user_init_data(therapist.to_api(), "1:not-the-token", fake.date())
         assert (
             await Browser(http).post(f"{base}/console/app", {"init_data": forged})
         ).status == 403

@@ -264,7 +264,7 @@ async def test_forged_stale_and_other_users_init_data_get_a_clear_page_and_chang
     await page.get_by_role("heading", name=t("es", "webapp.error_title")).wait_for()
     assert t("es", "webapp.error_forged") in await page.get_by_role("alert").inner_text()
     # Another user's: Blanca's own, genuine initData on Alex's invitation.
-    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake._date())
+    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake.date())
     await page.goto(launch_url(page_url, own))
     await page.get_by_role("heading", name=t("es", "webapp.error_title")).wait_for()
     assert t("es", "webapp.stale") in await page.get_by_role("alert").inner_text()
