@@ -4,16 +4,83 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from fakebotapi.formatting import TEXT_LIMIT, utf16_length
 from fakebotapi.models import FakeCallbackQuery, FakeMessage
 from fakebotapi.webapps import launch_url, user_init_data
 
-if TYPE_CHECKING:
-    from fakebotapi.server import FakeBotAPI
-
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
+_T = TypeVar("_T")
+
+
+class Telegram(Protocol):
+    """The Telegram a played person's app talks to: what users and groups need of the server.
+
+    Declared here so that the server (``FakeBotAPI``) depends on the people it plays and not
+    the other way round. The underscored members are the server's intake of what people do,
+    for this module only.
+    """
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def bot_username(self) -> str: ...
+    @property
+    def bot_user(self) -> dict[str, Any]: ...
+    @property
+    def users(self) -> dict[int, FakeUser]: ...
+    @property
+    def callback_queries(self) -> list[FakeCallbackQuery]: ...
+    def date(self) -> int: ...
+    def sent_to(self, chat_id: int) -> list[FakeMessage]: ...
+    def sent_by(self, user_id: int) -> list[FakeMessage]: ...
+    def written_in(self, chat_id: int) -> list[FakeMessage]: ...
+    async def wait_for(
+        self,
+        condition: Callable[[], _T | None],
+        timeout: float = 5.0,  # noqa: ASYNC109 - as FakeBotAPI.wait_for
+        *,
+        on_timeout: Callable[[], str] | None = None,
+    ) -> _T: ...
+    def add_group(
+        self,
+        chat_id: int,
+        title: str,
+        *,
+        supergroup: bool = False,
+        members: tuple[FakeUser, ...] = (),
+        bot_status: str = "member",
+    ) -> FakeGroup: ...
+    def _user_sent_text(
+        self,
+        user: FakeUser,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage: ...
+    def _user_pressed(
+        self, user: FakeUser, message: FakeMessage, callback_data: str
+    ) -> FakeCallbackQuery: ...
+    def _copy_into_group(self, message: FakeMessage, group: FakeGroup) -> FakeMessage: ...
+    def _user_sent_group_text(
+        self,
+        user: FakeUser,
+        group: FakeGroup,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage: ...
+    def _group_service_message(
+        self, group: FakeGroup, sender: FakeUser, service: dict[str, Any]
+    ) -> FakeMessage: ...
+    def _group_membership_changed(
+        self, group: FakeGroup, member: dict[str, Any], by: FakeUser, *, joined: bool
+    ) -> None: ...
+    def _bot_status_changed(
+        self, group: FakeGroup, by: FakeUser, *, old: str, new: str
+    ) -> None: ...
+    def _member_status_changed(self, user: FakeUser, *, old: str, new: str) -> None: ...
 
 
 class FakeUserError(AssertionError):
@@ -31,7 +98,7 @@ class FakeUser:
 
     def __init__(
         self,
-        api: FakeBotAPI,
+        api: Telegram,
         user_id: int,
         first_name: str,
         *,
@@ -346,7 +413,7 @@ class FakeGroup:
 
     def __init__(
         self,
-        api: FakeBotAPI,
+        api: Telegram,
         chat_id: int,
         title: str,
         type: str = "group",
