@@ -25,10 +25,9 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.app import DispatchOptions, DyadBot
 from bot.channels.registry import GROUP_CHANNEL
-from bot.config import load_settings
 from bot.core.clock import ManualClock
+from bot.demo import offline_bot, offline_deps
 from bot.logs import configure_logging
 from bot.services.crypto import Cipher
 from db.engine import Database
@@ -78,25 +77,17 @@ async def start_stack(kind: str, clock: ManualClock, cipher: Cipher, smtp_port: 
     db, schema = await open_database(kind, scratch)
     fake = FakeBotAPI(clock=clock)
     await fake.start()
-    settings = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
+    deps = offline_deps(
+        fake,
+        db,
+        clock,
+        cipher=cipher,
         smtp_host="127.0.0.1",
         smtp_port=smtp_port,
         smtp_sender=SENDER,
         smtp_starttls=False,
     )
-    from bot.services.deps import Deps
-
-    bot = DyadBot(
-        Deps(settings=settings, db=db, clock=clock, cipher=cipher),
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    bot = offline_bot(fake, deps)
     # Posts in a group are paced apart in production (20 a minute); here they go at once,
     # as private messages do in every end-to-end test.
     bot.dispatcher.limits = {**(bot.dispatcher.limits or {}), GROUP_CHANNEL: UNPACED}

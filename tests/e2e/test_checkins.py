@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from bot.app import DispatchOptions, DyadBot
+from bot.demo import offline_bot
 from bot.locales import t
 from bot.services import checkins
 from db.models import Alert, AuditEntry, CheckIn, Couple
@@ -205,11 +205,7 @@ async def test_a_restart_mid_check_in_resumes_at_the_same_item(
     await _press_value(alex, "6")
     await alex.wait_for_message(lambda m: bool(m.buttons))
     await harness.bot.stop()
-    harness.bot = DyadBot(
-        harness.bot.deps,
-        fake.token,
-        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0),
-    )
+    harness.bot = offline_bot(fake, harness.bot.deps)
     await harness.bot.start()
     await alex.send_command("checkin")
     resumed = await alex.wait_for_message(lambda m: bool(m.buttons))

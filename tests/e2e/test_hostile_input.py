@@ -14,12 +14,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
 from bot.core.clock import ManualClock
+from bot.demo import offline_bot, offline_deps
 from bot.services.couples import new_couple
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Partner, Therapist
@@ -181,19 +178,7 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
         await db.migrate()
         async with FakeBotAPI(clock=clock) as fake:
             users = await _world(db, clock, fake)
-            config = load_settings(
-                _env_file=None,
-                telegram_api_url=fake.base_url,
-                bot_token=fake.token,
-                database_url=db.url,
-            )
-            bot = DyadBot(
-                Deps(settings=config, db=db, clock=clock, cipher=Cipher([new_key()])),
-                fake.token,
-                dispatch=DispatchOptions(
-                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-                ),
-            )
+            bot = offline_bot(fake, offline_deps(fake, db, clock))
             errors: list[BaseException] = []
 
             async def record_error(update: object, context: Any) -> None:
