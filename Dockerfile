@@ -9,6 +9,8 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY schedules ./schedules
 COPY db ./db
+# fakebotapi/ (the fake Telegram of the demo, tests and benchmarks) stays out of the image;
+# `dyad demo` says it needs a source checkout.
 RUN pip install --no-cache-dir .
 
 # Runtime stage: the virtual environment only, run by an unprivileged user.

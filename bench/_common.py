@@ -21,7 +21,7 @@ from db.engine import Database
 from db.models import Couple, Partner, Practice, Therapist
 
 if TYPE_CHECKING:  # the memory benchmarks never load the fake Bot API
-    from bot.fakebotapi import FakeUser
+    from fakebotapi import FakeUser
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 POSTGRES_URL_VAR = "DYAD_TEST_DATABASE_URL"

@@ -47,12 +47,13 @@ from bench._common import (
 from bot.app import DispatchOptions, DyadBot
 from bot.config import load_settings
 from bot.core.clock import SystemClock
-from bot.fakebotapi import FakeBotAPI, RateLimits
+from bot.demo import offline_bot, offline_deps
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import Delivery, Partner
+from fakebotapi import FakeBotAPI, RateLimits
 from schedules.dispatcher import Pacer
 
 TELEGRAM_RATE = 30.0
@@ -239,19 +240,15 @@ async def run(
                     )
                     wall_seconds = time.perf_counter() - wall_started
                 else:
-                    settings = load_settings(
-                        _env_file=None,
-                        telegram_api_url=fake.base_url,
-                        bot_token=fake.token,
-                        database_url=db.url,
-                    )
-                    deps = Deps(
-                        settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()])
-                    )
                     options = DispatchOptions(
                         rate_per_second=rate, per_chat_interval=per_chat_interval
                     )
-                    bot = DyadBot(deps, fake.token, dispatch=options, background_dispatch=False)
+                    bot = offline_bot(
+                        fake,
+                        offline_deps(fake, db, SystemClock()),
+                        dispatch=options,
+                        background_dispatch=False,
+                    )
                     if pacer == "spacing":
                         bot.share_budget(Pacer(rate, per_chat_interval, window_limit=0))
                     elif pacer == "turn":  # the dispatcher's turn holds the slot, not the request

@@ -34,11 +34,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bench._common import SeededPartner, emit, quiet_logging, rss_mib, seed_clinic, status_kib
-from bot.fakebotapi import FakeBotAPI
 from bot.services.crypto import new_key
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import Partner
+from fakebotapi import FakeBotAPI
 
 NOTICE = "couple.space_ready"
 

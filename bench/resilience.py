@@ -50,7 +50,6 @@ from bot.channels.registry import EMAIL, EMAIL_LIMITS, TELEGRAM, ChannelRegistry
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.delivery_render import DyadRenderer
@@ -59,6 +58,7 @@ from bot.services.outbox import enqueue, notify
 from db.clock import DatabaseTime
 from db.engine import Database
 from db.models import Couple, Delivery, InboxUpdate, Partner, Practice, Therapist
+from fakebotapi import FakeBotAPI
 from schedules.dispatcher import Dispatcher, Pacer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ from bench._common import (
 )
 from bench.fanout import _queue_notices, _unsettled
 from bench.updates import MESSAGE_METHODS, _next_action, _Player, answer_of, make_bot, take_in
-from bot.fakebotapi import FakeBotAPI, RateLimits
+from fakebotapi import FakeBotAPI, RateLimits
 
 NEXT_PRESS_AFTER = 1.5  # seconds a person takes, at least, to read the next question
 

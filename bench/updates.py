@@ -53,14 +53,12 @@ from bench._common import (
     seed_clinic,
 )
 from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
 from bot.core.clock import SystemClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
+from bot.demo import offline_bot, offline_deps
 from bot.intake import InboxProcessor
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from db.engine import Database
 from db.models import CheckIn
+from fakebotapi import FakeBotAPI, FakeUser
 
 _WORDS = (
     "we talked after dinner and it went better than last week",
@@ -120,12 +118,8 @@ def make_bot(db: Database, fake: FakeBotAPI, *, baseline: bool, idle: float = 0.
     The baseline handles one update at a time, and its window is held by the dispatcher's
     turn (from a send's start to its row marked sent) rather than around each request.
     """
-    settings = load_settings(
-        _env_file=None, telegram_api_url=fake.base_url, bot_token=fake.token, database_url=db.url
-    )
-    deps = Deps(settings=settings, db=db, clock=SystemClock(), cipher=Cipher([new_key()]))
     options = DispatchOptions(idle_seconds=idle, plan_every_seconds=0)
-    bot = DyadBot(deps, fake.token, dispatch=options)
+    bot = offline_bot(fake, offline_deps(fake, db, SystemClock()), dispatch=options)
     if baseline:
         processor = bot.application.update_processor
         assert isinstance(processor, InboxProcessor)

@@ -16,15 +16,14 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from bot.app import DispatchOptions, DyadBot
 from bot.config import Settings, load_settings
-from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
+from bot.core.clock import Clock, ManualClock
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
@@ -32,6 +31,7 @@ from bot.services.onboarding import LANGUAGE_NAMES
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 
 _LINK = re.compile(r"\?start=([A-Za-z0-9_-]+)")
 START = datetime(2026, 10, 19, 6, 0, tzinfo=UTC)  # a Monday, a week before Europe's DST change
@@ -54,6 +54,46 @@ class Persona:
     followups: int = 0
     spaces: int = 0
     log: list[str] = field(default_factory=list)
+
+
+def offline_settings(fake: FakeBotAPI, db: Database, **settings: Any) -> Settings:
+    """Dyad's settings for a run against ``fake`` on ``db`` (no .env), with ``settings`` on top."""
+    return load_settings(
+        _env_file=None,
+        telegram_api_url=fake.base_url,
+        bot_token=fake.token,
+        database_url=db.url,
+        **settings,
+    )
+
+
+def offline_deps(
+    fake: FakeBotAPI, db: Database, clock: Clock, *, cipher: Cipher | None = None, **settings: Any
+) -> Deps:
+    """What Dyad runs on against ``fake``: ``db``, ``clock`` and a fresh key unless ``cipher``."""
+    return Deps(
+        settings=offline_settings(fake, db, **settings),
+        db=db,
+        clock=clock,
+        cipher=cipher if cipher is not None else Cipher([new_key()]),
+    )
+
+
+def offline_bot(
+    fake: FakeBotAPI,
+    deps: Deps,
+    *,
+    dispatch: DispatchOptions | None = None,
+    background_dispatch: bool = True,
+) -> DyadBot:
+    """Dyad against the fake Bot API, for the demo, the tests and the benchmarks.
+
+    By default the dispatcher sends at once (no spacing per chat), notices in 50 ms that it
+    is idle and plans only when asked.
+    """
+    if dispatch is None:
+        dispatch = DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0)
+    return DyadBot(deps, fake.token, dispatch=dispatch, background_dispatch=background_dispatch)
 
 
 class Demo:
@@ -206,20 +246,7 @@ async def run_demo(*, keep: str | None, seed: int, out: TextIO) -> None:
         await db.migrate()
         clock = ManualClock(START)
         async with FakeBotAPI(bot_username="dyad_demo_bot", clock=clock) as fake:
-            settings = load_settings(
-                _env_file=None,
-                telegram_api_url=fake.base_url,
-                bot_token=fake.token,
-                database_url=db.url,
-            )
-            bot = DyadBot(
-                Deps(settings=settings, db=db, clock=clock, cipher=Cipher([new_key()])),
-                fake.token,
-                dispatch=DispatchOptions(
-                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-                ),
-                background_dispatch=False,
-            )
+            bot = offline_bot(fake, offline_deps(fake, db, clock), background_dispatch=False)
             await bot.start()
             try:
                 await _play(Demo(bot, fake, clock, db), seed, out)
@@ -355,41 +382,21 @@ async def run_web_demo(*, port: int, out: TextIO, stop: asyncio.Event | None = N
     Serves until ``stop`` is set (or the process is interrupted), then prints what each
     partner's chat holds: the invitation and the "saved" note, nothing of the answers.
     """
-    from bot.fakebotapi.webapps import launch_url, user_init_data
     from bot.services.outbox import enqueue
     from bot.web.server import WebServer
+    from fakebotapi.webapps import launch_url, user_init_data
 
     with tempfile.TemporaryDirectory(prefix="dyad-demo-web-") as scratch:
         db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'demo.db'}")
         await db.migrate()
         clock = ManualClock(START)
         async with FakeBotAPI(bot_username="dyad_demo_bot", clock=clock) as fake:
-
-            def settings(url: str) -> Settings:
-                return load_settings(
-                    _env_file=None,
-                    telegram_api_url=fake.base_url,
-                    bot_token=fake.token,
-                    database_url=db.url,
-                    webapp_url=url,
-                )
-
-            deps = Deps(
-                settings=settings("http://127.0.0.1/app"),
-                db=db,
-                clock=clock,
-                cipher=Cipher([new_key()]),
-            )
+            # The pages' address is known once they listen; the bot then gets it.
+            deps = offline_deps(fake, db, clock, webapp_url="http://127.0.0.1/app")
             web = WebServer(deps, fake.token, host="127.0.0.1", port=port)
             await web.start()
-            deps.settings = settings(web.base_url)
-            bot = DyadBot(
-                deps,
-                fake.token,
-                dispatch=DispatchOptions(
-                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-                ),
-            )
+            deps.settings = offline_settings(fake, db, webapp_url=web.base_url)
+            bot = offline_bot(fake, deps)
             await bot.start()
             demo = Demo(bot, fake, clock, db)
             try:
@@ -418,7 +425,7 @@ async def run_web_demo(*, port: int, out: TextIO, stop: asyncio.Event | None = N
                     invitation = await user.wait_for_message(_has_page_button, after=0)
                     page = invitation.web_app_url_for(label)
                     assert page is not None
-                    init = user_init_data(user.to_api(), fake.token, fake._date())
+                    init = user_init_data(user.to_api(), fake.token, fake.date())
                     out.write(f"\n{user.first_name}: {launch_url(page, init)}\n")
                 out.write("\nPress Ctrl-C to stop.\n")
                 out.flush()

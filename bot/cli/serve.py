@@ -47,7 +47,16 @@ def migrate() -> None:
 @click.option("--port", default=8780, show_default=True, help="The loopback port for --web.")
 def demo(keep: str | None, seed: int, web: bool, port: int) -> None:
     """Run Dyad end to end against a local fake Telegram, with no token and no network."""
-    from bot.demo import run_demo, run_web_demo
+    try:
+        from bot.demo import run_demo, run_web_demo
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] != "fakebotapi":
+            raise
+        raise click.ClickException(
+            "the demo needs a source checkout of Dyad: it plays Telegram with the fake Bot "
+            "API (fakebotapi/), which this installation leaves out (the Docker image does). "
+            "In a checkout, `make demo` sets everything up and runs it."
+        ) from None
 
     configure_logging("WARNING")
     if web:

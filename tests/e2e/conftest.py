@@ -11,15 +11,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
+from bot.app import DyadBot
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
+from bot.demo import offline_bot, offline_deps
 from bot.services.practices import create_practice, invite_therapist
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 
 LINK = re.compile(r"https://t\.me/(\w+)\?start=([A-Za-z0-9_-]+)")
 
@@ -197,20 +195,7 @@ async def fake(clock: ManualClock) -> AsyncIterator[FakeBotAPI]:
 @pytest.fixture
 async def harness(fake: FakeBotAPI, db: Database, clock: ManualClock) -> AsyncIterator[Harness]:
     """Dyad running against the fake, on each database."""
-    settings = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
-    )
-    deps = Deps(settings=settings, db=db, clock=clock, cipher=Cipher([new_key()]))
-    bot = DyadBot(
-        deps,
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    bot = offline_bot(fake, offline_deps(fake, db, clock))
     await bot.start()
     try:
         yield Harness(bot, fake, db, clock)

@@ -1,6 +1,6 @@
 """What the lifecycle state machine needs around Dyad: the whole running stack of one example,
-a supergroup migration played on the fake Bot API, and readers of every place a private
-word could end up (chats, groups, mail, webhooks, exports, logs, the database).
+and readers of every place a private word could end up (chats, groups, mail, webhooks,
+exports, logs, the database).
 
 Everything here runs on the event loop the test owns; nothing mocks Dyad's own code.
 """
@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -25,16 +25,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.app import DispatchOptions, DyadBot
 from bot.channels.registry import GROUP_CHANNEL
-from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
-from bot.fakebotapi.params import ApiError, Params
+from bot.demo import offline_bot, offline_deps
 from bot.logs import configure_logging
 from bot.services.crypto import Cipher
 from db.engine import Database
 from db.models import Base
+from fakebotapi import FakeBotAPI, FakeMessage
 from tests.conftest import drop_schema, open_database
 from tests.e2e.conftest import Harness
 from tests.e2e.test_email_and_webhooks import Receiver
@@ -79,25 +77,17 @@ async def start_stack(kind: str, clock: ManualClock, cipher: Cipher, smtp_port: 
     db, schema = await open_database(kind, scratch)
     fake = FakeBotAPI(clock=clock)
     await fake.start()
-    settings = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
+    deps = offline_deps(
+        fake,
+        db,
+        clock,
+        cipher=cipher,
         smtp_host="127.0.0.1",
         smtp_port=smtp_port,
         smtp_sender=SENDER,
         smtp_starttls=False,
     )
-    from bot.services.deps import Deps
-
-    bot = DyadBot(
-        Deps(settings=settings, db=db, clock=clock, cipher=cipher),
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    bot = offline_bot(fake, deps)
     # Posts in a group are paced apart in production (20 a minute); here they go at once,
     # as private messages do in every end-to-end test.
     bot.dispatcher.limits = {**(bot.dispatcher.limits or {}), GROUP_CHANNEL: UNPACED}
@@ -169,67 +159,6 @@ def captured_logs() -> Iterator[LogCapture]:
     finally:
         root.handlers[:] = saved[1]
         root.setLevel(saved[0])
-
-
-# A supergroup migration, as Telegram plays it ------------------------------------------------
-
-MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
-
-
-class _Migrated(ApiError):
-    """Telegram's answer for a group that became a supergroup: 400 with the new chat id."""
-
-    def __init__(self, new_id: int) -> None:
-        super().__init__(400, MIGRATED)
-        self.new_id = new_id
-
-    def body(self) -> dict[str, Any]:
-        body = super().body()
-        body["parameters"] = {"migrate_to_chat_id": self.new_id}
-        return body
-
-
-def _chat_id(params: Params) -> int | None:
-    raw = params.text("chat_id")
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-async def migrate_to_supergroup(
-    fake: FakeBotAPI, group: FakeGroup, new_id: int, by: FakeUser
-) -> FakeGroup:
-    """Upgrade ``group`` to a supergroup with id ``new_id``, as Telegram does.
-
-    The fake Bot API has no migration of its own, so it is played here: the same members in
-    a new supergroup chat, the two service messages Telegram sends (``migrate_to_chat_id``
-    in the old chat, ``migrate_from_chat_id`` in the new one), and from then on every call
-    about the old chat answered with 400 and ``parameters.migrate_to_chat_id``.
-    """
-    members = tuple(fake.users[user_id] for user_id in group.member_ids)
-    bot_status = group.bot_status if group.bot_is_member else "left"
-    upgraded = fake.add_group(
-        new_id, group.title, supergroup=True, members=members, bot_status=bot_status
-    )
-    upgraded.creator_id = group.creator_id
-    fake._group_service_message(group, by, {"migrate_to_chat_id": new_id})
-    fake._group_service_message(upgraded, by, {"migrate_from_chat_id": group.id})
-    old_id = group.id
-    for name, (method, handler) in list(fake._handlers.items()):
-
-        def guarded(
-            params: Params, _handler: Callable[[Params], Awaitable[Any]] = handler
-        ) -> Awaitable[Any]:
-            if _chat_id(params) == old_id:
-                raise _Migrated(new_id)
-            return _handler(params)
-
-        fake._handlers[name] = (method, guarded)
-    # The old chat is gone: nobody writes there any more.
-    group.member_ids.clear()
-    group.bot_status = "left"
-    return upgraded
 
 
 # Reading what each place holds -----------------------------------------------------------

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from bot.app import DispatchOptions, DyadBot
-from bot.fakebotapi import FakeBotAPI, FakeUser
+from bot.demo import offline_bot
 from bot.locales import t
 from bot.services import checkins
 from db.models import Alert, AuditEntry, CheckIn, Couple
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 SCALE_ANSWERS = {"wellbeing": "7", "hope": "6", "safe_to_be_honest": "8", "understood": "5"}
@@ -205,11 +205,7 @@ async def test_a_restart_mid_check_in_resumes_at_the_same_item(
     await _press_value(alex, "6")
     await alex.wait_for_message(lambda m: bool(m.buttons))
     await harness.bot.stop()
-    harness.bot = DyadBot(
-        harness.bot.deps,
-        fake.token,
-        dispatch=DispatchOptions(per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0),
-    )
+    harness.bot = offline_bot(fake, harness.bot.deps)
     await harness.bot.start()
     await alex.send_command("checkin")
     resumed = await alex.wait_for_message(lambda m: bool(m.buttons))
@@ -239,7 +235,7 @@ async def test_a_button_from_the_other_partners_check_in_changes_nothing(
     own = await blanca.wait_for_message(lambda m: bool(m.buttons))
     foreign = question.buttons[3][1]
     assert foreign is not None
-    harness.fake._user_pressed(blanca, own, foreign)
+    await blanca.press_forged(own, foreign)
     await harness.fake.wait_for(lambda: blanca.callback_queries[-1].answered or None, 5.0)
     assert blanca.callback_queries[-1].answer_text == t("es", "common.stale_button")
     async with harness.db.uow() as uow:

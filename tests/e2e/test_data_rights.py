@@ -18,12 +18,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bot.cli.data import audit
-from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
 from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Alert, AuditEntry, CheckIn, Couple, Delivery, Partner, Response, Therapist
+from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin, _couple
 
@@ -164,7 +164,7 @@ async def test_deleteme_asks_first_refuses_forgeries_then_erases_and_unlinks(
 
     # Blanca forges Alex's "yes" on one of her own messages: refused, nothing changes.
     for data in (f"1|del|{a.id}|yes", f"1|del|{b.id}|maybe"):
-        harness.fake._user_pressed(blanca, blanca.messages[-1], data)
+        await blanca.press_forged(blanca.messages[-1], data)
         await harness.fake.wait_for(lambda: blanca.callback_queries[-1].answered or None, 5.0)
         assert blanca.callback_queries[-1].answer_text == t("es", "common.stale_button")
     assert await _rows(harness, a) == kept

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from bot.cli import cli
-from bot.fakebotapi import FakeUser
 from bot.services import digests
 from db.engine import Database
 from db.models import AuditEntry, Couple, Delivery, TherapySession
+from fakebotapi import FakeUser
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin

@@ -44,7 +44,6 @@ from bot.config import ConfigError, load_settings
 from bot.core.chart_png import SCALE
 from bot.core.charts import PLOT_HEIGHT, STYLES, TOP, WIDTH, Frame
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeUser
 from bot.services import couples, digests
 from bot.services.charts import couple_charts
 from bot.services.delivery_render import DyadRenderer
@@ -52,6 +51,7 @@ from bot.services.events import EventRenderer
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import AuditEntry, CheckIn, Couple, Delivery, Partner, Practice, Therapist
+from fakebotapi import FakeUser
 from schedules.dispatcher import Dispatcher
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin

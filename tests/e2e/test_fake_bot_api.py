@@ -29,15 +29,15 @@ from telegram.ext import (
 )
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import (
+from fakebotapi import (
     FakeBotAPI,
     FakeUser,
     FakeUserError,
     RateLimits,
     parse_html,
 )
-from bot.fakebotapi.formatting import EntityParseError, trim
-from bot.fakebotapi.ratelimits import RateLimiter
+from fakebotapi.formatting import EntityParseError, trim
+from fakebotapi.ratelimits import RateLimiter
 
 ANA = 1001
 BEN = 1002
@@ -868,6 +868,55 @@ async def test_wait_for_message_follows_the_conversation(
     assert [c.method for c in fake.calls] == ["sendMessage", "sendMessage"]
     assert all(c.ok and c.chat_id == ANA for c in fake.calls)
     assert [m.text for m in fake.sent_to(ANA)] == ["first", "second"]
+
+
+async def test_a_modified_client_can_forge_presses_and_send_what_apps_refuse(
+    http: httpx.AsyncClient, fake: FakeBotAPI, ana: FakeUser
+) -> None:
+    await call(http, "sendMessage", chat_id=ANA, text="Plain")
+    query = await ana.press_forged(ana.messages[0], "1|del|7|yes")
+    assert (query.data, query.user_id) == ("1|del|7|yes", ANA)
+    assert query.message_id == ana.messages[0].message_id
+    assert fake.updates[-1]["callback_query"]["data"] == "1|del|7|yes"
+    long = "é" * 5000
+    with pytest.raises(ValueError):
+        await ana.send_text(long)
+    assert (await ana.send_raw(long)).text == long
+    await ana.send_raw("/start x", entities=[])
+    assert fake.updates[-1]["message"].get("entities", []) == []
+    await ana.send_raw("/start x")
+    assert fake.updates[-1]["message"]["entities"] == [
+        {"type": "bot_command", "offset": 0, "length": 6}
+    ]
+
+
+async def test_an_upgraded_group_refuses_every_call_by_its_old_id_and_is_read_only(
+    http: httpx.AsyncClient, fake: FakeBotAPI, ana: FakeUser
+) -> None:
+    ben = fake.add_user(BEN, "Ben")
+    group = fake.add_group(-2001, "Us two", members=(ana, ben))
+    sent = await call(http, "sendMessage", chat_id=group.id, text="Welcome")
+    supergroup = await group.upgrade_to_supergroup(-1002001, by=ana)
+    services = [u["message"] for u in fake.updates[-2:]]
+    assert [(m["chat"]["id"], m.get("migrate_to_chat_id")) for m in services] == [
+        (-2001, -1002001),
+        (-1002001, None),
+    ]
+    assert services[1]["migrate_from_chat_id"] == -2001
+    message_id = sent["result"]["message_id"]
+    migrated = {
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: group chat was upgraded to a supergroup chat",
+        "parameters": {"migrate_to_chat_id": -1002001},
+    }
+    assert await call(http, "sendMessage", chat_id=group.id, text="Still here?") == migrated
+    assert await call(http, "deleteMessage", chat_id=group.id, message_id=message_id) == migrated
+    assert await call(http, "getChat", chat_id=group.id) == migrated
+    assert (await call(http, "sendMessage", chat_id=supergroup.id, text="Hello again"))["ok"]
+    assert supergroup.member_ids == [ANA, BEN] and supergroup.type == "supergroup"
+    with pytest.raises(FakeUserError, match="read-only"):
+        await ana.send_in_group(group, "anyone?")
 
 
 # Through python-telegram-bot -------------------------------------------------------------

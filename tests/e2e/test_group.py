@@ -23,7 +23,6 @@ from bot.channels.base import Blocked, ChannelLimits
 from bot.channels.group import GROUP_LIMITS, TelegramGroupProbe
 from bot.channels.registry import GROUP_CHANNEL, TELEGRAM, ChannelRegistry
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.groups import (
@@ -45,6 +44,7 @@ from db.models import (
     Response,
     Therapist,
 )
+from fakebotapi import FakeBotAPI, FakeGroup, FakeMessage, FakeUser
 from handlers import group as group_handlers
 from schedules.dispatcher import Pacer
 from tests.e2e.conftest import Harness

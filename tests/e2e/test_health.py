@@ -12,11 +12,11 @@ from sqlalchemy import func, select, update
 
 from bot.app import IntakeMode
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.health import HealthServer
 from bot.services.delivery_render import DyadRenderer
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI
 from schedules.dispatcher import Dispatcher
 from tests.e2e.test_checkins import _checkin, _couple
 from tests.e2e.test_webhook import free_port, running_bot

@@ -14,16 +14,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
+from bot.demo import offline_bot, offline_deps
 from bot.services.couples import new_couple
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Partner, Therapist
+from fakebotapi import FakeBotAPI, FakeUser
 
 CLINICAL_TABLES = (
     "practices",
@@ -181,19 +178,7 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
         await db.migrate()
         async with FakeBotAPI(clock=clock) as fake:
             users = await _world(db, clock, fake)
-            config = load_settings(
-                _env_file=None,
-                telegram_api_url=fake.base_url,
-                bot_token=fake.token,
-                database_url=db.url,
-            )
-            bot = DyadBot(
-                Deps(settings=config, db=db, clock=clock, cipher=Cipher([new_key()])),
-                fake.token,
-                dispatch=DispatchOptions(
-                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-                ),
-            )
+            bot = offline_bot(fake, offline_deps(fake, db, clock))
             errors: list[BaseException] = []
 
             async def record_error(update: object, context: Any) -> None:
@@ -207,23 +192,23 @@ async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
                     user = users[actor]
                     counts = (len(user.messages), len(user.callback_queries))
                     if kind == "text":
-                        fake._user_sent_text(user, payload, [], None)
+                        await user.send_raw(payload, entities=[])
                     elif kind == "command":
                         name, args = payload
                         line = f"/{name} {args}".strip()
                         entity = {"type": "bot_command", "offset": 0, "length": len(name) + 1}
-                        fake._user_sent_text(user, line, [entity], None)
+                        await user.send_raw(line, entities=[entity])
                     else:
                         anchor = user.messages[-1] if user.messages else None
                         if anchor is None:
-                            fake._user_sent_text(user, "hello", [], None)
+                            await user.send_text("hello")
                             await _reply_seen(fake, user, *counts)
                             anchor = user.messages[-1]
                             counts = (len(user.messages), len(user.callback_queries))
                         # A settings button is a partner's own to press again; only the
                         # other partner's is foreign.
                         other = {"partner_a": 2, "partner_b": 1}.get(actor, 1)
-                        fake._user_pressed(user, anchor, payload.replace("{other}", str(other)))
+                        await user.press_forged(anchor, payload.replace("{other}", str(other)))
                     assert await _reply_seen(fake, user, *counts), (kind, actor, repr(payload)[:80])
                 await bot.dispatcher.run_until_idle()
                 assert errors == [], [type(e).__name__ for e in errors]

@@ -66,13 +66,13 @@ from sqlalchemy import select
 
 from bot.cli.channels import set_therapist_email
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeGroup, FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.crypto import Cipher, new_key
 from bot.services.data_rights import rotate_ciphertexts
 from bot.services.outbox import enqueue
 from bot.services.practice_config import WEBHOOK_EVENTS
 from db.models import GroupLink, Practice, Therapist
+from fakebotapi import FakeGroup, FakeMessage, FakeUser
 from tests.conftest import postgres_url
 from tests.e2e.conftest import links_in
 from tests.e2e.lifecycle_helpers import (
@@ -87,7 +87,6 @@ from tests.e2e.lifecycle_helpers import (
     document_text,
     email_texts,
     message_texts,
-    migrate_to_supergroup,
     opens,
     sealed_tokens,
     start_receiver,
@@ -697,9 +696,7 @@ class Lifecycle(RuleBasedStateMachine):
         by = self.h.fake.users[group.member_ids[0]]
 
         async def go() -> FakeGroup:
-            upgraded = await migrate_to_supergroup(
-                self.h.fake, group, -1_000_000_000_000 + group.id, by
-            )
+            upgraded = await group.upgrade_to_supergroup(-1_000_000_000_000 + group.id, by=by)
             await self.sync()
             return upgraded
 

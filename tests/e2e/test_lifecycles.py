@@ -13,12 +13,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.fakebotapi import FakeUser
 from bot.locales import t
 from bot.metrics import METRICS
 from bot.services import digests
 from bot.services.outbox import enqueue
 from db.models import Alert, CheckIn, Couple, Delivery, GroupLink, Partner, Response
+from fakebotapi import FakeUser
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin, _couple
 from tests.e2e.test_group import _answer, _link, _new_group, _seeded_couple, _space_prompt

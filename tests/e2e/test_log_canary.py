@@ -21,12 +21,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 from bot.locales import t
 from bot.logs import configure_logging
 from bot.services import partners as partner_service
 from db.engine import Database
 from db.models import Delivery, Partner
+from fakebotapi import FakeBotAPI, FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin
 from tests.e2e.test_schedules import _answer_space, _send_prompt

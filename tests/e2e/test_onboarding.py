@@ -15,9 +15,9 @@ from sqlalchemy import select
 from bot.app import DispatchOptions, DyadBot
 from bot.cli import cli
 from bot.core.tokens import hash_token
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from db.models import Invite, Partner
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness, links_in
 
 
@@ -160,7 +160,7 @@ async def test_a_forged_or_foreign_button_changes_nothing(harness: Harness) -> N
     assert a is not None
     # Blanca replays a button naming Alex's partner id, then an onboarding step out of turn.
     for data in (f"1|ob|{a.id}|consent|yes", f"1|ob|{a.id + 1}|window|morning", "2|ob|x", "junk"):
-        harness.fake._user_pressed(blanca, consent_b, data)
+        await blanca.press_forged(consent_b, data)
         await harness.fake.wait_for(lambda: blanca.callback_queries[-1].answered or None, 5.0)
         assert blanca.callback_queries[-1].answer_text == t("en", "common.stale_button")
     async with harness.db.uow() as uow:

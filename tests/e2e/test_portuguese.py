@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.core.instruments import load_instruments
-from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from db.models import Alert, CheckIn, Partner
+from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 
 SCALE_ANSWERS = ("7", "6", "8", "5")

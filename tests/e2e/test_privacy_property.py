@@ -24,16 +24,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
+from bot.demo import offline_bot, offline_deps
 from bot.locales import t
 from bot.logs import configure_logging
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from bot.services.outbox import enqueue
 from db.engine import Database
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 ACTIONS = (
@@ -112,19 +109,7 @@ async def _scenario(steps_: list[Step], holder_slot: str, erase_at_end: bool) ->
         db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'dyad.db'}")
         await db.migrate()
         async with FakeBotAPI(clock=clock) as fake:
-            settings_ = load_settings(
-                _env_file=None,
-                telegram_api_url=fake.base_url,
-                bot_token=fake.token,
-                database_url=db.url,
-            )
-            bot = DyadBot(
-                Deps(settings=settings_, db=db, clock=clock, cipher=Cipher([new_key()])),
-                fake.token,
-                dispatch=DispatchOptions(
-                    per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-                ),
-            )
+            bot = offline_bot(fake, offline_deps(fake, db, clock))
             await bot.start()
             try:
                 with _captured_logs() as logs:

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from bot.fakebotapi import FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
 from bot.services.practices import invite_therapist
 from db.models import Couple, Delivery, Partner, Response
+from fakebotapi import FakeUser
 from schedules.check import default_schedules
 from tests.e2e.conftest import Harness
 

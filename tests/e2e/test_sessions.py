@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.fakebotapi import FakeUser
 from db.models import TherapySession
+from fakebotapi import FakeUser
 from tests.e2e.conftest import Harness
 
 MADRID = ZoneInfo("Europe/Madrid")  # the therapist's time zone (the practice's)

@@ -17,11 +17,11 @@ from datetime import timedelta
 
 from sqlalchemy import event, select
 
-from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
 from db.inbox import HANDLING
 from db.models import CheckIn
+from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 
 Predicate = Callable[[FakeMessage], bool] | None

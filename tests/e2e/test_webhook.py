@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import DispatchOptions, DyadBot, IntakeMode
-from bot.config import load_settings
+from bot.app import IntakeMode
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
+from bot.demo import offline_bot, offline_deps
 from bot.locales import t
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from db.engine import Database
 from db.models import InboxUpdate
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
 SECRET = "hook-secret_0123456789"
@@ -42,25 +40,17 @@ async def running_bot(
 ) -> AsyncIterator[Harness]:
     """Dyad against the fake, its webhook (when ``mode`` takes one) on a loopback port."""
     port = free_port()
-    loaded = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
+    deps = offline_deps(
+        fake,
+        db,
+        clock,
         webhook_url=f"http://127.0.0.1:{port}/hook",
         webhook_secret=SECRET,
         webhook_listen="127.0.0.1",
         webhook_port=port,
         **settings,
     )
-    deps = Deps(settings=loaded, db=db, clock=clock, cipher=Cipher([new_key()]))
-    bot = DyadBot(
-        deps,
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    bot = offline_bot(fake, deps)
     await bot.start(mode)
     try:
         yield Harness(bot, fake, db, clock)

@@ -27,12 +27,12 @@ from telegram.request import HTTPXRequest
 from bot.channels.base import Messenger, Outgoing, Sent
 from bot.channels.telegram import TelegramMessenger
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, RateLimits
 from bot.services.delivery_render import DyadRenderer, KindRenderer
 from bot.services.outbox import enqueue
 from db.engine import Database
 from db.models import Couple, Delivery, Partner, Practice, Therapist
 from db.uow import UnitOfWork
+from fakebotapi import FakeBotAPI, RateLimits
 from schedules.dispatcher import Dispatcher, Pacer
 from tests.conftest import drop_schema, open_database
 

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.services.delivery_render import DyadRenderer
 from bot.services.practice_config import parse_practice_config
 from bot.services.prompts import PromptRenderer
 from db.engine import Database
 from db.models import Couple, Delivery, Practice
+from fakebotapi import FakeBotAPI
 from schedules.dispatcher import Dispatcher
 from schedules.planner import Planner, plan_for_partner
 from tests.integration.test_dispatcher import open_clinic, telegram

@@ -16,16 +16,14 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.app import DispatchOptions, DyadBot, IntakeMode
-from bot.config import load_settings
+from bot.app import IntakeMode
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
+from bot.demo import offline_bot, offline_deps
 from bot.intake import MAX_UPDATE_BYTES, SECRET_HEADER
 from bot.locales import t
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
 from db.engine import Database
 from db.models import Couple, InboxUpdate
+from fakebotapi import FakeBotAPI
 from tests.e2e.conftest import Harness, links_in
 from tests.e2e.test_webhook import SECRET, free_port
 
@@ -39,25 +37,17 @@ async def impatient_bot(
 ) -> AsyncIterator[Harness]:
     """Dyad whose database waits at most half a second for another writer's lock."""
     port = free_port()
-    settings = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
+    impatient = Database(db.url, search_path=db.search_path, lock_timeout=0.5)
+    deps = offline_deps(
+        fake,
+        impatient,
+        clock,
         webhook_url=f"http://127.0.0.1:{port}/hook",
         webhook_secret=SECRET,
         webhook_listen="127.0.0.1",
         webhook_port=port,
     )
-    impatient = Database(db.url, search_path=db.search_path, lock_timeout=0.5)
-    deps = Deps(settings=settings, db=impatient, clock=clock, cipher=Cipher([new_key()]))
-    bot = DyadBot(
-        deps,
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    bot = offline_bot(fake, deps)
     await bot.start(mode)
     try:
         yield Harness(bot, fake, impatient, clock)

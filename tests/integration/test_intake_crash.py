@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.fakebotapi import FakeBotAPI
 from bot.services.crypto import new_key
 from db.engine import Database
 from db.models import Couple, InboxUpdate, Practice, Therapist
+from fakebotapi import FakeBotAPI
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.e2e.conftest import links_in
 from tests.integration.test_two_workers import fresh_database

@@ -14,10 +14,10 @@ from telegram.ext import ExtBot
 from bot.channels.base import Messenger, Outgoing, Sent
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.services.delivery_render import DyadRenderer
 from db.clock import DatabaseTime
 from db.engine import Database
+from fakebotapi import FakeBotAPI
 from schedules.dispatcher import Dispatcher, Pacer
 from tests.integration.test_dispatcher import (
     lax_fake,

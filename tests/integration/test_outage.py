@@ -19,13 +19,13 @@ from sqlalchemy import select
 from bot.channels.email import EmailMessenger, SmtpConfig
 from bot.channels.registry import EMAIL, EMAIL_LIMITS, TELEGRAM, ChannelRegistry
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.health import HealthServer
 from bot.locales import t
 from bot.services.delivery_render import DyadRenderer
 from bot.services.safety_flow import raise_alert
 from db.engine import Database
 from db.models import Delivery, Therapist
+from fakebotapi import FakeBotAPI
 from schedules.dispatcher import Dispatcher
 from tests.e2e.test_email_and_webhooks import Mailbox, _free_port
 from tests.integration.test_dispatcher import (

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from db.engine import Database
 from db.models import Delivery
+from fakebotapi import FakeBotAPI
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.integration.test_dispatcher import (
     dispatcher,

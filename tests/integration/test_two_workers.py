@@ -29,11 +29,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from bot.services.crypto import new_key
 from db.engine import Database
 from db.models import Delivery, InboxUpdate
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.conftest import PG_SKIP_REASON, postgres_url
 from tests.e2e.test_webhook import free_port
 from tests.integration.test_dispatcher import notes_received, open_clinic, queue_notes

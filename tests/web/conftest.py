@@ -13,14 +13,12 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from bot.app import DispatchOptions, DyadBot
-from bot.config import load_settings
+from bot.app import DyadBot
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
-from bot.services.crypto import Cipher, new_key
-from bot.services.deps import Deps
+from bot.demo import offline_bot, offline_deps, offline_settings
 from bot.web.server import WebServer
 from db.engine import Database
+from fakebotapi import FakeBotAPI
 from tests.e2e.conftest import Harness
 
 
@@ -40,30 +38,11 @@ async def start_web_harness(
     fake: FakeBotAPI, db: Database, clock: ManualClock
 ) -> tuple[WebHarness, DyadBot, WebServer]:
     """Start the pages, then Dyad pointed at them."""
-    base = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
-        webapp_url="http://127.0.0.1/app",
-    )
-    deps = Deps(settings=base, db=db, clock=clock, cipher=Cipher([new_key()]))
+    deps = offline_deps(fake, db, clock, webapp_url="http://127.0.0.1/app")
     web = WebServer(deps, fake.token, host="127.0.0.1", port=0)
     await web.start()
-    deps.settings = load_settings(
-        _env_file=None,
-        telegram_api_url=fake.base_url,
-        bot_token=fake.token,
-        database_url=db.url,
-        webapp_url=web.base_url,
-    )
-    bot = DyadBot(
-        deps,
-        fake.token,
-        dispatch=DispatchOptions(
-            rate_per_second=30.0, per_chat_interval=0.0, idle_seconds=0.05, plan_every_seconds=0
-        ),
-    )
+    deps.settings = offline_settings(fake, db, webapp_url=web.base_url)
+    bot = offline_bot(fake, deps)
     await bot.start()
     return WebHarness(bot, fake, db, clock, web=web), bot, web
 

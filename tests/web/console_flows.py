@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import aiohttp
 
-from bot.fakebotapi import FakeUser
 from bot.services.practices import invite_therapist
 from bot.services.sessions import add_session
 from db.models import CheckIn
+from fakebotapi import FakeUser
 from tests.e2e.test_checkins import _checkin as chat_checkin
 from tests.web.conftest import WebHarness
 

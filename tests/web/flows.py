@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from sqlalchemy import select
 
-from bot.fakebotapi import FakeMessage, FakeUser
 from bot.locales import t
 from bot.services.outbox import enqueue
 from db.models import CheckIn, Response
+from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 
 # One check-in's answers, as the page posts them (item id -> value); blank = skipped.

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, CheckIn, Couple, WebAppDraft
+from fakebotapi.webapps import user_init_data
 from tests.e2e.test_checkins import _checkin as chat_checkin
 from tests.web.conftest import WebHarness
 from tests.web.flows import (
@@ -161,7 +161,7 @@ async def test_forged_stale_and_other_peoples_init_data_are_refused_and_change_n
     checkin = str(checkin_id_in(page))
     forged = init.replace(f"%22id%22%3A{alex.id}", f"%22id%22%3A{blanca.id}")
     assert forged != init
-    other_bot = user_init_data(blanca.to_api(), "42:" + "x" * 35, harness.fake._date())
+    other_bot = user_init_data(blanca.to_api(), "42:" + "x" * 35, harness.fake.date())
     cases = {
         "forged": forged,
         "other bot": other_bot,
@@ -174,7 +174,7 @@ async def test_forged_stale_and_other_peoples_init_data_are_refused_and_change_n
         assert status == 403, name
         assert t("en", "webapp.error_forged") in body.replace("&#x27;", "'"), name
     # Blanca's own, valid initData cannot answer Alex's check-in.
-    blanca_init = user_init_data(blanca.to_api(), harness.fake.token, harness.fake._date())
+    blanca_init = user_init_data(blanca.to_api(), harness.fake.token, harness.fake.date())
     status, body = await _post(
         harness, http, "/checkin/send", {"init_data": blanca_init, "checkin": checkin, **ANSWERS}
     )

@@ -20,10 +20,10 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.locales import t
 from db.engine import Database
 from db.models import Couple
+from fakebotapi import FakeBotAPI
 from tests.conftest import open_database
 from tests.web.conftest import WebHarness, start_web_harness
 from tests.web.console_flows import (

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from bot.config import ConfigError, load_settings
 from bot.core.digest import render_html_sections
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from bot.services import console
 from db.models import (
@@ -30,6 +29,7 @@ from db.models import (
     Couple,
     TherapySession,
 )
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.console_flows import (
     PRIVATE_WORDS,
@@ -84,11 +84,11 @@ async def test_a_login_link_works_once_then_the_session_ends_after_inactivity(
         # From the Mini App: Telegram's signed initData names the therapist; nobody else.
         fake = web_harness.fake
         for user, status in ((therapist, 303), (alex, 403)):
-            signed = user_init_data(user.to_api(), fake.token, fake._date())
+            signed = user_init_data(user.to_api(), fake.token, fake.date())
             opened = await Browser(http).post(f"{base}/console/app", {"init_data": signed})
             assert opened.status == status
             assert ("dyad_console" in opened.cookies) == (status == 303)
-        forged = user_init_data(therapist.to_api(), "1:not-the-token", fake._date())
+        forged = user_init_data(therapist.to_api(), "1:not-the-token", fake.date())
         assert (
             await Browser(http).post(f"{base}/console/app", {"init_data": forged})
         ).status == 403

@@ -20,11 +20,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI
 from bot.services.couples import new_couple
 from bot.services.crypto import Cipher
 from db.engine import Database
 from db.models import CheckIn, Partner, Response
+from fakebotapi import FakeBotAPI
 from tests.web.conftest import WebHarness, start_web_harness
 from tests.web.console_flows import Browser, console_link, therapist_of_practice
 

@@ -20,11 +20,11 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
-from bot.fakebotapi.webapps import launch_url, user_init_data
 from bot.locales import t
 from db.engine import Database
 from db.models import Alert, Couple
+from fakebotapi import FakeBotAPI, FakeUser
+from fakebotapi.webapps import launch_url, user_init_data
 from tests.conftest import open_database
 from tests.e2e.test_checkins import _checkin as chat_checkin
 from tests.web.conftest import WebHarness, start_web_harness
@@ -264,7 +264,7 @@ async def test_forged_stale_and_other_users_init_data_get_a_clear_page_and_chang
     await page.get_by_role("heading", name=t("es", "webapp.error_title")).wait_for()
     assert t("es", "webapp.error_forged") in await page.get_by_role("alert").inner_text()
     # Another user's: Blanca's own, genuine initData on Alex's invitation.
-    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake._date())
+    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake.date())
     await page.goto(launch_url(page_url, own))
     await page.get_by_role("heading", name=t("es", "webapp.error_title")).wait_for()
     assert t("es", "webapp.stale") in await page.get_by_role("alert").inner_text()

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.fakebotapi.webapps import launch_url, user_init_data
 from bot.locales import t
 from db.models import Alert, Couple, Partner
+from fakebotapi.webapps import launch_url, user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import (
     chat_text,
@@ -123,7 +123,7 @@ async def test_each_partner_changes_settings_on_its_page_and_foreign_init_data_i
     url = message.web_app_url_for(t("en", "webapp.button"))
     assert url is not None
     page = await _page(browser, PHONE, "es-ES")
-    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake._date())
+    own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake.date())
     await page.goto(launch_url(url, own))
     await page.get_by_role("heading", name=t("es", "webapp.error_title")).wait_for()
     assert t("es", "webapp.prompt_stale") in await page.get_by_role("alert").inner_text()

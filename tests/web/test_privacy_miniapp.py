@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from bot.core.clock import ManualClock
-from bot.fakebotapi import FakeBotAPI, FakeUser
 from bot.locales import t
 from db.engine import Database
+from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.test_privacy_property import _captured_logs
 from tests.web.conftest import WebHarness, start_web_harness
 from tests.web.flows import (

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.fakebotapi import FakeMessage, FakeUser
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, Couple, Delivery, Response, WebAppDraft
+from fakebotapi import FakeMessage, FakeUser
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import (
     chat_text,
@@ -163,7 +163,7 @@ async def test_forged_and_other_peoples_init_data_and_bad_answers_change_nothing
     answers = {"choice": "yes", "text": "CANARY went fine"}
     alex_id = f"%22id%22%3A{alex.id}"
     forged = form["init_data"].replace(alex_id, f"%22id%22%3A{blanca.id}")
-    blanca_own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake._date())
+    blanca_own = user_init_data(blanca.to_api(), harness.fake.token, harness.fake.date())
     for url in (send, draft, f"{harness.web_url}/prompt"):
         status, body = await post(http, url, {**form, **answers, "init_data": forged})
         assert status == 403 and t("en", "webapp.error_forged") in _said(body), url

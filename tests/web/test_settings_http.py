@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select
 
-from bot.fakebotapi import FakeUser
-from bot.fakebotapi.webapps import user_init_data
 from bot.locales import t
 from db.models import Alert, Partner
+from fakebotapi import FakeUser
+from fakebotapi.webapps import user_init_data
 from tests.web.conftest import WebHarness
 from tests.web.flows import chat_text, couple, has_page_button, launch, page_button, post
 
@@ -107,7 +107,7 @@ async def test_bad_settings_and_foreign_init_data_change_nothing_crisis_words_ar
     status, body = await post(http, send, {"init_data": forged, "window": "morning"})
     assert status == 403
     stranger = harness.user("Casey")
-    other = user_init_data(stranger.to_api(), harness.fake.token, harness.fake._date())
+    other = user_init_data(stranger.to_api(), harness.fake.token, harness.fake.date())
     status, body = await post(http, send, {"init_data": other, "window": "morning"})
     assert status == 403 and t("en", "webapp.not_a_partner") in html.unescape(body)
     assert await _stored(harness) == stored

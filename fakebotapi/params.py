@@ -6,8 +6,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.fakebotapi.models import Keyboard, UploadedFile
-from bot.fakebotapi.webapps import is_web_app_url
+from fakebotapi.models import Keyboard, UploadedFile
+from fakebotapi.webapps import is_web_app_url
 
 CALLBACK_DATA_LIMIT = 64
 _BUTTON_ACTIONS = (

@@ -4,16 +4,83 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from bot.fakebotapi.formatting import TEXT_LIMIT, utf16_length
-from bot.fakebotapi.models import FakeCallbackQuery, FakeMessage
-from bot.fakebotapi.webapps import launch_url, user_init_data
-
-if TYPE_CHECKING:
-    from bot.fakebotapi.server import FakeBotAPI
+from fakebotapi.formatting import TEXT_LIMIT, utf16_length
+from fakebotapi.models import FakeCallbackQuery, FakeMessage
+from fakebotapi.webapps import launch_url, user_init_data
 
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
+_T = TypeVar("_T")
+
+
+class Telegram(Protocol):
+    """The Telegram a played person's app talks to: what users and groups need of the server.
+
+    Declared here so that the server (``FakeBotAPI``) depends on the people it plays and not
+    the other way round. The underscored members are the server's intake of what people do,
+    for this module only.
+    """
+
+    @property
+    def token(self) -> str: ...
+    @property
+    def bot_username(self) -> str: ...
+    @property
+    def bot_user(self) -> dict[str, Any]: ...
+    @property
+    def users(self) -> dict[int, FakeUser]: ...
+    @property
+    def callback_queries(self) -> list[FakeCallbackQuery]: ...
+    def date(self) -> int: ...
+    def sent_to(self, chat_id: int) -> list[FakeMessage]: ...
+    def sent_by(self, user_id: int) -> list[FakeMessage]: ...
+    def written_in(self, chat_id: int) -> list[FakeMessage]: ...
+    async def wait_for(
+        self,
+        condition: Callable[[], _T | None],
+        timeout: float = 5.0,  # noqa: ASYNC109 - as FakeBotAPI.wait_for
+        *,
+        on_timeout: Callable[[], str] | None = None,
+    ) -> _T: ...
+    def add_group(
+        self,
+        chat_id: int,
+        title: str,
+        *,
+        supergroup: bool = False,
+        members: tuple[FakeUser, ...] = (),
+        bot_status: str = "member",
+    ) -> FakeGroup: ...
+    def _user_sent_text(
+        self,
+        user: FakeUser,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage: ...
+    def _user_pressed(
+        self, user: FakeUser, message: FakeMessage, callback_data: str
+    ) -> FakeCallbackQuery: ...
+    def _copy_into_group(self, message: FakeMessage, group: FakeGroup) -> FakeMessage: ...
+    def _user_sent_group_text(
+        self,
+        user: FakeUser,
+        group: FakeGroup,
+        text: str,
+        entities: list[dict[str, Any]],
+        reply_to: FakeMessage | None,
+    ) -> FakeMessage: ...
+    def _group_service_message(
+        self, group: FakeGroup, sender: FakeUser, service: dict[str, Any]
+    ) -> FakeMessage: ...
+    def _group_membership_changed(
+        self, group: FakeGroup, member: dict[str, Any], by: FakeUser, *, joined: bool
+    ) -> None: ...
+    def _bot_status_changed(
+        self, group: FakeGroup, by: FakeUser, *, old: str, new: str
+    ) -> None: ...
+    def _member_status_changed(self, user: FakeUser, *, old: str, new: str) -> None: ...
 
 
 class FakeUserError(AssertionError):
@@ -31,7 +98,7 @@ class FakeUser:
 
     def __init__(
         self,
-        api: FakeBotAPI,
+        api: Telegram,
         user_id: int,
         first_name: str,
         *,
@@ -170,6 +237,22 @@ class FakeUser:
             raise FakeUserError(f"{self!r} cannot reply to message #{message.message_id}")
         return self._send(text, [], reply_to=message)
 
+    async def send_raw(
+        self, text: str, *, entities: list[dict[str, Any]] | None = None
+    ) -> FakeMessage:
+        """Send ``text`` past the checks Telegram's apps make: blank, or over 4096 characters.
+
+        ``entities`` go as given; without them a leading /command gets its bot_command
+        entity, as :meth:`send_text` adds it.
+        """
+        if entities is None:
+            match = _COMMAND.match(text)
+            entities = (
+                [{"type": "bot_command", "offset": 0, "length": match.end()}] if match else []
+            )
+        self._act()
+        return self._api._user_sent_text(self, text, entities, None)
+
     def _send(
         self, text: str, entities: list[dict[str, Any]], reply_to: FakeMessage | None
     ) -> FakeMessage:
@@ -191,6 +274,17 @@ class FakeUser:
                 f"message #{message.message_id} has no button with callback_data "
                 f"{callback_data!r}; buttons: {message.buttons}"
             )
+        self._act()
+        return self._api._user_pressed(self, message, callback_data)
+
+    async def press_forged(self, message: FakeMessage, callback_data: str) -> FakeCallbackQuery:
+        """Press `message` with any `callback_data`, as a modified client could.
+
+        The data need not be on any of the message's buttons (nor the message have any):
+        what a bot must refuse kindly when someone replays or invents a button.
+        """
+        if message.chat_id != self.id or not message.from_bot:
+            raise FakeUserError(f"message #{message.message_id} is not a bot message to {self!r}")
         self._act()
         return self._api._user_pressed(self, message, callback_data)
 
@@ -242,7 +336,7 @@ class FakeUser:
                 f"buttons: {message.button_texts}"
             )
         self._act()
-        init_data = user_init_data(self.to_api(), self._api.token, self._api._date())
+        init_data = user_init_data(self.to_api(), self._api.token, self._api.date())
         return launch_url(url, init_data, theme=theme)
 
     # In groups ----------------------------------------------------------------------------
@@ -281,6 +375,8 @@ class FakeUser:
             raise ValueError("Telegram clients do not send empty messages")
         if len(text) > TEXT_LIMIT:
             raise ValueError("Telegram clients split messages over 4096 characters")
+        if group.migrated_to is not None:
+            raise FakeUserError(f"{group!r} became supergroup {group.migrated_to}: it is read-only")
         if self.id not in group.member_ids:
             raise FakeUserError(f"{self!r} is not a member of group {group.title!r}")
         if reply_to is not None and (reply_to.chat_id != group.id or reply_to.deleted):
@@ -317,7 +413,7 @@ class FakeGroup:
 
     def __init__(
         self,
-        api: FakeBotAPI,
+        api: Telegram,
         chat_id: int,
         title: str,
         type: str = "group",

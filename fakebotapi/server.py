@@ -18,24 +18,24 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from ipaddress import ip_address
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from bot.core.clock import Clock
-from bot.fakebotapi.faults import Fault, FaultKind, Faults
-from bot.fakebotapi.formatting import (
+from fakebotapi.faults import Fault, FaultKind, Faults
+from fakebotapi.formatting import (
     CAPTION_LIMIT,
     TEXT_LIMIT,
     EntityParseError,
     parse_html,
     trim,
 )
-from bot.fakebotapi.models import (
+from fakebotapi.models import (
     ApiCall,
     FakeCallbackQuery,
     FakeDocument,
@@ -43,20 +43,20 @@ from bot.fakebotapi.models import (
     UploadedFile,
     WebhookDelivery,
 )
-from bot.fakebotapi.params import (
+from fakebotapi.params import (
     ApiError,
     Params,
     bad_request,
     keyboard_of,
     parse_reply_markup,
 )
-from bot.fakebotapi.ratelimits import (
+from fakebotapi.ratelimits import (
     RATE_LIMITED_METHODS,
     RateLimiter,
     RateLimits,
     RateLimitViolations,
 )
-from bot.fakebotapi.users import FakeGroup, FakeUser
+from fakebotapi.users import FakeGroup, FakeUser
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,14 @@ _TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")
 _T = TypeVar("_T")
 Handler = Callable[[Params], Awaitable[Any]]
 Chat = FakeUser | FakeGroup
+
+
+class Clock(Protocol):
+    """Where the fake reads the time for the dates it stamps (any of Dyad's clocks fits)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
 
 
 class _Configured:
@@ -530,12 +538,13 @@ class FakeBotAPI:
             await response.read()
             return response.status
 
-    # Updates produced by played users --------------------------------------------------------
-
-    def _date(self) -> int:
+    def date(self) -> int:
+        """Now, as Telegram dates messages and Mini App initData: Unix seconds, by the clock."""
         if self._clock is not None:
             return int(self._clock.now().timestamp())
         return int(time.time())
+
+    # Updates produced by played users --------------------------------------------------------
 
     def _new_message_id(self, chat_id: int) -> int:
         # Ids count per chat, as in private chats on Telegram: two chats reuse the same ids.
@@ -568,7 +577,7 @@ class FakeBotAPI:
             message_id=self._new_message_id(user.id),
             chat_id=user.id,
             from_bot=False,
-            date=self._date(),
+            date=self.date(),
             sender=user.to_api(),
             chat=user.chat_api(),
             text=text,
@@ -613,7 +622,7 @@ class FakeBotAPI:
             message_id=self._new_message_id(group.id),
             chat_id=group.id,
             chat=group.chat_api(),
-            date=self._date(),
+            date=self.date(),
         )
         self._messages[(group.id, copy.message_id)] = copy
         return copy
@@ -630,7 +639,7 @@ class FakeBotAPI:
             message_id=self._new_message_id(group.id),
             chat_id=group.id,
             from_bot=False,
-            date=self._date(),
+            date=self.date(),
             sender=user.to_api(),
             chat=group.chat_api(),
             text=text,
@@ -681,7 +690,7 @@ class FakeBotAPI:
             message_id=self._new_message_id(group.id),
             chat_id=group.id,
             from_bot=False,
-            date=self._date(),
+            date=self.date(),
             sender=sender.to_api(),
             chat=group.chat_api(),
             service=service,
@@ -708,7 +717,7 @@ class FakeBotAPI:
             {
                 "chat": group.chat_api(),
                 "from": by.to_api(),
-                "date": self._date(),
+                "date": self.date(),
                 "old_chat_member": self._member_api(member, old),
                 "new_chat_member": self._member_api(member, new),
             },
@@ -720,7 +729,7 @@ class FakeBotAPI:
             {
                 "chat": group.chat_api(),
                 "from": by.to_api(),
-                "date": self._date(),
+                "date": self.date(),
                 "old_chat_member": self._member_api(self.bot_user, old),
                 "new_chat_member": self._member_api(self.bot_user, new),
             },
@@ -763,7 +772,7 @@ class FakeBotAPI:
             {
                 "chat": user.chat_api(),
                 "from": user.to_api(),
-                "date": self._date(),
+                "date": self.date(),
                 "old_chat_member": member(old),
                 "new_chat_member": member(new),
             },
@@ -865,6 +874,14 @@ class FakeBotAPI:
         chat = self.users.get(chat_id) or self.groups.get(chat_id)
         if chat is None:
             raise bad_request("chat not found")
+        if isinstance(chat, FakeGroup) and chat.migrated_to is not None:
+            # What Telegram answers for any call naming a basic group that became a
+            # supergroup (a new id): the old chat is gone for the bot.
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to_chat_id=chat.migrated_to,
+            )
         return chat
 
     def _check_can_write(self, chat: Chat) -> None:
@@ -879,13 +896,6 @@ class FakeBotAPI:
     @staticmethod
     def _check_in_group(group: FakeGroup) -> None:
         """A bot that was removed from a group can neither write there nor look inside."""
-        if group.migrated_to is not None:
-            # What Telegram answers for a basic group that became a supergroup (new id).
-            raise ApiError(
-                400,
-                "Bad Request: group chat was upgraded to a supergroup chat",
-                migrate_to_chat_id=group.migrated_to,
-            )
         if group.bot_status == "kicked":
             raise ApiError(403, f"Forbidden: bot was kicked from the {group.type} chat")
         if group.bot_status == "left":
@@ -975,7 +985,7 @@ class FakeBotAPI:
             message_id=self._new_message_id(chat.id),
             chat_id=chat.id,
             from_bot=True,
-            date=self._date(),
+            date=self.date(),
             sender=self.bot_user,
             chat=chat.chat_api(),
             **fields,
@@ -1163,7 +1173,7 @@ class FakeBotAPI:
         message.parse_mode, message.entities = parse_mode, entities
         # Like Telegram, an edit without reply_markup removes the inline keyboard.
         message.reply_markup_raw, message.reply_markup = markup, keyboard_of(markup)
-        message.edit_date = self._date()
+        message.edit_date = self.date()
         self._signal.fire()
         return message.to_api()
 
@@ -1454,7 +1464,7 @@ class FakeBotAPI:
             )
             if error is None:
                 return True
-            hook.last_error_date, hook.last_error_message = self._date(), error
+            hook.last_error_date, hook.last_error_message = self.date(), error
             self._signal.fire()
             await self._sleep(self.webhook_retry_delay)
         return False
