@@ -183,14 +183,17 @@ class MiniApp:
         *,
         stale: str = "webapp.stale",
         anytime: bool = False,
+        fixable: Callable[[UserError], bool] | None = None,
     ) -> tuple[InitData, _T]:
         """Run ``use`` for the partner the validated initData names, in one unit of work.
 
         ``anytime``: also after the couple's programme ended (settings, as in the chat).
 
-        A user error the page can fix (an answer to correct) is raised as it is; any other
-        becomes a refusal (:class:`_Refused`) in the partner's language.
+        A user error the page can fix (an answer to correct: ``fixable``, by default
+        :func:`_fixable`) is raised as it is; any other becomes a refusal
+        (:class:`_Refused`) in the partner's language.
         """
+        can_fix = _fixable if fixable is None else fixable
         init = self._validated(request, form)
         language = pick_locale(init.user.language_code)
         async with self.deps.db.uow() as uow:
@@ -199,7 +202,7 @@ class MiniApp:
                 language = partner.language
                 return init, await use(uow, partner, init)
             except UserError as error:
-                if _fixable(error):
+                if can_fix(error):
                     raise
                 raise self._refusal(error, language, stale) from None
 
@@ -227,24 +230,19 @@ class MiniApp:
         """The whole check-in on one page, with the draft kept on the server."""
         form = await self._form(request)
         theme = self._theme(form)
+
+        async def use(uow: UnitOfWork, partner: Partner, init: InitData) -> miniapp.CheckinPage:
+            return await miniapp.checkin_page(
+                uow,
+                partner,
+                init.user.id,
+                self.deps.cipher,
+                self.deps.clock.now(),
+                delivery_id=ascii_int(form.get("d", "")),
+            )
+
         try:
-            init = self._validated(request, form)
-            language = pick_locale(init.user.language_code)
-            delivery = form.get("d", "")
-            async with self.deps.db.uow() as uow:
-                try:
-                    partner = await miniapp.partner_of(uow, init.user.id)
-                    language = partner.language
-                    page = await miniapp.checkin_page(
-                        uow,
-                        partner,
-                        init.user.id,
-                        self.deps.cipher,
-                        self.deps.clock.now(),
-                        delivery_id=ascii_int(delivery),
-                    )
-                except UserError as error:
-                    raise self._refusal(error, language) from None
+            init, page = await self._as_partner(request, form, use, fixable=_never)
         except _Refused as refused:
             return self._error(refused, theme)
         if page.form is None:
@@ -257,18 +255,28 @@ class MiniApp:
                     static=self.static,
                 )
             )
-        return _html(
-            pages.checkin_page(
-                page.language,
-                page.form,
-                page.values,
-                page.resources,
-                show_crisis=page.show_crisis,
-                init_data=init.raw,
-                theme=theme,
-                prefix=self.prefix,
-                static=self.static,
-            )
+        return _html(self._checkin_page(page, init, theme, page.values))
+
+    def _checkin_page(
+        self,
+        page: miniapp.CheckinPage,
+        init: InitData,
+        theme: Mapping[str, str],
+        values: Mapping[str, str],
+        problem: str | None = None,
+    ) -> str:
+        assert page.form is not None
+        return pages.checkin_page(
+            page.language,
+            page.form,
+            values,
+            page.resources,
+            show_crisis=page.show_crisis,
+            init_data=init.raw,
+            theme=theme,
+            prefix=self.prefix,
+            static=self.static,
+            problem=problem,
         )
 
     def _checkin_id(self, form: Mapping[str, str], language: str) -> int:
@@ -280,24 +288,20 @@ class MiniApp:
     async def draft_checkin(self, request: web.Request) -> web.Response:
         """Keep the half-filled page; say whether the crisis resources must show now."""
         form = await self._form(request)
+
+        async def use(uow: UnitOfWork, partner: Partner, init: InitData) -> bool:
+            return await miniapp.save_checkin_draft(
+                uow,
+                partner,
+                init.user.id,
+                self.deps.cipher,
+                self._checkin_id(form, partner.language),
+                form,
+                self.deps.clock.now(),
+            )
+
         try:
-            init = self._validated(request, form)
-            language = pick_locale(init.user.language_code)
-            async with self.deps.db.uow() as uow:
-                try:
-                    partner = await miniapp.partner_of(uow, init.user.id)
-                    language = partner.language
-                    crisis = await miniapp.save_checkin_draft(
-                        uow,
-                        partner,
-                        init.user.id,
-                        self.deps.cipher,
-                        self._checkin_id(form, language),
-                        form,
-                        self.deps.clock.now(),
-                    )
-                except UserError as error:
-                    raise self._refusal(error, language) from None
+            _, crisis = await self._as_partner(request, form, use, fixable=_never)
         except _Refused as refused:
             return web.json_response({"error": refused.message}, status=refused.status)
         return web.json_response({"saved": True, "crisis": crisis})
@@ -306,28 +310,23 @@ class MiniApp:
         """Store the page through the chat's own steps; show "saved" and, if due, resources."""
         form = await self._form(request)
         theme = self._theme(form)
+
+        async def use(uow: UnitOfWork, partner: Partner, init: InitData) -> miniapp.Sent:
+            return await miniapp.send_checkin(
+                uow,
+                partner,
+                init.user.id,
+                self.deps.cipher,
+                self._checkin_id(form, partner.language),
+                form,
+                self.deps.clock.now(),
+            )
+
         try:
-            init = self._validated(request, form)
-            language = pick_locale(init.user.language_code)
-            checkin_id = self._checkin_id(form, language)
-            async with self.deps.db.uow() as uow:
-                try:
-                    partner = await miniapp.partner_of(uow, init.user.id)
-                    language = partner.language
-                    sent = await miniapp.send_checkin(
-                        uow,
-                        partner,
-                        init.user.id,
-                        self.deps.cipher,
-                        checkin_id,
-                        form,
-                        self.deps.clock.now(),
-                    )
-                except UserError as error:
-                    if not error.key.startswith("instruments."):
-                        raise self._refusal(error, language) from None
-                    problem = t(language, error.key, **error.params)
-                    return await self._again(init, form, theme, checkin_id, problem)
+            try:
+                _, sent = await self._as_partner(request, form, use, fixable=_instrument_error)
+            except UserError as error:  # an answer to correct: the page again, nothing stored
+                return await self._again(request, form, theme, error)
         except _Refused as refused:
             return self._error(refused, theme)
         return self._stored(sent.language, sent.resources, sent.show_crisis, theme)
@@ -350,32 +349,20 @@ class MiniApp:
 
     async def _again(
         self,
-        init: InitData,
+        request: web.Request,
         form: Mapping[str, str],
         theme: Mapping[str, str],
-        checkin_id: int,
-        problem: str,
+        error: UserError,
     ) -> web.Response:
         """The same page with what was entered and what to correct (nothing was stored)."""
-        async with self.deps.db.uow() as uow:
-            partner = await miniapp.partner_of(uow, init.user.id)
-            page = await miniapp.reopen_checkin(uow, partner, checkin_id)
-        assert page.form is not None
-        return _html(
-            pages.checkin_page(
-                partner.language,
-                page.form,
-                form,
-                page.resources,
-                show_crisis=page.show_crisis,
-                init_data=init.raw,
-                theme=theme,
-                prefix=self.prefix,
-                static=self.static,
-                problem=problem,
-            ),
-            status=422,
-        )
+
+        async def use(uow: UnitOfWork, partner: Partner, init: InitData) -> miniapp.CheckinPage:
+            checkin_id = self._checkin_id(form, partner.language)
+            return await miniapp.reopen_checkin(uow, partner, checkin_id)
+
+        init, page = await self._as_partner(request, form, use, fixable=_never)
+        problem = t(page.language, error.key, **error.params)
+        return _html(self._checkin_page(page, init, theme, form, problem), status=422)
 
     # --- a prompt's private answer (and a skill's follow-up) ---------------------------------
 
@@ -596,7 +583,17 @@ class MiniApp:
 
 def _fixable(error: UserError) -> bool:
     """An answer the person can correct on the page (the page comes back with it)."""
-    return error.key.startswith("instruments.") or error.key in FIXABLE
+    return _instrument_error(error) or error.key in FIXABLE
+
+
+def _instrument_error(error: UserError) -> bool:
+    """A check-in answer out of its instrument's range: the check-in page comes back."""
+    return error.key.startswith("instruments.")
+
+
+def _never(error: UserError) -> bool:
+    """A page with nothing to correct: every refusal is a refusal."""
+    return False
 
 
 class WebServer:
