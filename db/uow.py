@@ -139,6 +139,9 @@ class UnitOfWork:
         self._sessionmaker = sessionmaker
         self._holds = holds if holds is not None else CoupleHolds(locks=False)
         self._held: list[int] = []
+        self._kept: list[Couple] = []
+        """The held couples as read when held: kept so that the session's identity map (weak
+        references) still has them for the rest of the unit of work, without reading again."""
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessionmaker()
@@ -213,6 +216,8 @@ class UnitOfWork:
         if not covered:
             statement = statement.with_for_update()
         couple: Couple | None = await self.session.scalar(statement)
+        if couple is not None:
+            self._kept.append(couple)
         return couple
 
     async def hold_couple_of(self, telegram_user_id: int) -> int | None:
@@ -221,15 +226,18 @@ class UnitOfWork:
         if not self._holds.locks and not _covering():
             # PostgreSQL, and this task holds nothing yet: find and lock in one statement.
             locked = (
-                select(Couple.id)
+                select(Couple)
                 .join(Partner, Partner.couple_id == Couple.id)
                 .where(Partner.telegram_user_id == telegram_user_id)
                 .with_for_update(of=Couple)
+                .execution_options(populate_existing=True)
             )
-            found: int | None = await self.session.scalar(locked)
-            if found is not None:
-                await self._hold_here(found)
-            return found
+            couple: Couple | None = await self.session.scalar(locked)
+            if couple is None:
+                return None
+            await self._hold_here(couple.id)
+            self._kept.append(couple)
+            return couple.id
         couple_id: int | None = await self.session.scalar(
             select(Partner.couple_id).where(Partner.telegram_user_id == telegram_user_id)
         )

@@ -21,13 +21,17 @@ def therapist(actor: Actor) -> Therapist:
     return actor.therapist
 
 
-async def joined_partner(uow: UnitOfWork, user_id: int, *, in_programme: bool = False) -> Partner:
+async def joined_partner(
+    uow: UnitOfWork, user_id: int, *, in_programme: bool = False, actor: Actor | None = None
+) -> Partner:
     """The partner behind this user, fully joined; anyone else gets a kind refusal.
 
     ``in_programme``: for answering (check-ins, prompts), the couple must still be in the
     programme; after ``/close`` the partner is told kindly, with the crisis lines.
+    ``actor``: who the unit of work already identified (its partner is not read again).
     """
-    partner = await uow.partners.by_user(user_id)
+    known = actor.partner if actor is not None and actor.user_id == user_id else None
+    partner = known if known is not None else await uow.partners.by_user(user_id)
     if partner is None or partner.left_at is not None:
         if await uow.therapists.by_user(user_id) is not None:
             raise UserError("common.unknown_command")

@@ -394,13 +394,13 @@ async def couple_audit(
 
 async def export_own(call: Call) -> Reply:
     """``/export``: one JSON document of the partner's own data, nothing of the other's."""
-    partner = await joined_partner(call.uow, call.caller.user_id)
+    partner = await joined_partner(call.uow, call.caller.user_id, actor=call.actor)
     return Reply.say(await export(call.uow, partner, call.deps.cipher, call.now))
 
 
 async def ask_erasure(call: Call) -> Reply:
     """``/deleteme``: asks for confirmation before erasing anything."""
-    partner = await joined_partner(call.uow, call.caller.user_id)
+    partner = await joined_partner(call.uow, call.caller.user_id, actor=call.actor)
     await confirmations.ask(call.uow, call.caller.user_id, "erase", partner.id, call.now)
     return Reply.say(erase_confirmation(partner))
 
@@ -412,7 +412,7 @@ async def answer_erasure(call: Call, raw: str | None) -> Reply:
     (best effort, after the reply); the link has ended either way.
     """
     data = callbacks.decode(raw)
-    partner = await joined_partner(call.uow, call.caller.user_id)
+    partner = await joined_partner(call.uow, call.caller.user_id, actor=call.actor)
     # The pressing user must own the partner the button names; anything else is refused.
     if partner.id != data.int_arg(0) or data.arg(1) not in ("yes", "no"):
         raise UserError("common.stale_button")

@@ -26,7 +26,7 @@ async def _own_couple(call: Call, args: list[str], usage: str) -> tuple[Couple, 
             raise UserError(usage)
         couple = await access.own_couple(call.uow, call.actor.therapist, args[0])
         return couple, recipient_key(call.actor.therapist)
-    partner = await access.joined_partner(call.uow, call.caller.user_id)
+    partner = await access.joined_partner(call.uow, call.caller.user_id, actor=call.actor)
     return await access.partners_couple(call.uow, partner), recipient_key(partner)
 
 
@@ -85,7 +85,7 @@ async def unlink_in_group(call: Call, chat_id: int) -> Reply:
 async def consent(call: Call, raw: str | None) -> Reply:
     """``1|gl|link|attempt|yes|no``: a partner's private answer about using the group."""
     data = callbacks.decode(raw)
-    partner = await access.joined_partner(call.uow, call.caller.user_id)
+    partner = await access.joined_partner(call.uow, call.caller.user_id, actor=call.actor)
     answer = await groups.answer_consent(
         call.uow, partner, data.int_arg(0), data.int_arg(1), data.arg(2), call.now
     )

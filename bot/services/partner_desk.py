@@ -103,7 +103,9 @@ async def chat_member(call: Call, blocked: bool) -> Reply:
 
 async def _answering(call: Call) -> Partner:
     """The joined partner calling, while their couple is in the programme (to answer)."""
-    return await access.joined_partner(call.uow, call.caller.user_id, in_programme=True)
+    return await access.joined_partner(
+        call.uow, call.caller.user_id, in_programme=True, actor=call.actor
+    )
 
 
 def _step_reply(partner: Partner, step: checkins.Step) -> Reply:
@@ -254,7 +256,7 @@ async def prompt_reply(
 
 async def _own(call: Call) -> Partner:
     """The joined partner calling (also after the programme ended: settings, leaving)."""
-    return await access.joined_partner(call.uow, call.caller.user_id)
+    return await access.joined_partner(call.uow, call.caller.user_id, actor=call.actor)
 
 
 async def settings(call: Call) -> Reply:
