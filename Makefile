@@ -59,7 +59,7 @@ FORCE:
 lint: $(STAMP) translations-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict bot handlers schedules db fakebotapi bench tests/unit
+	$(BIN)/mypy --strict bot handlers schedules db fakebotapi bench tests
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/lint-imports
 

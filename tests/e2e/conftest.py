@@ -27,6 +27,14 @@ def links_in(message: FakeMessage) -> list[str]:
     return [token for _, token in LINK.findall(message.text)]
 
 
+def button_data(message: FakeMessage | None, index: int) -> str:
+    """The callback data of the `index`-th inline button (a callback button, not a link)."""
+    assert message is not None
+    data = message.buttons[index][1]
+    assert data is not None
+    return data
+
+
 @dataclass
 class Harness:
     """A running Dyad, its fake Telegram, its database and its clock."""
@@ -99,20 +107,22 @@ class Harness:
         """A partner opens their link and goes through every onboarding step."""
         await partner.send_command("start", token)
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press(partner.last_message, partner.last_message.buttons[0][1])  # type: ignore[union-attr]
+        first = partner.last_message
+        assert first is not None
+        await partner.press(first, button_data(first, 0))
         await partner.wait_for_message(lambda m: bool(m.buttons))
         await partner.press_button(language)
         zones = await partner.wait_for_message(lambda m: bool(m.buttons))
         if typed_timezone is not None:
             await partner.send_text(typed_timezone)
         else:
-            await partner.press(zones, zones.buttons[timezone_index][1])
+            await partner.press(zones, button_data(zones, timezone_index))
         await partner.wait_for_message(lambda m: bool(m.buttons))
         await partner.press_button(window if language == "English" else _WINDOWS_ES[window])
         await partner.wait_for_message(lambda m: bool(m.buttons))
-        await partner.press(
-            partner.last_message, partner.last_message.buttons[0 if discreet else 1][1]
-        )  # type: ignore[union-attr]
+        last = partner.last_message
+        assert last is not None
+        await partner.press(last, button_data(last, 0 if discreet else 1))
         await partner.wait_for_message(lambda m: "/help" in m.text)
 
     async def settle(self, within: float = 10.0) -> None:

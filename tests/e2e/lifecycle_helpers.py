@@ -182,7 +182,7 @@ def document_text(message: FakeMessage) -> str | None:
 
 def email_texts(raw: bytes) -> list[str]:
     """An accepted email as its reader sees it: subject and every decoded part."""
-    mail: EmailMessage = message_from_bytes(raw, policy=policy.default)  # type: ignore[assignment]
+    mail: EmailMessage = message_from_bytes(raw, policy=policy.default)
     texts = [str(mail["Subject"] or ""), raw.decode("utf-8", "replace")]
     for part in mail.walk():
         if part.get_content_maintype() == "text":

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from bot.demo import offline_bot
 from bot.locales import t
 from bot.services import checkins
-from db.models import Alert, AuditEntry, CheckIn, Couple
+from db.models import Alert, AuditEntry, Base, CheckIn, Couple
 from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
 
@@ -60,7 +60,7 @@ async def _checkin(
         await _press_value(user, safety)
 
 
-async def _count(harness: Harness, model: type, **where: object) -> int:
+async def _count(harness: Harness, model: type[Base], **where: object) -> int:
     async with harness.db.uow() as uow:
         rows = await uow.session.scalars(select(model).filter_by(**where))
         return len(list(rows))

@@ -143,7 +143,7 @@ async def test_deleteme_asks_first_refuses_forgeries_then_erases_and_unlinks(
             await enqueue(
                 uow,
                 partner,
-                kind="prompt",
+                kind="hope",
                 key="hope.small_win",
                 dedupe_key=f"hope:{partner.id}:tomorrow",
                 due_at=harness.clock.now() + timedelta(days=1),

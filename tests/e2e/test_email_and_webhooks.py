@@ -509,7 +509,9 @@ async def test_the_emailed_digest_shows_the_consoles_charts_as_pictures_with_wor
     assert [spec.chart_id for spec in specs] == ["chart-wellbeing", "chart-hope", "chart-alliance"]
     for item in (spec.to_dict() for spec in specs):
         assert set(item) == CHART_FIELDS
-        assert all(set(series) == {"slot", "name", "points"} for series in item["series"])
+        lines = item["series"]
+        assert isinstance(lines, list)
+        assert all(set(series) == {"slot", "name", "points"} for series in lines)
     # One picture per chart of the couple page, each shown by the HTML through its cid.
     assert len(pictures) == len(specs)
     for spec, (cid, part) in zip(specs, pictures.items(), strict=True):

@@ -69,6 +69,7 @@ def wire_groups(bot: DyadBot) -> None:
     channels = bot.dispatcher.channels
     if GROUP_CHANNEL not in channels:
         messenger = app.bot_data.messenger
+        assert messenger is not None
         if isinstance(channels, ChannelRegistry):
             channels.register(GROUP_CHANNEL, messenger, GROUP_LIMITS)
         else:

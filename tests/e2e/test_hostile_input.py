@@ -39,7 +39,7 @@ THERAPIST_COMMANDS = ("newcouple", "couples", "invite", "goal", "close", "alerts
                       "schedule", "session", "sessions", "digest")  # fmt: skip
 NOISE = st.text(
     alphabet=st.characters(
-        exclude_categories=("Cs",),
+        exclude_categories=["Cs"],
         include_characters="\u202e\u200f\u0000\u0007\ufeff",
     ),
     min_size=1,

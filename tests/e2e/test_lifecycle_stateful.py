@@ -74,7 +74,7 @@ from bot.services.practice_config import WEBHOOK_EVENTS
 from db.models import GroupLink, Practice, Therapist
 from fakebotapi import FakeGroup, FakeMessage, FakeUser
 from tests.conftest import postgres_url
-from tests.e2e.conftest import links_in
+from tests.e2e.conftest import Harness, links_in
 from tests.e2e.lifecycle_helpers import (
     GROUP_DELETE_WINDOW_SECONDS,
     HOOK_PATH,
@@ -305,7 +305,7 @@ class Lifecycle(RuleBasedStateMachine):
         return self.loop.run_until_complete(coroutine)
 
     @property
-    def h(self) -> Any:
+    def h(self) -> Harness:
         assert self.stack is not None
         return self.stack.harness
 

@@ -17,7 +17,7 @@ from bot.locales import t
 from bot.metrics import METRICS
 from bot.services import digests
 from bot.services.outbox import enqueue
-from db.models import Alert, CheckIn, Couple, Delivery, GroupLink, Partner, Response
+from db.models import Alert, CheckIn, Couple, Delivery, DeliveryKind, GroupLink, Partner, Response
 from fakebotapi import FakeUser
 from tests.e2e.conftest import Harness
 from tests.e2e.test_checkins import _checkin, _couple
@@ -61,7 +61,7 @@ async def _digest_text(harness: Harness, therapist: FakeUser, handle: str) -> st
     return "\n".join(m.text for m in therapist.messages[start:])
 
 
-async def _queue(harness: Harness, user: FakeUser, kind: str, key: str) -> None:
+async def _queue(harness: Harness, user: FakeUser, kind: DeliveryKind, key: str) -> None:
     """Queue one prompt for this partner now, as the planner would, and let it go out."""
     async with harness.db.uow() as uow:
         partner = await uow.partners.by_user(user.id)

@@ -18,7 +18,7 @@ from bot.core.tokens import hash_token
 from bot.locales import t
 from db.models import Invite, Partner
 from fakebotapi import FakeBotAPI, FakeUser
-from tests.e2e.conftest import Harness, links_in
+from tests.e2e.conftest import Harness, button_data, links_in
 
 
 async def _couple_with_both_joined(harness: Harness) -> tuple[FakeUser, FakeUser, FakeUser, str]:
@@ -225,7 +225,7 @@ async def test_onboarding_survives_a_restart_half_way(harness: Harness, fake: Fa
     await alex.send_command("start")
     resumed = await alex.wait_for_message()
     assert resumed.text == t("en", "onboarding.timezone_question")
-    await alex.press(resumed, resumed.buttons[0][1])
+    await alex.press(resumed, button_data(resumed, 0))
     assert (await alex.wait_for_message()).text == t("en", "onboarding.window_question")
 
 
@@ -296,7 +296,7 @@ async def test_goal_and_close_reach_both_partners_in_the_same_words(harness: Har
     assert "Talk <gently> & often" in goal_a.text and "Talk <gently> & often" in goal_b.text
     await therapist.send_command("close")
     picker = await therapist.wait_for_message(lambda m: bool(m.buttons))
-    await therapist.press(picker, picker.buttons[0][1])
+    await therapist.press(picker, button_data(picker, 0))
     await therapist.wait_for_message(lambda m: bool(m.buttons))
     await therapist.press_button(t("en", "couple.close_yes"))
     await therapist.wait_for_message(lambda m: "no longer uses Dyad" in m.text)

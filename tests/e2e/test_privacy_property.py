@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,9 @@ from bot.services.outbox import enqueue
 from db.engine import Database
 from fakebotapi import FakeBotAPI, FakeUser
 from tests.e2e.conftest import Harness
+
+if TYPE_CHECKING:
+    from db.models import DeliveryKind, Partner
 
 ACTIONS = (
     "checkin",
@@ -136,7 +140,7 @@ async def _play(harness: Harness, steps_: list[Step], holder_slot: str, erase: b
     await harness.settle()
     other_slot = "B" if holder_slot == "A" else "A"
     async with harness.db.uow() as uow:
-        partners = {p.slot: p for p in await uow.partners.of_couple(1)}
+        partners: dict[str, Partner] = {p.slot: p for p in await uow.partners.of_couple(1)}
 
     for step in steps_:
         slot = holder_slot if step.by_holder else other_slot
@@ -206,7 +210,7 @@ async def _play(harness: Harness, steps_: list[Step], holder_slot: str, erase: b
         assert canary not in seen, f"{canary} reached partner {other_slot}"
 
 
-async def _send(harness: Harness, partner: object, key: str, kind: str, salt: int) -> None:
+async def _send(harness: Harness, partner: object, key: str, kind: DeliveryKind, salt: int) -> None:
     from db.models import Partner
 
     assert isinstance(partner, Partner)

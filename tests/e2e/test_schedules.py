@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.locales import t
 from bot.services.outbox import enqueue
 from bot.services.practices import invite_therapist
-from db.models import Couple, Delivery, Partner, Response
+from db.models import Couple, Delivery, DeliveryKind, Partner, Response
 from fakebotapi import FakeUser
 from schedules.check import default_schedules
 from tests.e2e.conftest import Harness
@@ -79,7 +79,7 @@ async def test_a_fortnight_across_dst_keeps_windows_quiet_hours_caps_and_equal_c
         assert await uow.session.scalar(select(func.count()).select_from(Delivery)) == before
 
 
-async def _send_prompt(harness: Harness, partner: Partner, key: str, kind: str) -> None:
+async def _send_prompt(harness: Harness, partner: Partner, key: str, kind: DeliveryKind) -> None:
     async with harness.db.uow() as uow:
         fresh = await uow.partners.get(partner.id)
         assert fresh is not None

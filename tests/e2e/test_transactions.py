@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 from bot.locales import t
 from bot.services.outbox import enqueue
 from db.inbox import HANDLING
-from db.models import CheckIn
+from db.models import CheckIn, DeliveryKind
 from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 
@@ -116,7 +116,7 @@ async def test_therapist_group_and_fallback_updates_each_open_one_transaction(
     assert opened == {name: [1] for name, _ in steps}
 
 
-async def _queue(harness: Harness, user: FakeUser, kind: str, key: str) -> None:
+async def _queue(harness: Harness, user: FakeUser, kind: DeliveryKind, key: str) -> None:
     """One prompt (or a scheduled check-in) for this partner now, as the planner queues it."""
     async with harness.db.uow() as uow:
         partner = await uow.partners.by_user(user.id)
@@ -162,7 +162,7 @@ async def _answered(user: FakeUser, label: str) -> None:
 
 
 async def _queued_then_pressed(
-    harness: Harness, user: FakeUser, kind: str, key: str, action: str
+    harness: Harness, user: FakeUser, kind: DeliveryKind, key: str, action: str
 ) -> FakeMessage:
     """A scheduled message goes out (not counted: no update), then its button is pressed."""
     after = len(user.messages)
@@ -178,7 +178,9 @@ async def _opened_a_day_later(harness: Harness, user: FakeUser, action: str) -> 
     await _press_on(harness, user, action, after=after)
 
 
-async def _replied_to_prompt(harness: Harness, user: FakeUser, kind: str, key: str) -> None:
+async def _replied_to_prompt(
+    harness: Harness, user: FakeUser, kind: DeliveryKind, key: str
+) -> None:
     """A prompt goes out (not counted), and the partner replies to it."""
     after = len(user.messages)
     await _queue(harness, user, kind, key)
@@ -212,11 +214,11 @@ async def test_every_partner_update_opens_one_transaction(harness: Harness) -> N
         await _queued_then_pressed(harness, alex, "checkin", "checkin.invite", "cis")
 
     async def followup_opened() -> None:
-        followup = ("skill_followup", "skill_followup.soft_startup")
+        followup: tuple[DeliveryKind, str] = ("skill_followup", "skill_followup.soft_startup")
         await _queued_then_pressed(harness, alex, *followup, "po")
 
     async def space_opened() -> None:
-        space = ("couple_space", "couple_space.appreciation")
+        space: tuple[DeliveryKind, str] = ("couple_space", "couple_space.appreciation")
         space_note.append(await _queued_then_pressed(harness, alex, *space, "po"))
 
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [

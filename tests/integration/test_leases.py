@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from telegram.ext import ExtBot
 
-from bot.channels.base import Messenger, Outgoing, Sent
+from bot.channels.base import Address, Messenger, Outgoing, Sent
 from bot.channels.telegram import DyadRateLimiter, TelegramMessenger
 from bot.core.clock import ManualClock
 from bot.services.delivery_render import DyadRenderer
@@ -39,15 +39,15 @@ class SlowMessenger:
         self.delay = delay
         self.started = 0
 
-    async def send(self, address: int, message: Outgoing) -> Sent:
+    async def send(self, address: Address, message: Outgoing) -> Sent:
         self.started += 1
         await asyncio.sleep(self.delay)
         return await self.inner.send(address, message)
 
-    async def edit(self, address: int, message_id: int, message: Outgoing) -> None:
+    async def edit(self, address: Address, message_id: int, message: Outgoing) -> None:
         await self.inner.edit(address, message_id, message)
 
-    async def delete(self, address: int, message_id: int) -> None:
+    async def delete(self, address: Address, message_id: int) -> None:
         await self.inner.delete(address, message_id)
 
 

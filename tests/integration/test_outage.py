@@ -116,8 +116,8 @@ async def test_a_six_minute_telegram_outage_loses_nothing_timely_and_the_alert_g
             fake.faults.clear()
             for _ in range(40):
                 await worker.run_until_idle()
-                outbox = (await rows(db)).values()
-                if not [d for d in outbox if d.status in ("pending", "claimed")]:
+                current = (await rows(db)).values()
+                if not [d for d in current if d.status in ("pending", "claimed")]:
                     break
                 clock.advance(STEP)
             assert worker.outages() == {}
@@ -129,7 +129,9 @@ async def test_a_six_minute_telegram_outage_loses_nothing_timely_and_the_alert_g
     [mail] = mailbox.messages
     assert recipients == [THERAPIST_EMAIL]
     assert mail["Subject"] == t("en", "email.notice_subject", handle="c1")
-    assert "Safety alert · c1 · partner A" in mail.get_body(("plain",)).get_content()
+    plain = mail.get_body(("plain",))
+    assert plain is not None
+    assert "Safety alert · c1 · partner A" in plain.get_content()
     # Probes, not every row on every round: the outage did not hammer Telegram.
     assert during < 60
 

@@ -122,7 +122,7 @@ async def _apply(w: World, couple_id: int, step: tuple[object, ...]) -> None:
         couple = await uow.couples.get(couple_id)
         therapist = await uow.session.scalar(select(Therapist))
         assert couple is not None and therapist is not None
-        by_slot = {p.slot: p for p in await uow.partners.of_couple(couple_id)}
+        by_slot: dict[str, Partner] = {p.slot: p for p in await uow.partners.of_couple(couple_id)}
         partner = by_slot.get(str(step[1])) if len(step) > 1 else None
         if kind == "template":
             await couples.schedule(uow, therapist, couple, str(step[1]), now)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.locales import t
 from bot.services.outbox import enqueue
-from db.models import CheckIn, Response
+from db.models import CheckIn, DeliveryKind, Response
 from fakebotapi import FakeMessage, FakeUser
 from tests.e2e.conftest import Harness
 
@@ -112,7 +112,7 @@ def chat_text(user: FakeUser) -> str:
 
 
 async def send_prompt(
-    harness: Harness, user: FakeUser, kind: str, key: str, salt: str = ""
+    harness: Harness, user: FakeUser, kind: DeliveryKind, key: str, salt: str = ""
 ) -> FakeMessage:
     """Queue one prompt for ``user`` now and wait for it in their chat (with its page button)."""
     before = len(user.messages)

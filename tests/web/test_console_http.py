@@ -173,12 +173,9 @@ async def test_the_couple_page_is_the_digest_with_its_balance_charts_and_alerts(
         me = await uow.therapists.by_user(therapist.id)
         assert me is not None
         (row,) = await console.caseload(uow, me, deps.cipher, web_harness.clock.now())
-        digest = await console._digest(
-            uow,
-            await uow.couples.get(row.couple_id),
-            deps.cipher,
-            web_harness.clock.now(),  # type: ignore[arg-type]
-        )
+        pair = await uow.couples.get(row.couple_id)
+        assert pair is not None
+        digest = await console._digest(uow, pair, deps.cipher, web_harness.clock.now())
     # What needs attention, in counts and kinds: never the words.
     assert row.open_alerts == 1 and row.unseen_alerts == 1 and row.alert_kinds == ("suicide",)
     assert row.split and row.off_track
