@@ -19,10 +19,12 @@ CSP, no referrer); the console pages load no script at all.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -36,9 +38,12 @@ from bot.services.texts import UserError
 from bot.web import pages as webapp_pages
 from bot.web.console import auth, pages
 from bot.web.initdata import InvalidInitData, validate_init_data
-from db.models import Therapist
+from db.models import Couple, Therapist
+from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_Notes = tuple[Couple, tuple[console.NotesColumn, console.NotesColumn]]
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
@@ -57,6 +62,30 @@ def _id(request: web.Request, name: str) -> int:
     if not is_ascii_digits(value) or len(value) > 18:
         raise web.HTTPNotFound()
     return int(value)
+
+
+class _Answer(Exception):
+    """A page that ends the request early (signed out, refused); its response is sent."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+_Handler = Callable[["Console", web.Request], Awaitable[web.Response]]
+
+
+def _answered(handler: _Handler) -> _Handler:
+    """A page handler whose early answers (:class:`_Answer`) are the response."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Console, request: web.Request) -> web.Response:
+        try:
+            return await handler(self, request)
+        except _Answer as answer:
+            return answer.response
+
+    return wrapper
 
 
 class Console:
@@ -174,13 +203,39 @@ class Console:
 
     # --- pages ----------------------------------------------------------------------------
 
-    async def caseload(self, request: web.Request) -> web.Response:
-        """Every couple of the therapist (an admin: of the practice), by attention."""
+    async def _as_therapist(
+        self,
+        request: web.Request,
+        use: Callable[[UnitOfWork, Therapist], Awaitable[_T]],
+        *,
+        posted: bool = False,
+        refuse: Callable[[Therapist, UserError], web.Response] | None = None,
+    ) -> tuple[Therapist, _T]:
+        """Run ``use`` for the signed-in therapist, in one unit of work.
+
+        ``posted``: a form that changes something, refused from another site. A refusal
+        (signed out, another site's form, a couple that is not theirs) is raised as
+        :class:`_Answer` with its page (``refuse`` turns a user error into one).
+        """
+        if posted and (refused := self._foreign(request)) is not None:
+            raise _Answer(refused)
         therapist = await auth.signed_in(request, self.deps)
         if therapist is None:
-            return self._signed_out(request)
-        async with self.deps.db.uow() as uow:
-            rows = await console.caseload(uow, therapist, self.deps.cipher, self.deps.clock.now())
+            raise _Answer(self._signed_out(request))
+        try:
+            async with self.deps.db.uow() as uow:
+                return therapist, await use(uow, therapist)
+        except UserError as error:
+            raise _Answer((refuse or self._refused)(therapist, error)) from None
+
+    @_answered
+    async def caseload(self, request: web.Request) -> web.Response:
+        """Every couple of the therapist (an admin: of the practice), by attention."""
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> list[console.CoupleGlance]:
+            return await console.caseload(uow, therapist, self.deps.cipher, self.deps.clock.now())
+
+        therapist, rows = await self._as_therapist(request, use)
         page = pages.caseload_page(
             therapist.language,
             rows,
@@ -191,34 +246,33 @@ class Console:
         )
         return _html(page)
 
+    @_answered
     async def couple(self, request: web.Request) -> web.Response:
         """One couple's page; another therapist's couple reads as not found."""
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
         couple_id = _id(request, "couple")
-        try:
-            async with self.deps.db.uow() as uow:
-                view = await console.couple_view(
-                    uow, therapist, couple_id, self.deps.cipher, self.deps.clock.now()
-                )
-        except UserError as error:
-            return self._refused(therapist, error)
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> console.CoupleView:
+            return await console.couple_view(
+                uow, therapist, couple_id, self.deps.cipher, self.deps.clock.now()
+            )
+
+        therapist, view = await self._as_therapist(request, use)
         page = pages.couple_page(therapist.language, view, prefix=self.prefix, static=self.static)
         return _html(page)
 
+    @_answered
     async def notes(self, request: web.Request) -> web.Response:
         """The words each partner kept for their therapist: the couple's own therapist only."""
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
-        try:
-            async with self.deps.db.uow() as uow:
-                couple, columns = await console.notes_page(
-                    uow, therapist, _id(request, "couple"), self.deps.cipher, self.deps.clock.now()
-                )
-        except UserError as error:
-            return self._refused(therapist, error)
+        couple_id = _id(request, "couple")
+
+        async def use(
+            uow: UnitOfWork, therapist: Therapist
+        ) -> tuple[Couple, tuple[console.NotesColumn, console.NotesColumn]]:
+            return await console.notes_page(
+                uow, therapist, couple_id, self.deps.cipher, self.deps.clock.now()
+            )
+
+        therapist, (couple, columns) = await self._as_therapist(request, use)
         page = pages.notes_page(
             therapist.language,
             couple.handle,
@@ -231,44 +285,34 @@ class Console:
         )
         return _html(page)
 
+    @_answered
     async def acknowledge(self, request: web.Request) -> web.Response:
         """Mark an alert seen, then back to the couple's page."""
-        if (refused := self._foreign(request)) is not None:
-            return refused
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
-        couple_id = _id(request, "couple")
-        try:
-            async with self.deps.db.uow() as uow:
-                await console.acknowledge_alert(
-                    uow, therapist, couple_id, _id(request, "alert"), self.deps.clock.now()
-                )
-        except UserError as error:
-            return self._refused(therapist, error)
+        couple_id, alert_id = _id(request, "couple"), _id(request, "alert")
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> None:
+            await console.acknowledge_alert(
+                uow, therapist, couple_id, alert_id, self.deps.clock.now()
+            )
+
+        await self._as_therapist(request, use, posted=True)
         return self._to(f"/console/c/{couple_id}#alerts")
 
+    @_answered
     async def session(self, request: web.Request) -> web.Response:
         """Skip or move a session (the chat's ``/session``), then back to the couple."""
-        if (refused := self._foreign(request)) is not None:
-            return refused
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
         couple_id = _id(request, "couple")
+        action = request.match_info.get("action", "")
+
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        try:
-            async with self.deps.db.uow() as uow:
-                await console.change_session(
-                    uow,
-                    therapist,
-                    couple_id,
-                    request.match_info.get("action", ""),
-                    fields,
-                    self.deps.clock.now(),
-                )
-        except UserError as error:
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> None:
+            await console.change_session(
+                uow, therapist, couple_id, action, fields, self.deps.clock.now()
+            )
+
+        def refuse(therapist: Therapist, error: UserError) -> web.Response:
             if error.key == "console.not_found":
                 return self._refused(therapist, error)
             language = therapist.language
@@ -279,19 +323,19 @@ class Console:
                 static=self.static,
             )
             return _html(page, 422)
+
+        await self._as_therapist(request, use, posted=True, refuse=refuse)
         return self._to(f"/console/c/{couple_id}#sessions")
 
+    @_answered
     async def admin(self, request: web.Request) -> web.Response:
         """The practice admin's page: configuration, a file check, a couple's preview."""
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
         handle = request.query.get("couple", "")[:16] or None
-        try:
-            async with self.deps.db.uow() as uow:
-                view = await console.admin_view(uow, therapist, self.deps.clock.now(), handle)
-        except UserError as error:
-            return self._refused(therapist, error)
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> console.AdminView:
+            return await console.admin_view(uow, therapist, self.deps.clock.now(), handle)
+
+        therapist, view = await self._as_therapist(request, use)
         return _html(self._admin_page(therapist, view))
 
     def _admin_page(
@@ -304,13 +348,14 @@ class Console:
             therapist.language, view, check, prefix=self.prefix, static=self.static
         )
 
+    @_answered
     async def admin_check(self, request: web.Request) -> web.Response:
         """``dyad schedules check`` on an uploaded practice.toml; nothing is stored."""
-        if (refused := self._foreign(request)) is not None:
-            return refused
-        therapist = await auth.signed_in(request, self.deps)
-        if therapist is None:
-            return self._signed_out(request)
+
+        async def use(uow: UnitOfWork, therapist: Therapist) -> console.AdminView:
+            return await console.admin_view(uow, therapist, self.deps.clock.now(), None)
+
+        therapist, view = await self._as_therapist(request, use, posted=True)
         form = await request.post()
         upload = form.get("file")
         if isinstance(upload, web.FileField):
@@ -327,11 +372,6 @@ class Console:
             )
         else:
             check = console.check_upload(name, text)
-        try:
-            async with self.deps.db.uow() as uow:
-                view = await console.admin_view(uow, therapist, self.deps.clock.now(), None)
-        except UserError as error:
-            return self._refused(therapist, error)
         return _html(self._admin_page(therapist, view, check), 200 if check[0] else 422)
 
 
