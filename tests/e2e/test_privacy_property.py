@@ -33,7 +33,7 @@ from bot.logs import configure_logging
 from bot.services.crypto import Cipher, new_key
 from bot.services.deps import Deps
 from bot.services.outbox import enqueue
-from db.engine import Database
+from tests.conftest import open_database
 from tests.e2e.conftest import Harness
 
 ACTIONS = (
@@ -109,8 +109,7 @@ def _texts_seen_by(user: FakeUser) -> str:
 async def _scenario(steps_: list[Step], holder_slot: str, erase_at_end: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         clock = ManualClock(datetime(2026, 10, 19, 9, 0, tzinfo=UTC))
-        db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'dyad.db'}")
-        await db.migrate()
+        db, _ = await open_database("sqlite", Path(scratch))  # a migrated copy
         async with FakeBotAPI(clock=clock) as fake:
             settings_ = load_settings(
                 _env_file=None,
