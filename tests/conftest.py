@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import tempfile
@@ -105,3 +106,69 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+# The order `make test` runs in --------------------------------------------------------------
+
+# The files whose tests take tens of seconds (summed `--durations`, seconds, roughly), and
+# whether their tests may run apart (no module-scoped fixture, such as one browser, to share).
+SLOW_FILES: dict[str, tuple[float, bool]] = {
+    "tests/e2e/test_lifecycle_stateful.py": (70, True),
+    "tests/integration/test_resilience.py": (90, True),
+    "tests/integration/test_intake_crash.py": (60, True),
+    "tests/web/test_pages_browser.py": (46, False),
+    "tests/integration/test_benchmarks_smoke.py": (39, True),
+    "tests/e2e/test_demo.py": (35, True),
+    "tests/integration/test_dispatcher.py": (35, True),
+    "tests/web/test_miniapp_browser.py": (30, False),
+    "tests/web/test_console_browser.py": (20, False),
+    "tests/integration/test_two_workers.py": (20, True),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, each worker starts with its share of the slow tests.
+
+    ``--dist worksteal`` hands each worker one contiguous part of the collection, then
+    moves tests from the end of a long queue to an idle worker. A slow test started last
+    keeps the whole run waiting, so the slow ones go first in the parts, spread so that
+    each part holds about the same seconds of them; the rest keep their order.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2 or len(items) < workers:
+        return
+    units: list[tuple[float, list[pytest.Item]]] = []
+    by_file: dict[str, list[pytest.Item]] = {}
+    rest: list[pytest.Item] = []
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in SLOW_FILES:
+            by_file.setdefault(path, []).append(item)
+        else:
+            rest.append(item)
+    for path, members in by_file.items():
+        seconds, apart = SLOW_FILES[path]
+        if apart:
+            units.extend((seconds / len(members), [member]) for member in members)
+        else:
+            units.append((seconds, members))
+    # The sizes worksteal gives the parts: an equal share of what is left, in turn.
+    sizes, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for seconds, members in sorted(units, key=lambda unit: -unit[0]):
+        fits = [n for n in range(workers) if len(heads[n]) + len(members) <= sizes[n]]
+        part = min(fits or range(workers), key=lambda n: load[n])
+        heads[part].extend(members)
+        load[part] += seconds
+    ordered: list[pytest.Item] = []
+    fill = iter(rest)
+    for part in range(workers):
+        ordered.extend(heads[part])
+        ordered.extend(itertools.islice(fill, max(sizes[part] - len(heads[part]), 0)))
+    ordered.extend(fill)
+    assert sorted(map(id, ordered)) == sorted(map(id, items))
+    items[:] = ordered
