@@ -6,11 +6,13 @@ import atexit
 import itertools
 import os
 import shutil
+import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -18,6 +20,36 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.core.clock import ManualClock
 from db.engine import Database
+
+
+def _share_the_default_tls_context() -> None:
+    """Every httpx client of the test process verifies TLS with one shared default context.
+
+    Each client builds its own otherwise, reading the whole CA bundle (some 25 ms of CPU),
+    and a running Dyad has half a dozen (its Bot's requests, the group probe, webhooks): a
+    few minutes of CPU over the suite, for tests that speak plain http on loopback. The
+    context is the one httpx would build; only the clients share it.
+    """
+    import httpx._transports.default as transports
+
+    build = transports.create_ssl_context
+    shared: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        # The CA bundle httpx reads: the environment's (SSL_CERT_FILE, SSL_CERT_DIR) or its own.
+        key = (trust_env, *(os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")))
+        if key not in shared:
+            shared[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[key]
+
+    transports.create_ssl_context = create_ssl_context
+
+
+_share_the_default_tls_context()
 
 PG_URL_VAR = "DYAD_TEST_DATABASE_URL"
 PG_SKIP_REASON = f"{PG_URL_VAR} is not set, so the PostgreSQL variant does not run"
