@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
+import shutil
+import ssl
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +20,37 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.core.clock import ManualClock
 from db.engine import Database
+
+
+def _share_the_default_tls_context() -> None:
+    """Every httpx client of the test process verifies TLS with one shared default context.
+
+    Each client builds its own otherwise, reading the whole CA bundle (some 25 ms of CPU),
+    and a running Dyad has half a dozen (its Bot's requests, the group probe, webhooks): a
+    few minutes of CPU over the suite, for tests that speak plain http on loopback. The
+    context is the one httpx would build; only the clients share it.
+    """
+    import httpx._transports.default as transports
+
+    # A private name of httpx (no stub exports it): the one function its transports call.
+    build = transports.create_ssl_context  # type: ignore[attr-defined]
+    shared: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        # The CA bundle httpx reads: the environment's (SSL_CERT_FILE, SSL_CERT_DIR) or its own.
+        key = (trust_env, *(os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")))
+        if key not in shared:
+            shared[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[key]
+
+    transports.create_ssl_context = create_ssl_context  # type: ignore[attr-defined]
+
+
+_share_the_default_tls_context()
 
 PG_URL_VAR = "DYAD_TEST_DATABASE_URL"
 PG_SKIP_REASON = f"{PG_URL_VAR} is not set, so the PostgreSQL variant does not run"
@@ -30,10 +67,33 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2026, 10, 19, 9, 0, tzinfo=UTC))
 
 
+_sqlite_template: Path | None = None
+
+
+async def _migrated_sqlite_file() -> Path:
+    """A SQLite file this process migrated once, to copy for each test that needs one."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        scratch = Path(tempfile.mkdtemp(prefix="dyad-template-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        template = Database(f"sqlite+aiosqlite:///{scratch / 'migrated.db'}")
+        await template.migrate()
+        await template.dispose()  # the last connection folds the WAL into the file
+        _sqlite_template = scratch / "migrated.db"
+    return _sqlite_template
+
+
 async def open_database(kind: str, tmp_path: Path) -> tuple[Database, str | None]:
-    """A migrated, empty database of the given kind; PostgreSQL gets a schema of its own."""
+    """A migrated, empty database of the given kind; PostgreSQL gets a schema of its own.
+
+    SQLite starts from a copy of a file the migrations made earlier in this process (they
+    take a few hundred milliseconds, mostly waiting on the disk, and the copy a few); the
+    start's own ``migrate`` then finds it up to date, as a restarted Dyad does.
+    """
     if kind == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'dyad.db'}")
+        path = tmp_path / "dyad.db"
+        shutil.copyfile(await _migrated_sqlite_file(), path)
+        db = Database(f"sqlite+aiosqlite:///{path}")
         await db.migrate()
         return db, None
     url = postgres_url()
@@ -79,3 +139,70 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+# The order `make test` runs in --------------------------------------------------------------
+
+# The files whose tests take tens of seconds in all (summed `--durations` on a quiet two-core
+# machine, doubled for three workers sharing it; only their ratios matter), and whether
+# their tests may run apart (no module-scoped fixture, such as one browser, to share).
+SLOW_FILES: dict[str, tuple[float, bool]] = {
+    "tests/e2e/test_lifecycle_stateful.py": (115, True),
+    "tests/integration/test_resilience.py": (150, True),
+    "tests/integration/test_intake_crash.py": (45, True),
+    "tests/integration/test_benchmarks_smoke.py": (60, True),
+    "tests/e2e/test_demo.py": (46, True),
+    "tests/integration/test_dispatcher.py": (70, True),
+    "tests/web/test_miniapp_browser.py": (50, False),
+    "tests/web/test_console_browser.py": (25, False),
+    "tests/web/test_pages_browser.py": (20, False),
+    "tests/integration/test_two_workers.py": (20, True),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, each worker starts with its share of the slow tests.
+
+    ``--dist worksteal`` hands each worker one contiguous part of the collection, then
+    moves tests from the end of a long queue to an idle worker. A slow test started last
+    keeps the whole run waiting, so the slow ones go first in the parts, spread so that
+    each part holds about the same seconds of them; the rest keep their order.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2 or len(items) < workers:
+        return
+    units: list[tuple[float, list[pytest.Item]]] = []
+    by_file: dict[str, list[pytest.Item]] = {}
+    rest: list[pytest.Item] = []
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if path in SLOW_FILES:
+            by_file.setdefault(path, []).append(item)
+        else:
+            rest.append(item)
+    for path, members in by_file.items():
+        seconds, apart = SLOW_FILES[path]
+        if apart:
+            units.extend((seconds / len(members), [member]) for member in members)
+        else:
+            units.append((seconds, members))
+    # The sizes worksteal gives the parts: an equal share of what is left, in turn.
+    sizes, left = [], len(items)
+    for remaining in range(workers, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for seconds, members in sorted(units, key=lambda unit: -unit[0]):
+        fits = [n for n in range(workers) if len(heads[n]) + len(members) <= sizes[n]]
+        part = min(fits or range(workers), key=lambda n: load[n])
+        heads[part].extend(members)
+        load[part] += seconds
+    ordered: list[pytest.Item] = []
+    fill = iter(rest)
+    for part in range(workers):
+        ordered.extend(heads[part])
+        ordered.extend(itertools.islice(fill, max(sizes[part] - len(heads[part]), 0)))
+    ordered.extend(fill)
+    assert sorted(map(id, ordered)) == sorted(map(id, items))
+    items[:] = ordered

@@ -21,6 +21,7 @@ from bot.services.practices import create_practice
 from db.engine import Database
 from db.models import Partner, Therapist
 from fakebotapi import FakeBotAPI, FakeUser
+from tests.conftest import open_database
 
 CLINICAL_TABLES = (
     "practices",
@@ -174,8 +175,7 @@ async def _reply_seen(
 async def _scenario(updates: list[tuple[str, str, Any]]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         clock = ManualClock(datetime(2026, 10, 19, 9, 0, tzinfo=UTC))
-        db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'dyad.db'}")
-        await db.migrate()
+        db, _ = await open_database("sqlite", Path(scratch))  # a migrated copy
         async with FakeBotAPI(clock=clock) as fake:
             users = await _world(db, clock, fake)
             bot = offline_bot(fake, offline_deps(fake, db, clock))

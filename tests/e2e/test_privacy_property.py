@@ -30,8 +30,8 @@ from bot.demo import offline_bot, offline_deps
 from bot.locales import t
 from bot.logs import configure_logging
 from bot.services.outbox import enqueue
-from db.engine import Database
 from fakebotapi import FakeBotAPI, FakeUser
+from tests.conftest import open_database
 from tests.e2e.conftest import Harness
 
 if TYPE_CHECKING:
@@ -110,8 +110,7 @@ def _texts_seen_by(user: FakeUser) -> str:
 async def _scenario(steps_: list[Step], holder_slot: str, erase_at_end: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         clock = ManualClock(datetime(2026, 10, 19, 9, 0, tzinfo=UTC))
-        db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'dyad.db'}")
-        await db.migrate()
+        db, _ = await open_database("sqlite", Path(scratch))  # a migrated copy
         async with FakeBotAPI(clock=clock) as fake:
             bot = offline_bot(fake, offline_deps(fake, db, clock))
             await bot.start()

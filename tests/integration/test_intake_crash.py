@@ -1,10 +1,10 @@
 """SIGKILL with acknowledged updates in flight: after a restart each is handled exactly once.
 
-A real ``dyad run`` process polls the fake Bot API (in this test's process) for a
-therapist's ``/newcouple`` commands. Once Telegram has had every update confirmed, and
-while the first reply still waits for its answer, the process is killed with SIGKILL. A
-fresh process then takes over what the dead one stored and did not handle: every couple
-exists once, every command was answered once.
+A real ``dyad run`` process polls the fake Bot API (in this test's process) for ten
+therapists' ``/newcouple`` commands. Once Telegram has had every update confirmed, and
+while each therapist's first reply still waits for its answer, the process is killed with
+SIGKILL. A fresh process then takes over what the dead one stored and did not handle:
+every couple exists once, every command was answered once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from tests.integration.test_two_workers import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "7012345679:AAHcrashCRASHcrashCRASHcrashCRASH12"
-THERAPIST = 500
+# Ten chats, four commands each: replies to one chat are paced a second apart (as
+# Telegram wants), so forty from a single chat would spend most of the test waiting.
+THERAPISTS = tuple(range(500, 510))
 COMMANDS = 40
 
 
@@ -93,41 +95,51 @@ async def test_updates_acknowledged_before_a_sigkill_are_each_handled_once_after
         practice = Practice(slug="north", name="North Practice", created_at=now)
         uow.session.add(practice)
         await uow.flush()
-        uow.session.add(
+        uow.session.add_all(
             Therapist(
                 practice_id=practice.id,
-                display_name="Dr Rivera",
-                telegram_user_id=THERAPIST,
-                chat_id=THERAPIST,
+                display_name=f"Dr {chat}",
+                telegram_user_id=chat,
+                chat_id=chat,
                 created_at=now,
                 joined_at=now,
             )
+            for chat in THERAPISTS
         )
         await uow.commit()
     key = new_key()
     async with FakeBotAPI(token=TOKEN) as fake:
-        therapist = fake.add_user(THERAPIST, "Ana", has_started=True)
+        therapists = [fake.add_user(chat, f"T{chat}", has_started=True) for chat in THERAPISTS]
+
+        def answered() -> int:
+            return sum(bool(links_in(m)) for user in therapists for m in user.messages)
+
         for number in range(COMMANDS):
+            therapist = therapists[number % len(therapists)]
             await therapist.send_command("newcouple", f"Pair {number}")
-        # The first reply goes out, but its answer takes long: the process is busy with it.
-        fake.inject("sendMessage", kind="timeout", timeout_applies=True, delay=30.0)
+        # Each chat's first reply goes out, but its answer takes long: the process is busy
+        # with one update of every chat, the others wait behind it.
+        for chat in THERAPISTS:
+            fake.inject(
+                "sendMessage", chat_id=chat, kind="timeout", timeout_applies=True, delay=30.0
+            )
         first = await start_bot(db, fake, key, tmp_path)
         try:
             await fake.wait_for(lambda: not fake.pending_updates, 30.0)  # all acknowledged
-            await fake.wait_for(lambda: fake.faults.fired, 30.0)
+            await fake.wait_for(lambda: len(fake.faults.fired) >= len(THERAPISTS), 30.0)
             first.send_signal(signal.SIGKILL)
             await first.wait()
         finally:
             if first.returncode is None:
                 first.kill()
                 await first.wait()
-        answered_before = sum(bool(links_in(m)) for m in therapist.messages)
+        answered_before = answered()
         assert answered_before < COMMANDS, "the kill must leave updates in flight"
 
         second = await start_bot(db, fake, key, tmp_path)
         try:
             await fake.wait_for(
-                lambda: sum(bool(links_in(m)) for m in therapist.messages) >= COMMANDS,
+                lambda: answered() >= COMMANDS,
                 60.0,
                 on_timeout=lambda: (tmp_path / "bot.log").read_text()[-3000:],
             )
@@ -155,5 +167,5 @@ async def test_updates_acknowledged_before_a_sigkill_are_each_handled_once_after
         labels = Counter(await uow.session.scalars(select(Couple.label)))
         rows = list(await uow.session.scalars(select(InboxUpdate)))
     assert labels == Counter({f"Pair {n}": 1 for n in range(COMMANDS)})
-    assert sum(bool(links_in(m)) for m in therapist.messages) == COMMANDS
+    assert answered() == COMMANDS
     assert all(r.payload is None for r in rows), "a handled update keeps no text"

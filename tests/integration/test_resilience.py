@@ -33,8 +33,9 @@ from tests.integration.test_dispatcher import (
 
 __all__ = ["lax_fake", "shared_db"]  # fixtures shared with the dispatcher tests
 
-ROWS_PER_PARTNER = {"postgresql": 6, "sqlite": 2}  # 1,200 rows on PostgreSQL
+ROWS_PER_PARTNER = 2  # 400 rows: some 20 batches, three kills and the last worker's share
 SHORT_LEASE = timedelta(seconds=2)  # what a killed worker held comes back this soon
+KILL_AFTER = (10, 60)  # each worker is killed once it has sent this many more messages
 
 
 async def _claimed(db: Database) -> int:
@@ -49,7 +50,7 @@ async def test_a_dispatcher_killed_at_random_points_loses_nothing(
 ) -> None:
     db, schema = shared_db
     clinic = await open_clinic(db, lax_fake, clock.now(), couples=100)
-    ids = await queue_notes(db, clinic.partners, ROWS_PER_PARTNER[db.dialect], clock.now())
+    ids = await queue_notes(db, clinic.partners, ROWS_PER_PARTNER, clock.now())
     rng = random.Random(2026)
     now = clock.now()
     in_flight = 0
@@ -58,9 +59,12 @@ async def test_a_dispatcher_killed_at_random_points_loses_nothing(
         worker = await start_worker(db, schema, lax_fake, now, lease=SHORT_LEASE)
         assert worker.stdout is not None and worker.stdin is not None
         assert await worker.stdout.readline() == b"ready\n"
+        # The kill comes at a random point of the worker's progress, not of the clock, so it
+        # lands mid-run however fast the machine is (a claim, a send or a mark under way).
+        target = len(lax_fake.bot_messages) + rng.randint(*KILL_AFTER)
         worker.stdin.write(b"go\n")
         await worker.stdin.drain()
-        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        await lax_fake.wait_for(lambda: len(lax_fake.bot_messages) >= target, 60.0)  # noqa: B023
         if worker.returncode is None:
             worker.kill()  # SIGKILL: no clean-up, no last commit
             kills += 1

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from bot.core.clock import ManualClock
 from bot.locales import t
-from db.engine import Database
 from fakebotapi import FakeBotAPI, FakeUser
+from tests.conftest import open_database
 from tests.e2e.test_privacy_property import _captured_logs
 from tests.web.conftest import WebHarness, start_web_harness
 from tests.web.flows import (
@@ -165,8 +165,7 @@ async def _play(harness: WebHarness, steps_: list[Step], holder_slot: str) -> No
 async def _scenario(steps_: list[Step], holder_slot: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         clock = ManualClock(datetime(2026, 10, 19, 9, 0, tzinfo=UTC))
-        db = Database(f"sqlite+aiosqlite:///{Path(scratch) / 'dyad.db'}")
-        await db.migrate()
+        db, _ = await open_database("sqlite", Path(scratch))  # a migrated copy
         async with FakeBotAPI(clock=clock) as fake:
             harness, bot, web = await start_web_harness(fake, db, clock)
             try:
