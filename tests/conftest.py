@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import itertools
 import os
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.core.clock import ManualClock
 from db.engine import Database
+from db.models import Base
 
 
 def _share_the_default_tls_context() -> None:
@@ -99,14 +101,70 @@ async def open_database(kind: str, tmp_path: Path) -> tuple[Database, str | None
     url = postgres_url()
     if url is None:
         pytest.skip(PG_SKIP_REASON)
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    await admin.dispose()
+    schema = await _emptied_schema(url)
+    if schema is None:
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        admin = create_async_engine(url)
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        await admin.dispose()
     db = Database(url, search_path=schema)
     await db.migrate()
     return db, schema
+
+
+_given_back: list[str] = []
+"""PostgreSQL schemas this process's tests have finished with (``release_schema``)."""
+
+
+async def _emptied_schema(url: str) -> str | None:
+    """A schema an earlier test of this process gave back, emptied; None when there is none.
+
+    Making a schema and migrating it costs a third of a second, mostly the server's work on
+    the tables; emptying one costs a tenth. The schema is emptied when it is taken, not when
+    it is given back, so nothing a finished test left behind can reach the next one; one
+    whose tables are not the migrations' is dropped instead.
+    """
+    expected = {table.name for table in Base.metadata.sorted_tables} | {"alembic_version"}
+    admin = create_async_engine(url)
+    try:
+        while _given_back:
+            schema = _given_back.pop()
+            async with admin.begin() as conn:
+                rows = await conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = :schema"),
+                    {"schema": schema},
+                )
+                tables = {row[0] for row in rows}
+                if tables != expected:
+                    await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+                    continue
+                names = ", ".join(
+                    f'"{schema}"."{name}"' for name in sorted(tables - {"alembic_version"})
+                )
+                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return schema
+        return None
+    finally:
+        await admin.dispose()
+
+
+async def release_schema(schema: str) -> None:
+    """A test is done with its PostgreSQL schema: the next test of this process may take it."""
+    _given_back.append(schema)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The schemas given back are dropped when this process's tests end."""
+    url = postgres_url()
+    if url is None or not _given_back:
+        return
+
+    async def drop_all() -> None:
+        while _given_back:
+            await drop_schema(_given_back.pop())
+
+    asyncio.run(drop_all())
 
 
 async def drop_schema(schema: str) -> None:
@@ -128,7 +186,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     finally:
         await database.dispose()
         if schema is not None:
-            await drop_schema(schema)
+            await release_schema(schema)
 
 
 @pytest.fixture

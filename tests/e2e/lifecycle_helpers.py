@@ -33,7 +33,7 @@ from bot.services.crypto import Cipher
 from db.engine import Database
 from db.models import Base
 from fakebotapi import FakeBotAPI, FakeMessage
-from tests.conftest import drop_schema, open_database
+from tests.conftest import open_database, release_schema
 from tests.e2e.conftest import Harness
 from tests.e2e.test_email_and_webhooks import Receiver
 from tests.e2e.test_group import _UNPACED as UNPACED
@@ -67,7 +67,7 @@ class Stack:
             await self.fake.stop()
             await self.db.dispose()
             if self.schema is not None:
-                await drop_schema(self.schema)
+                await release_schema(self.schema)
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 

@@ -35,7 +35,7 @@ from db.models import Couple, Delivery, DeliveryKind, Partner, Practice, Therapi
 from db.uow import UnitOfWork
 from fakebotapi import FakeBotAPI, RateLimits
 from schedules.dispatcher import Dispatcher, Pacer
-from tests.conftest import drop_schema, open_database
+from tests.conftest import open_database, release_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 THERAPIST_CHAT = 500
@@ -71,7 +71,7 @@ async def shared_db(
     finally:
         await database.dispose()
         if schema is not None:
-            await drop_schema(schema)
+            await release_schema(schema)
 
 
 @contextlib.asynccontextmanager
