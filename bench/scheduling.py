@@ -428,11 +428,18 @@ def _lines(result: dict[str, Any]) -> list[str]:
 
 
 async def run(
-    partners: int, databases: Sequence[str], postgres_url: str, apscheduler_partners: int
+    partners: int,
+    databases: Sequence[str],
+    postgres_url: str,
+    apscheduler_partners: int,
+    start: datetime | None = None,
 ) -> dict[str, Any]:
-    """Seed each database once, run each side in its own processes, and compare."""
+    """Seed each database once, run each side in its own processes, and compare.
+
+    ``start``: the first pass's time (default now); the repeat pass comes five minutes later.
+    """
     notes: list[str] = []
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = start or datetime.now(UTC).replace(microsecond=0)
     results = {
         kind: await _one_database(kind, partners, postgres_url, now, notes, apscheduler_partners)
         for kind in databases
@@ -460,7 +467,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=2_000,
         help="partners whose jobs go into APScheduler's job store (one commit per job: slow)",
     )
-    hidden_options = ("--side", "--url", "--schema", "--now", "--store-url", "--store-schema")
+    parser.add_argument(
+        "--now",
+        help="the first pass's time, ISO 8601 (default: now); a fixed time plans the same rows",
+    )
+    hidden_options = ("--side", "--url", "--schema", "--store-url", "--store-schema")
     for hidden in (*hidden_options, "--limit"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -470,7 +481,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(json.dumps(result), flush=True)
         return result
     databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
-    return asyncio.run(run(args.partners, databases, args.postgres_url, args.apscheduler_partners))
+    start = datetime.fromisoformat(args.now) if args.now else None
+    return asyncio.run(
+        run(args.partners, databases, args.postgres_url, args.apscheduler_partners, start)
+    )
 
 
 if __name__ == "__main__":
