@@ -278,16 +278,7 @@ async def _digest(uow: UnitOfWork, couple: Couple, cipher: Cipher, now: datetime
     """The digest of the period up to now, as the next one will be; not audited here."""
     therapist = await uow.therapists.get(couple.therapist_id)
     assert therapist is not None
-    previous = await uow.session.scalar(
-        select(TherapySession.starts_at)
-        .where(
-            TherapySession.couple_id == couple.id,
-            TherapySession.starts_at < now,
-            TherapySession.cancelled_at.is_(None),
-        )
-        .order_by(TherapySession.starts_at.desc())
-        .limit(1)
-    )
+    previous = await uow.sessions.last_start_before(couple.id, now)
     data = await digests.build_input(
         uow, couple, therapist, cipher, period_end=now, previous_session_at=previous
     )
@@ -495,13 +486,11 @@ def _glance(
     )
 
 
-async def caseload(
-    uow: UnitOfWork, therapist: Therapist, cipher: Cipher, now: datetime
-) -> list[CoupleGlance]:
+async def caseload(uow: UnitOfWork, therapist: Therapist, now: datetime) -> list[CoupleGlance]:
     """The therapist's couples (an admin's: the practice's), most in need of attention first.
 
     Read with a fixed number of queries whatever the caseload's size, and without reading
-    any words (``cipher`` is unused: the caseload shows counts and flags only). Each
+    any words (it takes no cipher: the caseload shows counts and flags only). Each
     couple shown is recorded in the audit log.
     """
     query = select(Couple).where(Couple.status == "active")

@@ -154,7 +154,7 @@ async def _caseload_statements(
 
         event.listen(harness.db.engine.sync_engine, "before_cursor_execute", seen)
         try:
-            rows = await console.caseload(uow, me, harness.bot.deps.cipher, harness.clock.now())
+            rows = await console.caseload(uow, me, harness.clock.now())
         finally:
             event.remove(harness.db.engine.sync_engine, "before_cursor_execute", seen)
     return statements, rows

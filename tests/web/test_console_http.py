@@ -172,7 +172,7 @@ async def test_the_couple_page_is_the_digest_with_its_balance_charts_and_alerts(
     async with web_harness.db.uow() as uow:
         me = await uow.therapists.by_user(therapist.id)
         assert me is not None
-        (row,) = await console.caseload(uow, me, deps.cipher, web_harness.clock.now())
+        (row,) = await console.caseload(uow, me, web_harness.clock.now())
         pair = await uow.couples.get(row.couple_id)
         assert pair is not None
         digest = await console._digest(uow, pair, deps.cipher, web_harness.clock.now())

@@ -233,7 +233,7 @@ class Console:
         """Every couple of the therapist (an admin: of the practice), by attention."""
 
         async def use(uow: UnitOfWork, therapist: Therapist) -> list[console.CoupleGlance]:
-            return await console.caseload(uow, therapist, self.deps.cipher, self.deps.clock.now())
+            return await console.caseload(uow, therapist, self.deps.clock.now())
 
         therapist, rows = await self._as_therapist(request, use)
         page = pages.caseload_page(
