@@ -23,6 +23,7 @@ from bot.services import (
     partners,
     prompts,
     reachability,
+    safety_flow,
 )
 from bot.services.texts import UserError, msg
 from bot.services.usecase import Call, Caller, Reply
@@ -232,7 +233,13 @@ async def followup_words(call: Call, response_id: int, text: str, message_id: in
         if error.key != "prompts.no_open":
             raise
         # The follow-up is gone or already has its words: the wait for them ends all the
-        # same (its state stays cleared), and the partner hears why.
+        # same (its state stays cleared), and the partner hears why. The words reach no
+        # question that would screen them, so they are screened here.
+        resources = await safety_flow.screen_free_text(
+            call.uow, partner, call.deps.cipher, text, call.now
+        )
+        if resources is not None:
+            return Reply.say(resources, wake=True)
         return Reply.say(error.text(partner.language))
     return _replied(result)
 

@@ -43,3 +43,24 @@ async def test_crisis_words_typed_while_a_time_zone_is_awaited_get_resources_and
     await therapist.wait_for_message(lambda m: "alert" in m.text.lower() and handle in m.text)
     async with harness.db.uow() as uow:
         assert len(list(await uow.session.scalars(select(Alert)))) == 1
+
+
+async def test_crisis_words_typed_for_a_follow_up_that_is_gone_get_resources_and_alert(
+    harness: Harness,
+) -> None:
+    """The follow-up's words would be screened where they are stored; when that follow-up
+    is gone (or has its words), nothing stores them, so they are screened on the way."""
+    therapist, alex, _, handle = await _couple(harness)
+    async with harness.db.uow() as uow:
+        await uow.conversations.set(
+            alex.id, "followup_words", {"response_id": 999_999}, harness.clock.now()
+        )
+        await uow.commit()
+    await alex.send_text("I want to kill myself")
+    card = await alex.wait_for_message()
+    assert "988" in card.text
+    await harness.settle()
+    await therapist.wait_for_message(lambda m: "alert" in m.text.lower() and handle in m.text)
+    async with harness.db.uow() as uow:
+        assert len(list(await uow.session.scalars(select(Alert)))) == 1
+        assert await uow.conversations.get(alex.id) is None, "the wait ended all the same"
